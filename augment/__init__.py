@@ -1,0 +1,1 @@
+"""Validity-preserving augmentations and their exact inverses (pure functions)."""

@@ -1,0 +1,42 @@
+"""Things every stage shares: the user-error type, stderr logging and progress bars.
+
+Library code raises `HrmError` for anything the user can fix (bad input, missing file,
+wrong format); the CLI turns it into one line on stderr and a non-zero exit.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Iterable, TypeVar
+
+from tqdm import tqdm
+
+T = TypeVar("T")
+
+_quiet = False
+
+
+class HrmError(Exception):
+    """An error caused by the user's input, reported as one line without a traceback."""
+
+
+def set_quiet(quiet: bool) -> None:
+    global _quiet
+    _quiet = quiet
+
+
+def is_quiet() -> bool:
+    return _quiet
+
+
+def log(message: str) -> None:
+    """A progress/log line on stderr (results go to stdout)."""
+    if not _quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "",
+             unit: str = "it") -> tqdm:
+    """A tqdm bar on stderr, silent when stderr is not a TTY or when --quiet was given."""
+    disable = _quiet or not sys.stderr.isatty()
+    return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, disable=disable,
+                dynamic_ncols=True, leave=False)

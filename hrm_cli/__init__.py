@@ -1,0 +1,1 @@
+"""The `hrm` command line: argument parsing, messages and exit codes only."""

@@ -1,0 +1,3 @@
+from hrm_cli.app import main
+
+main()

@@ -1,0 +1,56 @@
+"""The root Typer app. Commands live in their own modules and call library functions."""
+from __future__ import annotations
+
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated, Optional
+
+import typer
+
+from builders.common import HrmError
+from hrm_cli import inspect_cmd
+
+app = typer.Typer(
+    name="hrm",
+    help="Build reasoning-puzzle datasets, train the Hierarchical Reasoning Model, score checkpoints.\n\n"
+         "Example: hrm build-data sudoku --out data/sudoku && hrm inspect data/sudoku",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+build_app = typer.Typer(
+    help="Build a dataset (sudoku, maze, arc) or import one in the reference layout.",
+    no_args_is_help=True,
+)
+app.add_typer(build_app, name="build-data")
+app.command("inspect", epilog=inspect_cmd.EXAMPLE)(inspect_cmd.inspect)
+
+
+def _version() -> str:
+    try:
+        return version("hrm")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@app.callback()
+def root(
+    show_version: Annotated[Optional[bool], typer.Option("--version", help="Print the version and exit.",
+                                                         is_eager=True)] = None,
+) -> None:
+    if show_version:
+        typer.echo(f"hrm {_version()}")
+        raise typer.Exit()
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit code 1, never a traceback."""
+    try:
+        app()
+    except HrmError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)

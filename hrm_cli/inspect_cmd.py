@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from builders.inspect import describe, example_text, format_description
+from hrm_cli.options import Json
+
+EXAMPLE = "Example: hrm inspect data/sudoku --split test --index 3"
+
+
+def inspect(
+    path: Annotated[Path, typer.Argument(help="Dataset directory.")],
+    split: Annotated[Optional[str], typer.Option(help="Split whose example is rendered (default: test).")] = None,
+    index: Annotated[int, typer.Option(help="Row of the rendered example.")] = 0,
+    as_json: Json = False,
+) -> None:
+    """Show what a dataset holds: task, splits, counts, per-group statistics, one example."""
+    info = describe(path)
+    if as_json:
+        typer.echo(json.dumps(info))
+        return
+    typer.echo(format_description(info))
+    typer.echo("")
+    typer.echo(example_text(path, split, index))

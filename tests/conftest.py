@@ -1,0 +1,39 @@
+"""Shared fixtures: run the CLI as a user would (a subprocess), find the real ARC data."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_ARC = REPO.parent / "shared" / "data" / "arc"
+
+
+def run_hrm(*args: str | os.PathLike, check: bool = False, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`hrm ARGS...` in a subprocess (stdout/stderr captured, text); `check` asserts exit 0."""
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    result = subprocess.run([sys.executable, "-m", "hrm_cli", *map(str, args)], capture_output=True,
+                            text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL)
+    if check and result.returncode != 0:
+        raise AssertionError(f"hrm {' '.join(map(str, args))} exited {result.returncode}:\n{result.stderr}")
+    return result
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """A user error: non-zero exit, exactly one line on stderr, no traceback, naming `fragments`."""
+    assert result.returncode != 0, result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture
+def shared_arc() -> Path:
+    if not (SHARED_ARC / "arc-agi_training_challenges.json").is_file():
+        pytest.skip(f"real ARC data not found at {SHARED_ARC} (only present beside the project's own checkout)")
+    return SHARED_ARC
