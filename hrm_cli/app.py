@@ -9,6 +9,7 @@ import typer
 
 from builders.common import HrmError
 from hrm_cli import inspect_cmd
+from hrm_cli import build_maze
 
 app = typer.Typer(
     name="hrm",
@@ -25,6 +26,7 @@ build_app = typer.Typer(
 )
 app.add_typer(build_app, name="build-data")
 app.command("inspect", epilog=inspect_cmd.EXAMPLE)(inspect_cmd.inspect)
+build_app.command("maze", epilog=build_maze.EXAMPLE)(build_maze.maze)
 
 
 def _version() -> str:
