@@ -63,13 +63,15 @@ class Mazes:
 
 def stream_base(seed: int, stream: int) -> np.uint64:
     """Base of the random stream of one split (train 0, test 1) for `seed`."""
-    return kernels.mix64(kernels.mix64(np.uint64(seed & (2**64 - 1))) + np.uint64(stream))
+    # np.uint64 throughout: numba hands uint64 back as a Python int, which would type as int64
+    first = np.uint64(kernels.mix64(np.uint64(seed & (2**64 - 1))))
+    return np.uint64(kernels.mix64(first + np.uint64(stream)))
 
 
 def dihedral_versions(tokens: np.ndarray, side: int, ids: list[int] | range) -> np.ndarray:
     """[n, side*side] -> [n, len(ids), side*side]: transform `ids` of every grid."""
     grids = np.moveaxis(tokens.reshape(-1, side, side), 0, -1)  # dihedral acts on the first two axes
-    return np.stack([np.moveaxis(dihedral(grids, t), -1, 0).reshape(len(tokens), -1) for t in ids],
+    return np.stack([np.moveaxis(dihedral(grids, t), -1, 0).reshape(len(tokens), side * side) for t in ids],
                     axis=1)
 
 
