@@ -41,7 +41,8 @@ def mix64(x: np.uint64) -> np.uint64:
 @njit(cache=True)
 def maze_seed(base: np.uint64, index: np.int64) -> np.uint64:
     """The RNG state of maze `index` of a stream whose base is `base`."""
-    return mix64(base + np.uint64(index) * _GAMMA)
+    # Explicit uint64: numba would compute int64 + uint64 in float64.
+    return mix64(np.uint64(base) + np.uint64(index) * _GAMMA)
 
 
 @njit(cache=True)
@@ -200,6 +201,7 @@ def _lengthen(state, open_cells, side, start, goal, min_path, dist, order, path,
     length = dist[goal]
     frozen[:] = 0
     candidates = np.empty(len(open_cells), np.int64)
+    saved = np.empty_like(dist)
     while length < min_path:
         extract_path(side, dist, goal, state, path)
         n = 0
@@ -211,11 +213,12 @@ def _lengthen(state, open_cells, side, start, goal, min_path, dist, order, path,
             return -1
         cell = candidates[_below(state, n)]
         open_cells[cell] = 0
+        saved[:] = dist  # restoring is cheaper than a second BFS when the wall is undone
         bfs(open_cells, side, start, dist, order, goal)
         if dist[goal] < 0:
             open_cells[cell] = 1
             frozen[cell] = 1
-            bfs(open_cells, side, start, dist, order, goal)
+            dist[:] = saved
         length = dist[goal]
     return length
 
