@@ -361,3 +361,25 @@ def test_cli_build_and_existing_output(tmp_path):
     assert "path_length" in inspect and "num_shortest_paths" in inspect
     rendered = inspect[inspect.index("input"):].split("\n", 1)[1]  # input and label side by side
     assert rendered.count("S") == 2 and rendered.count("G") == 2 and rendered.count("o") >= 9
+
+
+def test_csv_missing_files(tmp_path):
+    with pytest.raises(HrmError, match="not a directory"):
+        build_maze(tmp_path / "out", size=4, from_csv=tmp_path / "nowhere")
+    write_csv(tmp_path / "csv" / "train.csv", [(MAZE, ANSWER)])
+    with pytest.raises(HrmError, match="test.csv does not exist"):
+        build_maze(tmp_path / "out", size=4, from_csv=tmp_path / "csv")
+    assert not (tmp_path / "out").exists()
+
+
+def test_inspect_histogram_of_wide_counts_uses_geometric_bins():
+    from builders.inspect import histogram
+
+    values = np.array([1, 1, 3, 70, 5000, 2**20, 2**30])
+    bins = histogram(values)
+    assert len(bins) <= 10 and sum(b["count"] for b in bins) == len(values)
+    assert bins[0]["from"] == 1 and bins[-1]["to"] == 2**30
+    assert all(a["to"] + 1 == b["from"] for a, b in zip(bins, bins[1:]))
+    for b in bins:  # each value falls in the bin that claims it
+        assert b["count"] == int(((values >= b["from"]) & (values <= b["to"])).sum())
+    assert bins[0]["to"] < 70  # geometric: the small counts are not lumped with 70 and beyond
