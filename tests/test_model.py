@@ -17,6 +17,16 @@ TINY = dict(H_cycles=2, L_cycles=3, H_layers=2, L_layers=1, hidden_size=16, num_
 SEQ_LEN, VOCAB, NUM_IDS, BATCH = 6, 5, 7, 3
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny shapes gain nothing from threads, and on a shared 2-core machine contending OpenMP
+    threads make each op ~10x slower; test modules using tiny_model import this fixture."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_model(**overrides) -> HrmAct:
     torch.manual_seed(0)
     model = build_model({**TINY, **overrides}, seq_len=SEQ_LEN, vocab_size=VOCAB, num_puzzle_identifiers=NUM_IDS,

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from tests.test_model import BATCH, random_batch, tiny_model
+from tests.test_model import BATCH, one_thread, random_batch, tiny_model  # noqa: F401 - fixture
 
 
 def set_q_bias(model, halt: float, cont: float) -> None:

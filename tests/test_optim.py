@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from train.layers import SparsePuzzleEmbedding
+from tests.test_model import one_thread, random_batch, tiny_model  # noqa: F401 - one_thread: fixture
 from train.optim import AdamAtan2, SparseSignSGD, lr_at
 
 
@@ -82,7 +83,6 @@ def test_sparse_sign_sgd_updates_only_the_batch_rows_with_summed_gradients():
 
 
 def test_sparse_sign_sgd_through_the_model_touches_only_the_batch_rows():
-    from tests.test_model import random_batch, tiny_model
     model = tiny_model()
     before = model.puzzle_emb.weights.clone()
     batch = random_batch(3)
@@ -103,3 +103,55 @@ def test_lr_schedule_warmup_then_cosine_to_min_ratio():
     assert lr_at(110, min_ratio=0.1, **kw) == pytest.approx(0.1)
     assert lr_at(500, min_ratio=0.1, **kw) == pytest.approx(0.1)  # stays at the minimum
     assert lr_at(70, min_ratio=1.0, **kw) == pytest.approx(1.0)  # constant after warmup
+
+
+def _two_rank_worker(rank: int, init_file: str, out_dir: str) -> None:
+    import torch.distributed as dist
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        emb = SparsePuzzleEmbedding(num_embeddings=5, embedding_dim=2, batch_size=2)
+        emb.weights.copy_(torch.arange(10, dtype=torch.float32).view(5, 2))
+        ids = torch.tensor([[0, 2], [2, 4]][rank], dtype=torch.int32)
+        grads = torch.tensor([[[1.0, -1.0], [0.5, 0.0]], [[-2.0, 3.0], [1.0, 1.0]]][rank])
+        (emb(ids, torch.float32) * grads).sum().backward()
+        SparseSignSGD(emb, lr=0.5, weight_decay=0.0).step()
+        torch.save(emb.weights, f"{out_dir}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_sparse_sign_sgd_gathers_rows_across_ranks(tmp_path):
+    """Two real gloo ranks (slow: spawns processes); the fast test below fakes the collective."""
+    import torch.multiprocessing as mp
+    mp.spawn(_two_rank_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    tables = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    expected = torch.arange(10, dtype=torch.float32).view(5, 2)
+    expected[0] -= 0.5 * torch.tensor([1.0, -1.0])
+    expected[2] -= 0.5 * torch.tensor([-1.0, 1.0])   # 0.5 + (-2) and 0 + 3 summed across ranks
+    expected[4] -= 0.5 * torch.tensor([1.0, 1.0])
+    for table in tables:  # both ranks apply the same, global update
+        assert torch.equal(table, expected)
+
+
+def test_sparse_sign_sgd_applies_the_other_ranks_rows_too(monkeypatch):
+    import torch.distributed as dist
+    other_ids = torch.tensor([2, 4], dtype=torch.int32)
+    other_grads = torch.tensor([[-2.0, 3.0], [1.0, 1.0]])
+
+    def fake_all_gather(outputs, tensor):  # rank 0 of 2: [ours, rank 1's]
+        outputs[0].copy_(tensor)
+        outputs[1].copy_(other_ids if tensor.dtype == torch.int32 else other_grads)
+
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(dist, "all_gather", fake_all_gather)
+    emb = SparsePuzzleEmbedding(num_embeddings=5, embedding_dim=2, batch_size=2)
+    emb.weights.copy_(torch.arange(10, dtype=torch.float32).view(5, 2))
+    (emb(torch.tensor([0, 2], dtype=torch.int32), torch.float32) * torch.tensor([[1.0, -1.0], [0.5, 0.0]])).sum().backward()
+    SparseSignSGD(emb, lr=0.5, weight_decay=0.0).step()
+    expected = torch.arange(10, dtype=torch.float32).view(5, 2)
+    expected[0] -= 0.5 * torch.tensor([1.0, -1.0])
+    expected[2] -= 0.5 * torch.tensor([-1.0, 1.0])
+    expected[4] -= 0.5 * torch.tensor([1.0, 1.0])
+    assert torch.equal(emb.weights, expected)
