@@ -9,7 +9,7 @@ import torch
 
 from builders.common import HrmError
 from train import layers
-from train.hrm import HrmAct, HrmConfig
+from train.hrm import HrmAct
 from train.registry import build_model
 
 TINY = dict(H_cycles=2, L_cycles=3, H_layers=2, L_layers=1, hidden_size=16, num_heads=2, expansion=2.0,

@@ -8,6 +8,7 @@ is how the bf16 forward on GPU works without autocast.
 """
 from __future__ import annotations
 
+import importlib
 import math
 from typing import Callable
 
@@ -141,7 +142,7 @@ def _flash_attention() -> tuple[str, Callable] | None:
         _flash_probed = True
         for name, module in (("flash_attention_3", "flash_attn_interface"), ("flash_attention_2", "flash_attn")):
             try:
-                _flash = (name, __import__(module, fromlist=["flash_attn_func"]).flash_attn_func)
+                _flash = (name, importlib.import_module(module).flash_attn_func)
                 break
             except Exception:  # noqa: BLE001 - a broken install must not stop training
                 continue
