@@ -15,10 +15,13 @@ grow with `aug`. Each task draws from its own generator seeded by (seed, task in
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -105,7 +108,42 @@ def _offsets(packed: _Packed, pairs: np.ndarray, transforms: np.ndarray,
     return rows, cols
 
 
-def _write_group(target: SetWriter, packed: _Packed, pairs: np.ndarray, transforms: np.ndarray,
+class _BackgroundWriter:
+    """Runs the dataset writes, in order, on one background thread, so that encoding the next
+    batch overlaps compressing the previous one (numba kernels and zstd release the GIL). The
+    queue is short, so memory stays bounded. Every zarr write goes through this thread."""
+
+    def __init__(self, depth: int = 3):
+        self._jobs: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._abort = False
+        self._thread = threading.Thread(target=self._run, name="arc-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            if self._error is None and not self._abort:
+                try:
+                    job()
+                except BaseException as error:  # re-raised in the building thread
+                    self._error = error
+
+    def submit(self, job: Callable[[], Any]) -> None:
+        if self._error is not None:
+            raise self._error
+        self._jobs.put(job)
+
+    def finish(self, abort: bool = False) -> None:
+        """Wait for the queued writes (or drop them with `abort`); re-raise a write error."""
+        self._abort = abort
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()
+        if self._error is not None and not abort:
+            raise self._error
+
+
+def _write_group(submit: Callable, target: SetWriter, packed: _Packed, pairs: np.ndarray, transforms: np.ndarray,
                  maps: np.ndarray, ids: np.ndarray, rng: np.random.Generator | None) -> int:
     """Append one task's versions (examples = `pairs`) as one group, in bounded batches;
     translated when `rng` is given. Returns the rows written."""
@@ -121,9 +159,9 @@ def _write_group(target: SetWriter, packed: _Packed, pairs: np.ndarray, transfor
         labels = np.empty_like(inputs)
         encode_versions(packed.cells, packed.starts, packed.heights, packed.widths, 2 * pairs, 2 * pairs + 1,
                         batch_t, batch_m, rows, cols, inputs, labels)
-        target.append_to_group(inputs, labels, examples_per_puzzle=np.full(stop - start, len(pairs)),
-                               last=stop == len(transforms), puzzle_identifiers=ids[start:stop],
-                               puzzle_fields={"aug_dihedral": batch_t, "aug_colour_map": batch_m})
+        submit(partial(target.append_to_group, inputs, labels, examples_per_puzzle=np.full(stop - start, len(pairs)),
+                       last=stop == len(transforms), puzzle_identifiers=ids[start:stop],
+                       puzzle_fields={"aug_dihedral": batch_t, "aug_colour_map": batch_m}))
     return len(transforms) * len(pairs)
 
 
@@ -158,23 +196,35 @@ def build_arc(out: str | os.PathLike, *, inputs: Sequence[str] | None = None,
         writer = DatasetWriter(tmp, task="arc", seed=seed, builder=builder, compression_level=_ZSTD_LEVEL)
         splits = {name: writer.split(name, seq_len=ARC_SEQ_LEN, vocab_size=ARC_VOCAB).set("all")
                   for name in ("train", "test")}
-        for index, task in enumerate(progress(tasks, desc="arc", unit="task")):
-            rng = np.random.default_rng([seed, index])
-            packed = _Packed.of(task, task.subset == test_set)
-            transforms, maps = draw_versions(packed, aug, rng)
-            if len(transforms) < aug + 1:
-                shortfall[task.name] = len(transforms) - 1
-            ids = writer.add_identifiers(version_names(task.name, transforms, maps))
-            counts["train"] += _write_group(splits["train"], packed, packed.train_pairs, transforms, maps, ids, rng)
-            if len(packed.test_pairs):
-                counts["test"] += _write_group(splits["test"], packed, packed.test_pairs, transforms, maps, ids, None)
+        background, next_id = _BackgroundWriter(), writer.num_identifiers
+        try:
+            for index, task in enumerate(progress(tasks, desc="arc", unit="task")):
+                rng = np.random.default_rng([seed, index])
+                packed = _Packed.of(task, task.subset == test_set)
+                transforms, maps = draw_versions(packed, aug, rng)
+                if len(transforms) < aug + 1:
+                    shortfall[task.name] = len(transforms) - 1
+                # identifiers are consecutive, so they are known before the writer thread adds them
+                ids = np.arange(next_id, next_id + len(transforms), dtype=np.int32)
+                next_id += len(transforms)
+                background.submit(partial(writer.add_identifiers, version_names(task.name, transforms, maps)))
+                counts["train"] += _write_group(background.submit, splits["train"], packed, packed.train_pairs,
+                                                transforms, maps, ids, rng)
+                if len(packed.test_pairs):
+                    counts["test"] += _write_group(background.submit, splits["test"], packed, packed.test_pairs,
+                                                   transforms, maps, ids, None)
+            background.finish()
+        except BaseException:
+            background.finish(abort=True)  # no write may outlive the temporary directory
+            raise
+        assert writer.num_identifiers == next_id
         if shortfall:
             worst = min(shortfall, key=shortfall.get)
             log(f"warning: {len(shortfall)} of {len(tasks)} tasks have fewer than {aug} distinct augmented "
                 f"versions (fewest: {worst} with {shortfall[worst]}); listed in the dataset attrs aug_shortfall")
         subset_counts = {s: sum(t.subset == s for t in tasks) for s in dict.fromkeys(t.subset for t in tasks)}
         attrs: dict[str, Any] = {"arc_tasks": subset_counts, "test_set": test_set, "aug": aug,
-                                 "aug_shortfall": shortfall}
+                                 "aug_shortfall_tasks": len(shortfall), "aug_shortfall": shortfall}
         if report.overlaps:
             attrs["test_pair_overlaps"] = report.overlaps
         if report.dropped_duplicates or report.renamed:

@@ -29,8 +29,8 @@ import numpy as np
 from augment.arc import ARC_SIDE, NUM_COLOURS
 from builders.common import HrmError, log
 
-# The largest real file (ARC-AGI-2 training challenges) is 4 MB; anything far beyond is refused
-# before json parses it (a 1 GB JSON would need several GB of Python objects).
+# The largest real ARC file (ARC-AGI-2 training challenges) is 4 MB; anything far beyond is
+# refused before json parses it (a 1 GB JSON would need several GB of Python objects).
 MAX_JSON_BYTES = 64 * 2**20
 _SUFFIXES = ("", ".xz", ".gz")
 DEFAULT_SUBSETS = ("training", "evaluation", "concept")
@@ -55,14 +55,14 @@ class _InvalidTask(Exception):
     """A problem with one task: fatal, or the task is skipped with --skip-invalid."""
 
 
-def read_json(path: Path, opener: Any = None) -> Any:
-    """Parse a JSON file (plain, .gz or .xz) after checking its size."""
+def read_json(path: Path) -> Any:
+    """Parse a JSON file (plain, .gz or .xz) after checking its size (MAX_JSON_BYTES)."""
     name = str(path)
-    opener = opener or (lzma.open if name.endswith(".xz") else gzip.open if name.endswith(".gz") else open)
+    opener = lzma.open if name.endswith(".xz") else gzip.open if name.endswith(".gz") else open
+    limit = f"JSON inputs are limited to {MAX_JSON_BYTES / 2**20:g} MiB"
     try:
         if opener is open and os.path.getsize(path) > MAX_JSON_BYTES:
-            raise HrmError(f"{path}: {os.path.getsize(path) / 2**20:.0f} MiB is too large for an ARC "
-                           f"JSON file (limit {MAX_JSON_BYTES // 2**20} MiB)")
+            raise HrmError(f"{path}: {os.path.getsize(path) / 2**20:.1f} MiB is too large ({limit})")
         with opener(path, "rb") as handle:
             data = handle.read(MAX_JSON_BYTES + 1)
     except FileNotFoundError:
@@ -70,8 +70,7 @@ def read_json(path: Path, opener: Any = None) -> Any:
     except (OSError, EOFError, lzma.LZMAError) as error:
         raise HrmError(f"{path}: cannot read ({error})") from None
     if len(data) > MAX_JSON_BYTES:
-        raise HrmError(f"{path}: more than {MAX_JSON_BYTES // 2**20} MiB once decompressed; too large "
-                       "for an ARC JSON file")
+        raise HrmError(f"{path}: too large once decompressed ({limit})")
     try:
         return json.loads(data)
     except UnicodeDecodeError:

@@ -33,7 +33,7 @@ class MultiValueCommand(TyperCommand):
 
 def arc(
     out: Out,
-    input: Annotated[Optional[list[str]], typer.Option(
+    inputs: Annotated[Optional[list[str]], typer.Option(
         "--input", "-i", help="Task sources, one or more: a folder (Kaggle files, or subset folders of "
         "per-task JSON), a Kaggle prefix (DIR/arc-agi), or NAME=FOLDER (subset NAME). "
         "Default: the ARC-AGI-1/2 + ConceptARC copy shipped with hrm.")] = None,
@@ -58,7 +58,7 @@ def arc(
     from builders.arc import build_arc  # imported here: numba would slow every other command's start
 
     set_quiet(quiet)
-    summary = build_arc(out, inputs=input, subsets=subsets, test_set=test_set, aug=aug, seed=seed,
+    summary = build_arc(out, inputs=inputs, subsets=subsets, test_set=test_set, aug=aug, seed=seed,
                         skip_invalid=skip_invalid, force=force)
     if as_json:
         typer.echo(json.dumps(summary))

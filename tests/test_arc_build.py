@@ -133,3 +133,25 @@ def test_no_augmentation_gives_only_the_identity(tmp_path, fixture_tasks):
 def test_other_test_set_moves_tasks_between_splits(tmp_path, fixture_tasks):
     build_arc(tmp_path / "d", inputs=[str(FIXTURES / "kaggle")], test_set="concept", aug=2)
     check_dataset(tmp_path / "d", fixture_tasks, "concept", aug=2)
+
+
+def test_inspect_shows_tasks_versions_and_shortfalls(tmp_path):
+    build_arc(tmp_path / "d", inputs=[str(FIXTURES / "kaggle")], aug=100)
+    text = run_hrm("inspect", tmp_path / "d", check=True).stdout
+    assert "arc_tasks: {'training': 3, 'evaluation': 2, 'concept': 2}" in text
+    assert "aug_shortfall_tasks: 2" in text and "e_one" in text
+    assert "train: seq_len 900, vocab 12" in text and "all: 7 groups" in text and "all: 2 groups" in text
+    assert "puzzles/group min 2 " in text and "max 101" in text
+    assert "test[0] input" in text
+
+
+def test_a_failing_write_stops_the_build_and_leaves_nothing(tmp_path, monkeypatch):
+    from builders.dataset import SetWriter
+
+    def disk_full(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(SetWriter, "append_to_group", disk_full)  # runs on the writer thread
+    with pytest.raises(OSError, match="disk full"):
+        build_arc(tmp_path / "d", inputs=[str(FIXTURES / "kaggle")], aug=2)
+    assert list(tmp_path.iterdir()) == []

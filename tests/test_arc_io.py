@@ -115,7 +115,7 @@ def test_oversized_json_is_refused_before_parsing(tmp_path, monkeypatch):
         read_inputs([str(FIXTURES / "kaggle")], ["training"])
     (tmp_path / "fx_training_challenges.json.xz").write_bytes(
         lzma.compress((FIXTURES / "kaggle" / "fx_training_challenges.json").read_bytes()))
-    with pytest.raises(HrmError, match="once decompressed"):
+    with pytest.raises(HrmError, match="too large once decompressed"):
         arc_io.read_json(tmp_path / "fx_training_challenges.json.xz")
 
 
