@@ -179,3 +179,15 @@ def test_packaged_copy_holds_arc1_arc2_and_conceptarc():
         assert "Apache License" in (folder / "LICENSE-Apache-2.0.txt").read_text()
     assert counts == {"training": 400, "evaluation": 400, "concept": 160, "training2": 1000, "evaluation2": 120}
     assert "Copyright (c) 2024 Victor Vikram Odouard" in notices and "Apache License" in notices
+
+
+def test_options_take_several_values_as_documented(tmp_path):
+    from hrm_cli.options import expand_multi_value_options
+
+    names = {"--input", "--subsets"}
+    assert expand_multi_value_options(["--input", "a", "b", "--aug", "3", "--subsets=x", "y"], names) == \
+        ["--input", "a", "--input", "b", "--aug", "3", "--subsets=x", "--subsets", "y"]
+    result = run_hrm("build-data", "arc", "--out", tmp_path / "d", "--input", FIXTURES / "tasks" / "training",
+                     FIXTURES / "tasks" / "evaluation", "--subsets", "training", "evaluation", "--aug", "1",
+                     "--json", check=True)
+    assert json.loads(result.stdout)["subsets"] == {"training": 3, "evaluation": 2}
