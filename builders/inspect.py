@@ -103,11 +103,20 @@ def example_text(path: str | os.PathLike, split: str | None = None, index: int =
     return side_by_side(blocks, [f"{split_name}[{index}] input", "label"])
 
 
+def _shorten(value: Any, limit: int = 160) -> str:
+    """One readable line for a long attr (e.g. ARC's per-task shortfalls); --json has it all."""
+    text = str(value)
+    if len(text) <= limit:
+        return text
+    count = f" ({len(value)} entries; --json lists all)" if isinstance(value, (dict, list)) else ""
+    return text[:limit] + " ..." + count
+
+
 def format_description(info: dict[str, Any]) -> str:
     lines = [f"{info['path']}: {info['task']} dataset (format {info['format_version']}, seed {info['seed']}, "
              f"{info['bytes_on_disk'] / 2**20:.1f} MiB on disk, {info['num_puzzle_identifiers']} puzzle identifiers)"]
     for key, value in info.get("attrs", {}).items():
-        lines.append(f"  {key}: {value}")
+        lines.append(f"  {key}: {_shorten(value)}")
     for split_name, split in info["splits"].items():
         lines.append(f"{split_name}: seq_len {split['seq_len']}, vocab {split['vocab_size']}")
         for set_name, s in split["sets"].items():

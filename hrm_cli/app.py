@@ -8,8 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from builders.common import HrmError
-from hrm_cli import inspect_cmd
-from hrm_cli import build_maze
+from hrm_cli import build_arc, build_maze, inspect_cmd
 
 app = typer.Typer(
     name="hrm",
@@ -27,6 +26,8 @@ build_app = typer.Typer(
 app.add_typer(build_app, name="build-data")
 app.command("inspect", epilog=inspect_cmd.EXAMPLE)(inspect_cmd.inspect)
 build_app.command("maze", epilog=build_maze.EXAMPLE)(build_maze.maze)
+build_app.command("arc", cls=build_arc.MultiValueCommand, epilog=build_arc.EXAMPLE)(build_arc.arc)
+build_app.command("import-hrm", epilog=build_arc.IMPORT_EXAMPLE)(build_arc.import_hrm_cmd)
 
 
 def _version() -> str:
