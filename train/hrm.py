@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import ClassVar, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -54,19 +55,25 @@ class HrmConfig:
     forward_dtype: str = "bfloat16"      # used on CUDA only; CPU/MPS run in the weights' dtype
     loss_type: str = "stablemax_cross_entropy"  # read by train.losses.act_loss, not the model
 
+    # Validation tables; other architectures' configs (subclasses) adjust them.
+    POSITIVE_KEYS: ClassVar[tuple[str, ...]] = (
+        "seq_len", "vocab_size", "num_puzzle_identifiers", "batch_size", "H_cycles", "L_cycles", "H_layers",
+        "L_layers", "hidden_size", "num_heads", "expansion", "halt_max_steps", "rope_theta", "rms_norm_eps")
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "pos_encodings": ("rope", "learned"), "forward_dtype": ("float32", "bfloat16"),
+        "loss_type": ("stablemax_cross_entropy", "softmax_cross_entropy")}
+
     def __post_init__(self) -> None:
-        kinds = {"int": ((int,), "an integer"), "float": ((int, float), "a number"), "str": ((str,), "a string")}
+        kinds = {"int": ((int,), "an integer"), "float": ((int, float), "a number"), "str": ((str,), "a string"),
+                 "bool": ((bool,), "true or false")}
         for f in fields(self):
             value = getattr(self, f.name)
             types, what = kinds[f.type]
-            if isinstance(value, bool) or not isinstance(value, types):
+            if (isinstance(value, bool) and f.type != "bool") or not isinstance(value, types):
                 raise HrmError(f"arch.{f.name} must be {what}, got {value!r}")
             if f.type == "float":
                 setattr(self, f.name, float(value))
-        positive = ["seq_len", "vocab_size", "num_puzzle_identifiers", "batch_size", "H_cycles", "L_cycles",
-                    "H_layers", "L_layers", "hidden_size", "num_heads", "expansion", "halt_max_steps",
-                    "rope_theta", "rms_norm_eps"]
-        for key in positive:
+        for key in self.POSITIVE_KEYS:
             if getattr(self, key) <= 0:
                 raise HrmError(f"arch.{key} must be positive, got {getattr(self, key)!r}")
         if self.puzzle_emb_ndim < 0:
@@ -76,9 +83,7 @@ class HrmConfig:
         if self.hidden_size % self.num_heads or (self.hidden_size // self.num_heads) % 2:
             raise HrmError(f"arch.hidden_size ({self.hidden_size}) must be num_heads ({self.num_heads}) "
                            f"times an even head size")
-        choices = {"pos_encodings": ("rope", "learned"), "forward_dtype": ("float32", "bfloat16"),
-                   "loss_type": ("stablemax_cross_entropy", "softmax_cross_entropy")}
-        for key, allowed in choices.items():
+        for key, allowed in self.CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise HrmError(f"arch.{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
 
@@ -98,14 +103,17 @@ class HrmCarry:
     current_data: Batch       # the example each slot is working on (a batch's keys)
 
 
+def transformer_blocks(config: HrmConfig, num_layers: int) -> list[TransformerBlock]:
+    return [TransformerBlock(config.hidden_size, config.num_heads, config.expansion, config.rms_norm_eps)
+            for _ in range(num_layers)]
+
+
 class ReasoningModule(nn.Module):
     """H or L: add the input injection to the state, then run the blocks."""
 
-    def __init__(self, config: HrmConfig, num_layers: int):
+    def __init__(self, blocks: Iterable[nn.Module]):
         super().__init__()
-        self.layers = nn.ModuleList(
-            TransformerBlock(config.hidden_size, config.num_heads, config.expansion, config.rms_norm_eps)
-            for _ in range(num_layers))
+        self.layers = nn.ModuleList(blocks)
 
     def forward(self, state: torch.Tensor, input_injection: torch.Tensor, cos_sin: CosSin | None) -> torch.Tensor:
         hidden = state + input_injection
@@ -114,8 +122,11 @@ class ReasoningModule(nn.Module):
         return hidden
 
 
-class HrmInner(nn.Module):
-    """One segment of recurrent reasoning: embeddings, the H/L recurrence, the LM and Q heads."""
+class InnerModel(nn.Module):
+    """What one segment of every architecture (HRM, TRM, the transformer baseline) shares: the input
+    embeddings (tokens, puzzle rows, positions), the LM and Q heads and the two fixed initial states.
+    A subclass adds its blocks in `build_blocks` and defines `forward(z_high, z_low, batch) ->
+    (z_high, z_low, logits, q_halt_logits, q_continue_logits)`, the states detached for the carry."""
 
     def __init__(self, config: HrmConfig):
         super().__init__()
@@ -131,11 +142,12 @@ class HrmInner(nn.Module):
                                                  config.batch_size) if config.puzzle_emb_ndim > 0 else None)
         if config.pos_encodings == "rope":
             self.rotary_emb = RotaryEmbedding(hidden // config.num_heads, positions, config.rope_theta)
-        else:
+        elif config.pos_encodings == "learned":
             self.embed_pos = CastedEmbedding(positions, hidden, init_std=1 / self.embed_scale)
+        # Between the embeddings and the initial states, so that a seed gives HRM the same
+        # initial weights as before this class was shared.
+        self.build_blocks(config)
 
-        self.H_level = ReasoningModule(config, config.H_layers)
-        self.L_level = ReasoningModule(config, config.L_layers)
         # Fixed (never trained) initial states, broadcast over positions when a slot is reset.
         self.register_buffer("H_init", trunc_normal_(torch.empty(hidden), std=1.0))
         self.register_buffer("L_init", trunc_normal_(torch.empty(hidden), std=1.0))
@@ -146,30 +158,58 @@ class HrmInner(nn.Module):
             self.q_head.weight.zero_()
             self.q_head.bias.fill_(-5.0)
 
+    def build_blocks(self, config: HrmConfig) -> None:
+        raise NotImplementedError
+
     def compute_dtype(self, device: torch.device) -> torch.dtype:
         """bf16 on CUDA when asked; elsewhere the weights' own dtype (float32; float64 in tests)."""
         if device.type == "cuda" and self.config.forward_dtype == "bfloat16":
             return torch.bfloat16
         return self.embed_tokens.embedding_weight.dtype
 
+    def rotary(self) -> CosSin | None:
+        return self.rotary_emb() if self.config.pos_encodings == "rope" else None
+
     def input_embeddings(self, inputs: torch.Tensor, puzzle_identifiers: torch.Tensor) -> torch.Tensor:
         cfg = self.config
         dtype = self.compute_dtype(inputs.device)
         embedding = self.embed_tokens(inputs, dtype)                       # [B, seq_len, hidden]
-        if self.puzzle_emb is not None:
-            puzzle = self.puzzle_emb(puzzle_identifiers, dtype)            # [B, puzzle_emb_ndim]
-            puzzle = F.pad(puzzle, (0, cfg.puzzle_emb_len * cfg.hidden_size - cfg.puzzle_emb_ndim))
+        if cfg.puzzle_emb_len > 0:
+            # The puzzle vector, zero-padded to fill the positions in front of the tokens (all
+            # zeros when there is no puzzle embedding but the config asks for positions, as TRM may).
+            if self.puzzle_emb is not None:
+                puzzle = self.puzzle_emb(puzzle_identifiers, dtype)        # [B, puzzle_emb_ndim]
+            else:
+                puzzle = embedding.new_zeros(embedding.shape[0], 0)
+            puzzle = F.pad(puzzle, (0, cfg.puzzle_emb_len * cfg.hidden_size - puzzle.shape[1]))
             embedding = torch.cat((puzzle.view(-1, cfg.puzzle_emb_len, cfg.hidden_size), embedding), dim=1)
         if cfg.pos_encodings == "learned":
             # 1/sqrt(2) keeps the variance of the sum equal to that of each term.
             embedding = (embedding + self.embed_pos.embedding_weight.to(dtype)) / math.sqrt(2)
         return self.embed_scale * embedding
 
+    def heads(self, z_high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> logits [B, seq_len, vocab] (the puzzle positions dropped), q_halt_logits [B],
+        q_continue_logits [B] from position 0; in float32 (float64 if the whole model is double)
+        whatever the forward dtype."""
+        out_dtype = torch.promote_types(z_high.dtype, torch.float32)
+        logits = self.lm_head(z_high)[:, self.config.puzzle_emb_len:].to(out_dtype)
+        q_logits = self.q_head(z_high[:, 0]).to(out_dtype)
+        return logits, q_logits[:, 0], q_logits[:, 1]
+
+
+class HrmInner(InnerModel):
+    """One segment of HRM: the H/L recurrence between the embeddings and the heads."""
+
+    def build_blocks(self, config: HrmConfig) -> None:
+        self.H_level = ReasoningModule(transformer_blocks(config, config.H_layers))
+        self.L_level = ReasoningModule(transformer_blocks(config, config.L_layers))
+
     def forward(self, z_high: torch.Tensor, z_low: torch.Tensor, batch: Batch):
         """-> (z_high, z_low) detached for the carry, logits [B, seq_len, vocab],
         q_halt_logits [B], q_continue_logits [B] (float32, or float64 for a double model)."""
         cfg = self.config
-        cos_sin = self.rotary_emb() if cfg.pos_encodings == "rope" else None
+        cos_sin = self.rotary()
         x = self.input_embeddings(batch["inputs"], batch["puzzle_identifiers"])
 
         # All but the last low step and the last high step run without gradient ...
@@ -186,20 +226,22 @@ class HrmInner(nn.Module):
         z_low = self.L_level(z_low, z_high + x, cos_sin)
         z_high = self.H_level(z_high, z_low, cos_sin)
 
-        # Heads are read in float32 (float64 if the whole model is double) whatever the forward dtype.
-        out_dtype = torch.promote_types(z_high.dtype, torch.float32)
-        logits = self.lm_head(z_high)[:, cfg.puzzle_emb_len:].to(out_dtype)
-        q_logits = self.q_head(z_high[:, 0]).to(out_dtype)
-        return z_high.detach(), z_low.detach(), logits, q_logits[:, 0], q_logits[:, 1]
+        return z_high.detach(), z_low.detach(), *self.heads(z_high)
 
 
 class HrmAct(nn.Module):
-    """ACT wrapper: one call = one segment for every slot; see initial_carry and forward."""
+    """ACT wrapper: one call = one segment for every slot; see initial_carry and forward.
 
-    def __init__(self, config: HrmConfig):
+    It drives any `InnerModel` (HRM's by default; TRM and the transformer baseline pass theirs).
+    `learns_q_continue` False is TRM's rule: halt when q_halt > 0 (sigmoid > 1/2) and learn no
+    value for "continue", which also saves the extra forward that computes its target.
+    """
+
+    def __init__(self, config: HrmConfig, inner: InnerModel | None = None, learns_q_continue: bool = True):
         super().__init__()
         self.config = config
-        self.inner = HrmInner(config)
+        self.inner = HrmInner(config) if inner is None else inner
+        self.learns_q_continue = learns_q_continue
 
     @property
     def puzzle_emb(self) -> SparsePuzzleEmbedding | None:
@@ -240,18 +282,19 @@ class HrmAct(nn.Module):
             halted = is_last_step
             # Evaluation always runs halt_max_steps segments, so a batch finishes together.
             if self.training and cfg.halt_max_steps > 1:
-                halted = halted | (q_halt > q_continue)
+                halted = halted | (q_halt > (q_continue if self.learns_q_continue else 0))
                 # Exploration: with probability halt_exploration_prob a slot must run at least a
                 # uniform draw from 2..halt_max_steps segments before it may halt.
                 explore = torch.rand_like(q_halt) < cfg.halt_exploration_prob
                 min_steps = torch.where(explore, torch.randint_like(steps, 2, cfg.halt_max_steps + 1), 0)
                 halted = halted & (steps >= min_steps)
 
-                # Q-learning target for "continue": the value of the best action after one more
-                # segment (only "halt" exists after the last step), from one extra no-grad
-                # forward; no replay buffer or target network, the many slots decorrelate.
-                _, _, _, next_q_halt, next_q_continue = inner(z_high, z_low, current_data)
-                best_next = torch.where(is_last_step, next_q_halt, torch.maximum(next_q_halt, next_q_continue))
-                outputs["target_q_continue"] = torch.sigmoid(best_next)
+                if self.learns_q_continue:
+                    # Q-learning target for "continue": the value of the best action after one
+                    # more segment (only "halt" exists after the last step), from one extra no-grad
+                    # forward; no replay buffer or target network, the many slots decorrelate.
+                    _, _, _, next_q_halt, next_q_continue = inner(z_high, z_low, current_data)
+                    best_next = torch.where(is_last_step, next_q_halt, torch.maximum(next_q_halt, next_q_continue))
+                    outputs["target_q_continue"] = torch.sigmoid(best_next)
 
         return HrmCarry(z_high, z_low, steps, halted, current_data), outputs

@@ -1,8 +1,8 @@
 """The one place that maps an `arch.name` to a model: `build_model(arch, ...)`.
 
-Issue 6 adds "trm" and "transformer" here; each entry takes the arch dict (reference key names)
-plus the dataset shapes and returns an nn.Module with the HrmAct interface (initial_carry,
-forward(carry, batch) -> (carry, outputs), puzzle_emb).
+"hrm" (default), "trm" (train/trm.py) and "transformer" (train/transformer.py). Each entry takes
+the arch dict (reference key names) plus the dataset shapes and returns an nn.Module with the
+HrmAct interface (initial_carry, forward(carry, batch) -> (carry, outputs), puzzle_emb).
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from torch import nn
 
 from builders.common import HrmError
 from train.hrm import HrmAct, HrmConfig
+from train.transformer import TransformerConfig, transformer_model
+from train.trm import TrmConfig, trm_model
 
 SHAPE_KEYS = ("seq_len", "vocab_size", "num_puzzle_identifiers", "batch_size")
 
@@ -32,9 +34,29 @@ def _build_hrm(arch: dict[str, Any], **shapes: int) -> nn.Module:
     return HrmAct(config_from_arch(HrmConfig, arch, **shapes))
 
 
+def _build_trm(arch: dict[str, Any], **shapes: int) -> nn.Module:
+    return trm_model(config_from_arch(TrmConfig, arch, **shapes))
+
+
+def _build_transformer(arch: dict[str, Any], **shapes: int) -> nn.Module:
+    return transformer_model(config_from_arch(TransformerConfig, arch, **shapes))
+
+
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "hrm": _build_hrm,
+    "trm": _build_trm,
+    "transformer": _build_transformer,
 }
+# The config class of each architecture: its fields are the arch keys it accepts.
+ARCH_CONFIGS: dict[str, type[HrmConfig]] = {"hrm": HrmConfig, "trm": TrmConfig, "transformer": TransformerConfig}
+
+
+def default_arch(name: str) -> dict[str, Any]:
+    """Every arch key of architecture `name` with its default (the published model's), e.g. to
+    start a config when `arch.name` changes."""
+    if name not in ARCH_CONFIGS:
+        raise HrmError(f"unknown arch name {name!r} (available: {', '.join(sorted(ARCH_CONFIGS))})")
+    return {f.name: f.default for f in fields(ARCH_CONFIGS[name]) if f.name not in SHAPE_KEYS}
 
 
 def build_model(arch: dict[str, Any], *, seq_len: int, vocab_size: int, num_puzzle_identifiers: int,

@@ -1,0 +1,113 @@
+"""The Tiny Recursive Model (TRM; arXiv 2510.04871): one small network recursing on an answer.
+
+One network f (a stack of L_layers blocks; f(a, b) adds its two arguments, then runs the blocks)
+and two states, carried in the slots HRM uses for its two levels:
+  y - the answer, carried as z_high (starts at H_init); the heads read it
+  z - the latent reasoning state, carried as z_low (starts at L_init)
+One *recursion*: n = L_cycles latent updates z <- f(z, y + x), then one answer update y <- f(y, z).
+One *segment*: T = H_cycles recursions, the first T - 1 without gradient and the last with
+gradient through all of its n + 1 updates (no one-step approximation, unlike HRM). The ACT wrapper
+is HRM's (`HrmAct`: refill on halt, exploration, evaluation runs halt_max_steps segments), with
+TRM's halting: halt when q_halt > 0, trained by BCE(q_halt, answer correct) only; no continue
+loss and so no extra forward for its target (`no_ACT_continue`, as the reference's default).
+
+The module tree (inner.L_level.layers.N..., inner.H_init, inner.L_init) is the reference's, so its
+checkpoints load like HRM's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from builders.common import HrmError
+from train.hrm import Batch, HrmAct, HrmConfig, InnerModel, ReasoningModule, transformer_blocks
+from train.layers import CosSin, SwiGLU, rms_norm
+
+
+@dataclass
+class TrmConfig(HrmConfig):
+    # Defaults: TRM's published model (its config/arch/trm.yaml).
+    name: str = "trm"
+    H_cycles: int = 3             # T: recursions per segment
+    L_cycles: int = 6             # n: latent updates per recursion
+    H_layers: int = 0             # unused (one network); accepted because the reference's configs carry it
+    L_layers: int = 2             # blocks in the network
+    # A field here, where HRM derives it: positions in front of the tokens that hold the puzzle
+    # embedding (zero-padded; extra positions act as scratch space). 0: ceil(puzzle_emb_ndim / hidden).
+    puzzle_emb_len: int = 16
+    mlp_t: bool = False           # mix positions with an MLP instead of attention (fixed small grids)
+    no_ACT_continue: bool = True  # halt on q_halt alone; False: HRM's Q-learning of "continue"
+
+    POSITIVE_KEYS = tuple(key for key in HrmConfig.POSITIVE_KEYS if key != "H_layers")
+    CHOICES = {**HrmConfig.CHOICES, "pos_encodings": ("rope", "learned", "none")}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in ("H_layers", "puzzle_emb_len"):
+            if getattr(self, key) < 0:
+                raise HrmError(f"arch.{key} must be >= 0, got {getattr(self, key)}")
+        if self.puzzle_emb_len == 0:
+            self.puzzle_emb_len = -(-self.puzzle_emb_ndim // self.hidden_size)
+        if self.puzzle_emb_ndim > self.puzzle_emb_len * self.hidden_size:
+            raise HrmError(f"arch.puzzle_emb_ndim ({self.puzzle_emb_ndim}) does not fit in puzzle_emb_len "
+                           f"({self.puzzle_emb_len}) positions of hidden_size {self.hidden_size}")
+
+
+class TokenMlpBlock(nn.Module):
+    """A post-norm block whose token mixer is a SwiGLU MLP across positions instead of attention
+    (TRM's `mlp_t`): on a small fixed grid (a 9x9 sudoku) a learned position-to-position map
+    beats attention. As in the reference, the mixer's residual is normalised over the positions
+    of each channel (it is taken while transposed), the channel MLP's over the channels."""
+
+    def __init__(self, positions: int, hidden_size: int, expansion: float, norm_eps: float):
+        super().__init__()
+        self.mlp_t = SwiGLU(positions, expansion)
+        self.mlp = SwiGLU(hidden_size, expansion)
+        self.norm_eps = norm_eps
+
+    def forward(self, x: torch.Tensor, cos_sin: CosSin | None) -> torch.Tensor:
+        channels_first = x.transpose(1, 2)                                   # [B, hidden, positions]
+        x = rms_norm(channels_first + self.mlp_t(channels_first), self.norm_eps).transpose(1, 2)
+        return rms_norm(x + self.mlp(x), self.norm_eps)
+
+
+class TrmInner(InnerModel):
+    """One segment of TRM: T recursions of the one network between the embeddings and the heads."""
+
+    def build_blocks(self, config: TrmConfig) -> None:
+        if config.mlp_t:
+            positions = config.seq_len + config.puzzle_emb_len
+            blocks = [TokenMlpBlock(positions, config.hidden_size, config.expansion, config.rms_norm_eps)
+                      for _ in range(config.L_layers)]
+        else:
+            blocks = transformer_blocks(config, config.L_layers)
+        self.L_level = ReasoningModule(blocks)  # the one network (the reference's name)
+
+    def recursion(self, answer: torch.Tensor, latent: torch.Tensor, x: torch.Tensor,
+                  cos_sin: CosSin | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """n latent updates from (answer + input), then one answer update from the latent."""
+        for _ in range(self.config.L_cycles):
+            latent = self.L_level(latent, answer + x, cos_sin)
+        answer = self.L_level(answer, latent, cos_sin)
+        return answer, latent
+
+    def forward(self, z_high: torch.Tensor, z_low: torch.Tensor, batch: Batch):
+        """(answer, latent) -> (answer, latent) detached for the carry, logits, q_halt, q_continue
+        (q_continue is the reference's unused second Q output, kept for its checkpoint layout)."""
+        cos_sin = self.rotary()
+        x = self.input_embeddings(batch["inputs"], batch["puzzle_identifiers"])
+        answer, latent = z_high, z_low
+        # T - 1 recursions only improve the states: no gradient ("deep recursion") ...
+        with torch.no_grad():
+            for _ in range(self.config.H_cycles - 1):
+                answer, latent = self.recursion(answer, latent, x, cos_sin)
+        # ... and the last one is backpropagated through all of its n + 1 updates.
+        answer, latent = self.recursion(answer, latent, x, cos_sin)
+        return answer.detach(), latent.detach(), *self.heads(answer)
+
+
+def trm_model(config: TrmConfig) -> HrmAct:
+    """TRM inside the ACT wrapper; `no_ACT_continue` picks TRM's halting (True) or HRM's."""
+    return HrmAct(config, TrmInner(config), learns_q_continue=not config.no_ACT_continue)
