@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from builders.common import HrmError
+from hrm_cli import eval_cmd
 from hrm_cli import inspect_cmd
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ build_app = typer.Typer(
 )
 app.add_typer(build_app, name="build-data")
 app.command("inspect", epilog=inspect_cmd.EXAMPLE)(inspect_cmd.inspect)
+app.command("eval", epilog=eval_cmd.EXAMPLE)(eval_cmd.eval_command)
 
 
 def _version() -> str:
