@@ -90,7 +90,7 @@ class PredictionWriter:
     def _flush(self) -> None:
         if self._pending_rows:
             self._writer.write_table(pa.Table.from_batches(self._pending, SCHEMA),
-                                     row_group_size=max(self._pending_rows, 1))
+                                     row_group_size=self.row_group_rows)
         self._pending, self._pending_rows = [], 0
 
     def close(self) -> None:
