@@ -25,15 +25,26 @@ ARC_PASS_KS = (1, 2, 5, 10, 100, 1000)
 MAZE_WALL, MAZE_OPEN, MAZE_START, MAZE_GOAL, MAZE_PATH = 1, 2, 3, 4, 5
 
 
+@njit(parallel=True, cache=True)
+def _token_counts(predictions, labels, ignore_label_id, scored, right):
+    for n in prange(predictions.shape[0]):
+        s, r = 0, 0
+        for i in range(predictions.shape[1]):
+            if labels[n, i] != ignore_label_id:
+                s += 1
+                r += predictions[n, i] == labels[n, i]
+        scored[n], right[n] = s, r
+
+
 def token_metrics(predictions: np.ndarray, labels: np.ndarray,
                   ignore_label_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(counted bool [b], exact bool [b], token accuracy float64 [b]) of each row."""
-    scored = labels != ignore_label_id
-    right = (predictions == labels) & scored
-    scored_count = scored.sum(axis=1)
-    right_count = right.sum(axis=1)
-    counted = scored_count > 0
-    return counted, counted & (right_count == scored_count), right_count / np.maximum(scored_count, 1)
+    scored = np.empty(len(predictions), np.int64)
+    right = np.empty(len(predictions), np.int64)
+    _token_counts(np.ascontiguousarray(predictions, np.uint8), np.ascontiguousarray(labels, np.uint8),
+                  ignore_label_id, scored, right)
+    counted = scored > 0
+    return counted, counted & (right == scored), right / np.maximum(scored, 1)
 
 
 def sudoku_valid(predictions: np.ndarray, inputs: np.ndarray) -> np.ndarray:

@@ -11,9 +11,10 @@ distinct ARC answer.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +27,8 @@ from eval.metrics import group_means, maze_valid, pass_ks, sudoku_valid, token_m
 from eval.predictions import PredictionBatch, iter_predictions
 from eval.vote import Votes, best_rank, vote
 
+T = TypeVar("T")
+
 
 def read_rows(array: zarr.Array, rows: np.ndarray) -> np.ndarray:
     """array[rows] for sorted-ish row numbers, reading one contiguous range when that is cheap."""
@@ -36,6 +39,49 @@ def read_rows(array: zarr.Array, rows: np.ndarray) -> np.ndarray:
         return array[lo:hi][rows - lo]
     unique, inverse = np.unique(rows, return_inverse=True)
     return array.oindex[unique][inverse]
+
+
+class _Failure:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Iterate `items` in a background thread, up to `depth` items ahead; an exception in the
+    thread is raised here, and abandoning the iteration stops the thread."""
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop, done = threading.Event(), object()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(done)
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            put(_Failure(error))
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is done:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
 
 
 @dataclass
@@ -118,14 +164,28 @@ class Scorer:
     def add_table(self, path: str | os.PathLike) -> None:
         """Score every row of a predictions table (validated against the dataset)."""
         source = self.add_source(str(path))
-        for batch in iter_predictions(path, self.dataset, self.split_name):
-            self.add(batch, source)
+        # Parquet decoding, zarr reads and the scoring kernels run in three threads (all release
+        # the GIL for their heavy part), so that on 2 cores they overlap.
+        batches = prefetch(iter_predictions(path, self.dataset, self.split_name))
+        for batch, labels, inputs in prefetch(self._with_rows(batches)):
+            self.add(batch, source, labels, inputs)
 
-    def add(self, batch: PredictionBatch, source: int) -> None:
+    def _with_rows(self, batches: Iterable[PredictionBatch]) -> Iterator[tuple]:
+        for batch in batches:
+            puzzle_set = self.split.set(batch.set_name)
+            labels = read_rows(puzzle_set.labels, batch.examples)
+            inputs = read_rows(puzzle_set.inputs, batch.examples) if self.task in ("sudoku", "maze") else None
+            yield batch, labels, inputs
+
+    def add(self, batch: PredictionBatch, source: int, labels: np.ndarray | None = None,
+            inputs: np.ndarray | None = None) -> None:
+        """Score one batch; `labels`/`inputs` are the dataset rows of `batch.examples` when
+        already read."""
         puzzle_set = self.split.set(batch.set_name)
         frames = self.frames[batch.set_name]
         examples, predictions = batch.examples, np.asarray(batch.predictions, np.uint8)
-        labels = read_rows(puzzle_set.labels, examples)
+        if labels is None:
+            labels = read_rows(puzzle_set.labels, examples)
         counted, exact, token = token_metrics(predictions, labels, self.ignore_label_id)
         stats = self.sources[source]
         stats.predictions += len(examples)
@@ -136,7 +196,8 @@ class Scorer:
         keys = frames.example_key[examples]
         right = answers.ok & self.truth_ok[keys] & (answers.hashes == self.truth_hash[keys])
         if self.task in ("sudoku", "maze"):
-            inputs = read_rows(puzzle_set.inputs, examples)
+            if inputs is None:
+                inputs = read_rows(puzzle_set.inputs, examples)
             valid = (sudoku_valid if self.task == "sudoku" else maze_valid)(predictions, inputs)
         else:
             valid = right
