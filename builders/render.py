@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-MAZE_CHARS = " #  SGo"  # token -> character; token 0 (pad) renders as a space
+MAZE_CHARS = " # SGo"  # token -> character (reference charset "# SGo" = tokens 1..5); pad 0 -> space
 ARC_PALETTE_256 = (0, 21, 196, 40, 226, 248, 201, 208, 51, 88)  # xterm colours of ARC 0-9
 
 
