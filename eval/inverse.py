@@ -11,7 +11,7 @@ hashed (64 bits) so that identical answers can be counted without comparing grid
   with 1000 versions means ~0.4M of these, so it is one numba kernel over the batch (the tests
   hold it against `arc_grid_from_tokens`, `augment.dihedral` and `augment.colour`).
 - sudoku: undo the digit relabelling, the row/column permutations and the transpose
-  (`augment.sudoku`).
+  (`augment.sudoku.invert_sudoku_transform`).
 - maze: undo the dihedral transform (`augment.dihedral`, vectorised per transform id).
 
 `SetFrames` holds, for every example row of a set, the voting key it belongs to: one key per
@@ -27,6 +27,7 @@ import numpy as np
 from numba import njit, prange
 
 from augment.dihedral import INVERSE_DIHEDRAL, inverse_dihedral
+from augment.sudoku import invert_sudoku_transform
 from builders.common import HrmError
 from builders.dataset import PuzzleSet
 
@@ -160,18 +161,13 @@ def maze_original(tokens: np.ndarray, dihedral_ids: np.ndarray) -> np.ndarray:
 
 
 def sudoku_original(tokens: np.ndarray, descriptors: dict[str, np.ndarray]) -> np.ndarray:
-    """Undo each row's sudoku shuffle on [b, n*n] tokens (token = digit + 1); the descriptor
-    arrays are already gathered per row. Rows must hold only tokens 1..n+1."""
+    """Undo each row's sudoku shuffle on [b, n*n] tokens (token = digit + 1; other tokens pass
+    through); the descriptor arrays are already gathered per row."""
     if _is_identity_sudoku(descriptors):
         return np.asarray(tokens)
-    # The inverse lives with the forward transform in augment/sudoku.py (one implementation).
-    from augment.sudoku import invert_sudoku_transform
-
-    n = descriptors["aug_row_perm"].shape[1]
-    digits = np.asarray(tokens).reshape(-1, n, n).astype(np.uint8) - 1
-    original = invert_sudoku_transform(digits, descriptors["aug_transpose"], descriptors["aug_row_perm"],
-                                       descriptors["aug_col_perm"], descriptors["aug_digit_map"])
-    return (np.asarray(original, np.uint8) + 1).reshape(len(digits), -1)
+    return invert_sudoku_transform(np.asarray(tokens, np.uint8), descriptors["aug_transpose"],
+                                   descriptors["aug_row_perm"], descriptors["aug_col_perm"],
+                                   descriptors["aug_digit_map"], tokens=True)
 
 
 def _is_identity_sudoku(descriptors: dict[str, np.ndarray]) -> bool:
@@ -276,13 +272,9 @@ class SetFrames:
             if self.descriptors:
                 tokens = maze_original(tokens, self.descriptors["aug_dihedral"][puzzles])
             return Answers(hash_rows(tokens), ok)
-        n = int(math.isqrt(tokens.shape[1]))
-        ok = ((tokens >= 1) & (tokens <= n + 1)).all(axis=1)  # digits 0..n, no pad or foreign token
         if self.descriptors:
-            descriptors = {name: values[puzzles[ok]] for name, values in self.descriptors.items()}
-            tokens = tokens.copy()
-            tokens[ok] = sudoku_original(tokens[ok], descriptors)
-        return Answers(hash_rows(tokens), ok)
+            tokens = sudoku_original(tokens, {name: values[puzzles] for name, values in self.descriptors.items()})
+        return Answers(hash_rows(tokens), np.ones(len(tokens), bool))
 
 
 def task_name(identifier: str) -> str:

@@ -21,8 +21,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from builders import maze_kernels
+
 ARC_PASS_KS = (1, 2, 5, 10, 100, 1000)
-MAZE_WALL, MAZE_OPEN, MAZE_START, MAZE_GOAL, MAZE_PATH = 1, 2, 3, 4, 5
 
 
 @njit(parallel=True, cache=True)
@@ -65,71 +66,19 @@ def sudoku_valid(predictions: np.ndarray, inputs: np.ndarray) -> np.ndarray:
     return in_range & rows_ok & cols_ok & boxes_ok & keeps_clues
 
 
-@njit(cache=True)
-def _bfs_distance(allowed, side, start, goal, distance, queue):
-    distance[:] = -1
-    distance[start] = 0
-    queue[0] = start
-    head, tail = 0, 1
-    while head < tail:
-        cell = queue[head]
-        head += 1
-        if cell == goal:
-            return distance[cell]
-        row, col = cell // side, cell % side
-        for step in range(4):
-            r = row + (step == 0) - (step == 1)
-            c = col + (step == 2) - (step == 3)
-            if 0 <= r < side and 0 <= c < side:
-                nxt = r * side + c
-                if allowed[nxt] and distance[nxt] < 0:
-                    distance[nxt] = distance[cell] + 1
-                    queue[tail] = nxt
-                    tail += 1
-    return -1
-
-
-@njit(parallel=True, cache=True)
-def _maze_valid(predictions, inputs, side, out):
-    cells = side * side
-    for n in prange(predictions.shape[0]):
-        start, goal = -1, -1
-        for i in range(cells):
-            if inputs[n, i] == MAZE_START:
-                start = i
-            elif inputs[n, i] == MAZE_GOAL:
-                goal = i
-        out[n] = False
-        if start < 0 or goal < 0:
-            continue
-        open_cells = np.empty(cells, np.bool_)
-        path_cells = np.empty(cells, np.bool_)
-        marked, keeps_maze = 0, True
-        for i in range(cells):
-            given, predicted = inputs[n, i], predictions[n, i]
-            open_cells[i] = given != MAZE_WALL
-            if given == MAZE_OPEN:
-                keeps_maze &= predicted == MAZE_OPEN or predicted == MAZE_PATH
-                marked += predicted == MAZE_PATH
-            else:  # walls stay walls; S and G stay (or are drawn as part of the path)
-                keeps_maze &= predicted == given or (given != MAZE_WALL and predicted == MAZE_PATH)
-            path_cells[i] = (given == MAZE_OPEN and predicted == MAZE_PATH) or i == start or i == goal
-        if not keeps_maze:
-            continue
-        distance = np.empty(cells, np.int64)
-        queue = np.empty(cells, np.int64)
-        shortest = _bfs_distance(open_cells, side, start, goal, distance, queue)
-        # A shortest path has exactly shortest-1 cells between S and G; if the marked cells
-        # are that many and connect S to G in `shortest` steps, they are such a path.
-        if shortest > 0 and marked == shortest - 1:
-            out[n] = _bfs_distance(path_cells, side, start, goal, distance, queue) == shortest
-
-
 def maze_valid(predictions: np.ndarray, inputs: np.ndarray) -> np.ndarray:
-    """Rows whose prediction keeps the maze and marks one shortest S->G path (any of them)."""
+    """Rows whose prediction keeps the maze (only open cells may become `o`; S and G keep their
+    letters, as in the labels) and marks one shortest S->G path, any of them. The path check is
+    the maze builder's own (`builders.maze_kernels.check_solutions`, used on imported labels)."""
     side = int(math.isqrt(predictions.shape[1]))
-    out = np.zeros(len(predictions), np.bool_)
-    _maze_valid(np.ascontiguousarray(predictions, np.uint8), np.ascontiguousarray(inputs, np.uint8), side, out)
+    keeps_maze = ((predictions == inputs) | ((inputs == maze_kernels.OPEN) & (predictions == maze_kernels.PATH))).all(axis=1)
+    one_each = ((inputs == maze_kernels.START).sum(axis=1) == 1) & ((inputs == maze_kernels.GOAL).sum(axis=1) == 1)
+    rows = np.flatnonzero(keeps_maze & one_each)
+    codes, lengths, marked, counts = (np.empty(len(rows), np.int32) for _ in range(4))
+    maze_kernels.check_solutions(side, np.ascontiguousarray(inputs[rows], np.uint8),
+                                 np.ascontiguousarray(predictions[rows], np.uint8), codes, lengths, marked, counts)
+    out = np.zeros(len(predictions), bool)
+    out[rows] = codes == maze_kernels.CHECK_OK
     return out
 
 

@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import numpy as np
 import pyarrow.parquet as pq
 
 from builders.common import HrmError, log, progress
@@ -29,23 +30,48 @@ RESULTS_FILE = "results.parquet"
 METRICS_FILE = "metrics.json"
 
 
-def _model_batches(checkpoint: Path, dataset: Dataset, split: str, batch_size: int | None,
-                   device: str | None) -> Iterator[PredictionBatch]:
-    # torch and the model load only when a checkpoint is evaluated, so scoring a table stays light.
-    from train.inference import check_dataset_matches, load_for_inference, predict
+class _ModelRunner:
+    """Runs checkpoints over a split. Under torchrun every rank predicts its slice of each
+    global batch (train.data.eval_batches) and rank 0 gathers the slices; only rank 0 scores
+    and writes. torch and the model load only here, so scoring a table stays light."""
 
-    model, config = load_for_inference(checkpoint, device=device)
-    check_dataset_matches(config, dataset)
-    options: dict[str, Any] = {"split": split}
-    if batch_size is not None:
-        options["batch_size"] = batch_size
-    if device is not None:
-        options["device"] = device
-    total = dataset.split(split).attrs.get("total_examples")
-    with progress(total=total, desc=f"eval {checkpoint.name}", unit="ex") as bar:
-        for set_name, examples, predictions, q_halt in predict(model, dataset.path, **options):
-            bar.update(len(examples))
-            yield PredictionBatch(set_name, examples, predictions, q_halt)
+    def __init__(self, device: str | None):
+        from train.distributed import setup
+
+        self.dist = setup(device or "auto")
+
+    @property
+    def is_main(self) -> bool:
+        return self.dist.is_main
+
+    def batches(self, checkpoint: Path, dataset: Dataset, split: str,
+                batch_size: int | None) -> Iterator[PredictionBatch]:
+        import torch.distributed
+
+        from train.inference import check_dataset_matches, load_for_inference, predict_batches
+
+        model, config = load_for_inference(checkpoint, device=self.dist.device)
+        check_dataset_matches(config, dataset)
+        batch_size = batch_size or config.get("eval_batch_size") or config.get("global_batch_size") or 768
+        total = dataset.split(split).attrs.get("total_examples")
+        with progress(total=total, desc=f"eval {checkpoint.name}", unit="ex") as bar:
+            for item, _, predictions, q_halt, _ in predict_batches(model, dataset.split(split), batch_size, self.dist):
+                valid = np.asarray(item.mask, bool)
+                mine = (item.set_name, item.rows[valid], predictions.cpu().numpy()[valid].astype(np.uint8),
+                        q_halt.float().cpu().numpy()[valid].astype(np.float32))
+                parts = [mine]
+                if self.dist.world_size > 1:  # every rank walks the same global batches in step
+                    parts = [None] * self.dist.world_size if self.is_main else None
+                    torch.distributed.gather_object(mine, parts, dst=0)
+                if self.is_main:
+                    for set_name, rows, tokens, q in parts:
+                        bar.update(len(rows))
+                        yield PredictionBatch(set_name, rows, tokens, q)
+
+    def close(self) -> None:
+        from train.distributed import teardown
+
+        teardown()
 
 
 def _refuse_existing(path: Path, force: bool) -> None:
@@ -63,6 +89,32 @@ def _write_results(out: Path, result: ScoreResult) -> None:
             os.replace(tmp, out / name)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def _run_models(runner: _ModelRunner, checkpoints: list[Path], dataset: Dataset, split: str,
+                batch_size: int | None, target: Path | None, keep_grids: bool) -> Scorer:
+    """Predict with every checkpoint into one scorer (and into the table `target`, if any)."""
+    scorer = Scorer(dataset, split, keep_grids=keep_grids)
+    writer = None
+    if target is not None:
+        signature = dataset_signature(dataset, split)
+        writer = PredictionWriter(target, seq_len=signature["seq_len"], signature=signature,
+                                  sources=[str(c) for c in checkpoints])
+    try:
+        for checkpoint in checkpoints:
+            source = scorer.add_source(str(checkpoint))
+            for batch in runner.batches(checkpoint, dataset, split, batch_size):
+                if writer is not None:
+                    writer.write(batch.set_name, batch.examples, batch.predictions, batch.q_halt)
+                scorer.add(batch, source)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is not None:
+        writer.close()
+        log(f"wrote {writer.rows} predictions to {target}")
+    return scorer
 
 
 def evaluate(checkpoints: Sequence[str | os.PathLike] = (), data: str | os.PathLike = "", *, vote_k: int = 2,
@@ -92,32 +144,26 @@ def evaluate(checkpoints: Sequence[str | os.PathLike] = (), data: str | os.PathL
     if out is not None:
         for name in (RESULTS_FILE, METRICS_FILE):
             _refuse_existing(out / name, force)
-    scorer = Scorer(dataset, split, keep_grids=submission is not None)
     if checkpoints:
+        for checkpoint in checkpoints:  # fail on a missing one before loading any model
+            if not checkpoint.exists():
+                raise HrmError(f"checkpoint {checkpoint} does not exist")
         target = tables[0] if tables else (out / PREDICTIONS_FILE if out is not None else None)
         if target is not None:
             _refuse_existing(target, force)
-        for checkpoint in checkpoints:  # fail on a missing one before spending time on the others
-            if not checkpoint.exists():
-                raise HrmError(f"checkpoint {checkpoint} does not exist")
-        signature = dataset_signature(dataset, split)
-        writer = (PredictionWriter(target, seq_len=signature["seq_len"], signature=signature,
-                                   sources=[str(c) for c in checkpoints]) if target is not None else None)
+        runner = _ModelRunner(device)
         try:
-            for checkpoint in checkpoints:
-                source = scorer.add_source(str(checkpoint))
-                for batch in _model_batches(checkpoint, dataset, split, batch_size, device):
-                    if writer is not None:
-                        writer.write(batch.set_name, batch.examples, batch.predictions, batch.q_halt)
-                    scorer.add(batch, source)
-        except BaseException:
-            if writer is not None:
-                writer.abort()
-            raise
-        if writer is not None:
-            writer.close()
-            log(f"wrote {writer.rows} predictions to {target}")
+            if not runner.is_main:  # other torchrun ranks only predict their slices
+                for checkpoint in checkpoints:
+                    for _ in runner.batches(checkpoint, dataset, split, batch_size):
+                        pass
+                return {}
+            scorer = _run_models(runner, checkpoints, dataset, split, batch_size, target,
+                                 keep_grids=submission is not None)
+        finally:
+            runner.close()
     else:
+        scorer = Scorer(dataset, split, keep_grids=submission is not None)
         for table in tables:
             scorer.add_table(table)
     result = scorer.result(vote_k)

@@ -40,4 +40,5 @@ def eval_command(
     set_quiet(quiet)
     summary = evaluate(checkpoint or [], data, vote_k=vote, out=out, predictions=predictions or [],
                        submission=submission, batch_size=batch_size, device=device, split=split, force=force)
-    typer.echo(json.dumps(summary) if as_json else format_result(summary))
+    if summary:  # empty on the other ranks of a torchrun launch: rank 0 reports
+        typer.echo(json.dumps(summary) if as_json else format_result(summary))
