@@ -7,32 +7,14 @@ import sys
 
 import numpy as np
 
+from augment.arc import arc_grid_from_tokens  # the SPEC 6 crop, kept next to the encoder
+
 MAZE_CHARS = " # SGo"  # token -> character (reference charset "# SGo" = tokens 1..5); pad 0 -> space
 ARC_PALETTE_256 = (0, 21, 196, 40, 226, 248, 201, 208, 51, 88)  # xterm colours of ARC 0-9
 
 
 def use_colour() -> bool:
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ
-
-
-def arc_grid_from_tokens(tokens: np.ndarray) -> np.ndarray:
-    """Crop an ARC canvas (30x30 tokens) to its grid: the top-left rectangle of largest area
-    holding only colour tokens (2..11), scanning rows downward with a shrinking width; returns
-    colours 0-9."""
-    side = int(math.isqrt(tokens.size))
-    canvas = np.asarray(tokens).reshape(side, side)
-    best_area, best_h, best_w = 0, 0, 0
-    width = side
-    for row in range(side):
-        non_colour = np.flatnonzero((canvas[row, :width] < 2) | (canvas[row, :width] > 11))
-        if len(non_colour):
-            width = int(non_colour[0])
-        if width == 0:
-            break
-        area = (row + 1) * width
-        if area > best_area:
-            best_area, best_h, best_w = area, row + 1, width
-    return canvas[:best_h, :best_w].astype(np.int64) - 2
 
 
 def render_sudoku(tokens: np.ndarray) -> str:
