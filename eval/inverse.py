@@ -20,7 +20,6 @@ hashed (64 bits) so that identical answers can be counted without comparing grid
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,24 +27,14 @@ from numba import njit, prange
 
 from augment.dihedral import INVERSE_DIHEDRAL, inverse_dihedral
 from augment.sudoku import invert_sudoku_transform
+from builders.arc_kernels import transform_grid
 from builders.common import HrmError
+from builders.maze_kernels import mix64
 from builders.dataset import PuzzleSet
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 _INVERSE_DIHEDRAL = np.array(INVERSE_DIHEDRAL, np.int64)
-_ARC_SUFFIX = re.compile(r"_t[0-7]_\d{10}$")
-
-
-@njit(cache=True, inline="always")
-def _mix(h):
-    # splitmix64 finaliser: FNV-1a alone leaves the high bits of short inputs poorly mixed.
-    h ^= h >> np.uint64(30)
-    h *= np.uint64(0xBF58476D1CE4E5B9)
-    h ^= h >> np.uint64(27)
-    h *= np.uint64(0x94D049BB133111EB)
-    h ^= h >> np.uint64(31)
-    return h
 
 
 @njit(parallel=True, cache=True)
@@ -54,7 +43,7 @@ def _hash_rows(rows, out):
         h = _FNV_OFFSET
         for i in range(rows.shape[1]):
             h = (h ^ np.uint64(rows[n, i])) * _FNV_PRIME
-        out[n] = _mix(h)
+        out[n] = mix64(h)  # FNV-1a alone leaves short inputs' high bits poorly mixed
 
 
 def hash_rows(rows: np.ndarray) -> np.ndarray:
@@ -62,26 +51,6 @@ def hash_rows(rows: np.ndarray) -> np.ndarray:
     out = np.empty(len(rows), np.uint64)
     _hash_rows(np.ascontiguousarray(rows, dtype=np.uint8), out)
     return out
-
-
-@njit(cache=True, inline="always")
-def _dihedral_source(t, i, j, height, width):
-    """(row, col) of X that `dihedral(X, t)[i, j]` reads, X of shape (height, width)."""
-    if t == 0:
-        return i, j
-    if t == 1:
-        return j, width - 1 - i
-    if t == 2:
-        return height - 1 - i, width - 1 - j
-    if t == 3:
-        return height - 1 - j, i
-    if t == 4:
-        return i, width - 1 - j
-    if t == 5:
-        return height - 1 - i, j
-    if t == 6:
-        return j, i
-    return height - 1 - j, width - 1 - i
 
 
 @njit(parallel=True, cache=True)
@@ -102,18 +71,26 @@ def _arc_inverse(tokens, side, dihedral, inverse_colour, inverse_ids, grids, sha
                 break
             if (row + 1) * width > best_area:
                 best_area, best_h, best_w = (row + 1) * width, row + 1, width
-        t = inverse_ids[dihedral[n]]
-        out_h, out_w = (best_w, best_h) if t == 1 or t == 3 or t == 6 or t == 7 else (best_h, best_w)
+        cropped = np.empty(best_area, np.uint8)
+        for i in range(best_h):
+            for j in range(best_w):
+                cropped[i * best_w + j] = tokens[n, i * side + j] - 2
+        # The builder's own kernel writes transform(colour_map[grid]); colour maps and dihedral
+        # transforms commute, so the inverse ids and inverse maps give the original grid.
+        original = np.empty(best_area, np.uint8)
+        out_h, out_w = 0, 0
+        if best_area:
+            out_h, out_w = transform_grid(cropped, 0, best_h, best_w, inverse_ids[dihedral[n]],
+                                          inverse_colour[n], original)
         shapes[n, 0], shapes[n, 1] = out_h, out_w
         h = (_FNV_OFFSET ^ np.uint64(out_h)) * _FNV_PRIME
         h = (h ^ np.uint64(out_w)) * _FNV_PRIME
         for i in range(out_h):
             for j in range(out_w):
-                r, c = _dihedral_source(t, i, j, best_h, best_w)
-                colour = inverse_colour[n, tokens[n, r * side + c] - 2]
+                colour = original[i * out_w + j]
                 grids[n, i, j] = colour
                 h = (h ^ np.uint64(colour)) * _FNV_PRIME
-        hashes[n] = _mix(h)
+        hashes[n] = mix64(h)
 
 
 @dataclass
@@ -276,7 +253,3 @@ class SetFrames:
             tokens = sudoku_original(tokens, {name: values[puzzles] for name, values in self.descriptors.items()})
         return Answers(hash_rows(tokens), np.ones(len(tokens), bool))
 
-
-def task_name(identifier: str) -> str:
-    """The original ARC task of an identifier (`<task>_t<id>_<ten digits>` -> `<task>`)."""
-    return _ARC_SUFFIX.sub("", identifier)

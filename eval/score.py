@@ -22,7 +22,8 @@ import zarr
 
 from builders.common import log
 from builders.dataset import Dataset
-from eval.inverse import SetFrames, task_name
+from augment.arc import parse_version_name
+from eval.inverse import SetFrames
 from eval.metrics import group_means, maze_valid, pass_ks, sudoku_valid, token_metrics
 from eval.predictions import PredictionBatch, iter_predictions
 from eval.vote import Votes, best_rank, vote
@@ -225,7 +226,7 @@ class Scorer:
                 ids = puzzle_set.puzzle_identifiers[frames.identity_puzzles()]
                 unique, inverse = np.unique(ids, return_inverse=True)
                 found = self.dataset.root["identifiers"].oindex[unique] if len(unique) else np.zeros(0, object)
-                names += [task_name(str(found[i])) for i in inverse]
+                names += [parse_version_name(str(found[i]))[0] for i in inverse]
             else:
                 names += [f"{set_name}/{g}" for g in range(frames.num_groups)]
         return names

@@ -14,7 +14,7 @@ import pytest
 
 from augment.colour import inverse_colour_map
 from augment.dihedral import inverse_dihedral
-from builders.render import arc_grid_from_tokens
+from augment.arc import arc_grid_from_tokens
 from eval.inverse import arc_answers
 from builders.dataset import open_dataset
 from eval.run import evaluate
