@@ -27,12 +27,13 @@ import numpy as np
 from augment.sudoku import augment_pairs, identity_transforms, random_transforms
 from builders.common import HrmError, log, progress
 from builders.dataset import DatasetWriter, SplitWriter, atomic_directory
-from builders.sudoku_kernels import generate_batch, sudoku_tables
+from builders.sudoku_import import import_csv
+from builders.sudoku_kernels import deferred_interrupt, generate_batch, sudoku_tables
 
 DEFAULT_SEARCH_STEPS = 90  # hill-climbing proposals per hard puzzle (mean rating ~30 on 9x9)
 DEFAULT_EASY_FRACTION = 0.1  # puzzles left as random minimal puzzles (rating ~2)
 _MAX_DRAWS_PER_VERSION = 5  # dedup retry bound, as the reference's 5 x K for ARC
-_GENERATE_CHUNK = 128  # puzzles per parallel kernel call (progress granularity)
+_GENERATE_CHUNK = 64  # puzzles per parallel kernel call (progress and Ctrl-C granularity)
 _ROWS_PER_APPEND = 1 << 16  # examples augmented and written per step (bounded memory)
 _SPLIT_TAGS = {"train": 0, "test": 1}
 # Rating histogram bins (ratings are heavy-tailed: most below 50, a few in the hundreds)
@@ -85,7 +86,7 @@ def generate_puzzles(count: int, *, box: int = 3, seed: int = 0, split: str = "t
     for start in range(0, count, chunk):
         stop = min(count, start + chunk)
         # chunk size 1: threads take puzzles one by one (their cost varies ~10x)
-        with numba.parallel_chunksize(1):
+        with numba.parallel_chunksize(1), deferred_interrupt():
             puzzles, solutions, ratings, _ = generate_batch(seeds[start:stop], steps[start:stop], peers,
                                                             units, n, min_difficulty, max_steps)
         if (ratings < min_difficulty).any():
@@ -106,8 +107,9 @@ def _draw_versions(puzzles: np.ndarray, solutions: np.ndarray, versions: int, bo
 
     def draw(group: np.ndarray, descriptors: tuple[np.ndarray, ...]) -> None:
         transpose, row_perm, col_perm, digit_map = descriptors
-        inputs, labels, hashes = augment_pairs(puzzles, solutions, group, transpose, row_perm,
-                                               col_perm, digit_map)
+        with deferred_interrupt():
+            inputs, labels, hashes = augment_pairs(puzzles, solutions, group, transpose, row_perm,
+                                                   col_perm, digit_map)
         parts.append({"group": group, "transpose": transpose, "row_perm": row_perm,
                       "col_perm": col_perm, "digit_map": digit_map, "inputs": inputs,
                       "labels": labels, "hash": hashes})
@@ -161,12 +163,15 @@ def write_groups(split: SplitWriter, puzzles: np.ndarray, solutions: np.ndarray,
         stop = min(len(puzzles), start + per_batch)
         chosen = _draw_versions(puzzles[start:stop], solutions[start:stop], versions, box, rng)
         counts = chosen["versions"]
-        split.set("all").append(
-            chosen["inputs"], chosen["labels"], examples_per_puzzle=np.ones(counts.sum(), np.int64),
-            puzzles_per_group=counts,
-            puzzle_fields={f"aug_{key}": chosen[key] for key in ("transpose", "row_perm", "col_perm",
-                                                                 "digit_map")},
-            group_fields={name: values[start:stop] for name, values in group_fields.items()})
+        # Ctrl-C waits for the append: zarr writes from an IO thread, which would otherwise
+        # keep writing into the temporary directory while it is being removed
+        with deferred_interrupt():
+            split.set("all").append(
+                chosen["inputs"], chosen["labels"], examples_per_puzzle=np.ones(counts.sum(), np.int64),
+                puzzles_per_group=counts,
+                puzzle_fields={f"aug_{key}": chosen[key] for key in ("transpose", "row_perm", "col_perm",
+                                                                     "digit_map")},
+                group_fields={name: values[start:stop] for name, values in group_fields.items()})
         summary.groups += stop - start
         summary.puzzles += int(counts.sum())
         summary.examples += int(counts.sum())
@@ -222,8 +227,6 @@ def build_sudoku(out: str | os.PathLike, *, train_size: int = 1000, test_size: i
             split = writer.split(name, seq_len=n * n, vocab_size=n + 2, box=box)
             augment_rng = np.random.default_rng([seed, tag, 2])
             if csv_dir is not None:
-                from builders.sudoku_import import import_csv
-
                 imported = import_csv(csv_dir / f"{name}.csv", box=box, size=size, skip_invalid=skip_invalid,
                                       rng=np.random.default_rng([seed, tag, 3]), min_difficulty=min_difficulty)
                 summary.skipped_rows = len(imported.skipped)
@@ -246,7 +249,8 @@ def build_sudoku(out: str | os.PathLike, *, train_size: int = 1000, test_size: i
                     bar.update(len(puzzles))
                 bar.close()
             _log_ratings(name, summary)
-        writer.close()
+        with deferred_interrupt():
+            writer.close()
     return {"out": str(out), "task": "sudoku", "box": box, "seed": seed,
             "seconds": round(time.perf_counter() - started, 3),
             "splits": {name: s.as_dict() for name, s in summaries.items()}}

@@ -20,7 +20,11 @@ numba's global generator, so parallel loops give the same bytes whatever the thr
 """
 from __future__ import annotations
 
+import signal
+import threading
+from contextlib import contextmanager
 from functools import lru_cache
+from typing import Iterator
 
 import numpy as np
 from numba import njit, prange
@@ -55,6 +59,26 @@ def sudoku_tables(box: int) -> tuple[np.ndarray, np.ndarray]:
         seen = sorted({p for unit in units.tolist() if cell in unit for p in unit} - {cell})
         peers.append(seen)
     return np.array(peers, np.int16), units
+
+
+@contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) while a numba kernel runs and raise KeyboardInterrupt after it.
+
+    A KeyboardInterrupt raised while numba boxes a kernel's results (it calls back into Python)
+    turns into a SystemError and can crash the interpreter; deferred, it unwinds normally and
+    the atomic output directory is cleaned up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 # ----------------------------------------------------------------------------- random numbers
