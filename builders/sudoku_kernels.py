@@ -15,8 +15,9 @@ i.e. branch assignments whose propagation failed, counted over the whole search 
 finds the solution and proves that there is no second one (search with cap 2). A puzzle solved
 by singles alone rates 0. Every dead end is one backtrack.
 
-Randomness comes from an explicit splitmix64 stream (`rng`: uint64[1]) per puzzle, never from
-numba's global generator, so parallel loops give the same bytes whatever the thread schedule.
+Randomness comes from an explicit splitmix64 stream (`augment.random_stream`, state uint64[1])
+per puzzle, never from numba's global generator, so parallel loops give the same bytes
+whatever the thread schedule.
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ from typing import Iterator
 
 import numpy as np
 from numba import njit, prange
+
+from augment.random_stream import rng_below, shuffle
 
 MAX_DIGITS = 9  # box 3; masks and tables below cover up to 9 digits
 
@@ -79,32 +82,6 @@ def deferred_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
     if received:
         raise KeyboardInterrupt
-
-
-# ----------------------------------------------------------------------------- random numbers
-
-
-@njit(cache=True)
-def rng_next(rng: np.ndarray) -> np.uint64:
-    """splitmix64: advance the uint64[1] state and return the next 64-bit output."""
-    rng[0] += np.uint64(0x9E3779B97F4A7C15)
-    z = rng[0]
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-@njit(cache=True)
-def rng_below(rng: np.ndarray, k: int) -> int:
-    """Uniform integer in [0, k) (modulo bias < k / 2**64, negligible)."""
-    return int(rng_next(rng) % np.uint64(k))
-
-
-@njit(cache=True)
-def _shuffle(values: np.ndarray, rng: np.ndarray) -> None:
-    for i in range(len(values) - 1, 0, -1):
-        j = rng_below(rng, i + 1)
-        values[i], values[j] = values[j], values[i]
 
 
 # ----------------------------------------------------------------------------- solver
@@ -273,7 +250,7 @@ def search(puzzle, peers, units, n, cap, randomise, rng, workspace, solutions, s
     return found
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def solve_batch(puzzles, peers, units, n, cap):
     """Solve every row of `puzzles` int8[B, N] (cap solutions each, in parallel).
 
@@ -319,7 +296,7 @@ def minimise(puzzle, peers, units, n, rng, workspace) -> None:
     still has to stay once others are gone (fewer clues never make a puzzle more constrained)."""
     size = puzzle.shape[0]
     order = np.arange(size)
-    _shuffle(order, rng)
+    shuffle(order, rng)
     solutions = np.zeros((2, size), np.int8)
     stats = np.zeros(NUM_STATS, np.int64)
     for cell in order:
@@ -399,7 +376,7 @@ def generate_one(peers, units, n, rng, workspace, steps, min_rating, max_steps):
     return puzzle, solution, rating, tried
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def generate_batch(seeds, steps, peers, units, n, min_rating, max_steps):
     """Puzzle i of the batch from the splitmix stream seeded with seeds[i] (uint64), `steps[i]`
     hill-climbing proposals; in parallel, identical output whatever the thread schedule.

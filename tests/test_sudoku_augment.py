@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from augment.sudoku import (augment_pairs, apply_sudoku_transform, identity_transforms,
-                            inverse_transforms, invert_sudoku_transform, random_transforms)
+                            draw_transforms, inverse_transforms, invert_sudoku_transform)
 from builders.sudoku_kernels import generate_batch, sudoku_tables
 from tests.sudoku_oracle import is_valid_solution
 
@@ -18,6 +18,10 @@ def _literal(grid: np.ndarray, transpose: int, row_perm, col_perm, digit_map) ->
     return np.array([int(digit_map[t[row_perm[r]][col_perm[c]]]) for r in range(n) for c in range(n)])
 
 
+def random_transforms(seed: int, count: int, box: int):
+    return draw_transforms(np.random.SeedSequence(seed).generate_state(count, np.uint64), box)
+
+
 def _puzzles(box: int, count: int):
     peers, units = sudoku_tables(box)
     seeds = np.arange(1, count + 1, dtype=np.uint64)
@@ -28,14 +32,23 @@ def _puzzles(box: int, count: int):
 @pytest.mark.parametrize("box", [2, 3])
 def test_random_transforms_are_band_preserving_permutations(box):
     n = box * box
-    transpose, row_perm, col_perm, digit_map = random_transforms(np.random.default_rng(0), 500, box)
+    transpose, row_perm, col_perm, digit_map = random_transforms(0, 500, box)
     assert set(transpose.tolist()) == {0, 1}
+    assert len({(t, bytes(r), bytes(c), bytes(d)) for t, r, c, d in zip(transpose, row_perm, col_perm,
+                                                                        digit_map)}) > (495 if box == 3 else 420)
     for perm in np.concatenate([row_perm, col_perm]):
         assert sorted(perm.tolist()) == list(range(n))
         for band in range(box):  # rows of one output band all come from one input band
             assert len({int(p) // box for p in perm[band * box:(band + 1) * box]}) == 1
     assert (digit_map[:, 0] == 0).all()
     assert all(sorted(m[1:].tolist()) == list(range(1, n + 1)) for m in digit_map)
+    # roughly uniform: every digit lands in every place, every band in every position
+    assert (np.bincount(digit_map[:, 1], minlength=n + 1)[1:] > 500 / n / 3).all()
+    assert (np.bincount(row_perm[:, 0] // box, minlength=box) > 500 / box / 2).all()
+    # a transform depends on its own seed only
+    seeds = np.random.SeedSequence(0).generate_state(500, np.uint64)
+    again = draw_transforms(seeds[::-1].copy(), box)
+    assert all(np.array_equal(a, b[::-1]) for a, b in zip((transpose, row_perm, col_perm, digit_map), again))
 
 
 @pytest.mark.parametrize("box", [2, 3])
@@ -44,7 +57,7 @@ def test_numpy_and_numba_application_follow_the_descriptor_semantics(box):
     puzzles, solutions = _puzzles(box, 6)
     count = 40
     group = np.random.default_rng(1).integers(0, len(puzzles), count)
-    descriptors = random_transforms(np.random.default_rng(2), count, box)
+    descriptors = random_transforms(2, count, box)
     inputs, labels, hashes = augment_pairs(puzzles, solutions, group, *descriptors)
     batch_in = apply_sudoku_transform(puzzles[group] + 1, *descriptors)  # tokens
     batch_digits = apply_sudoku_transform(solutions[group], *descriptors, tokens=False)
@@ -64,7 +77,7 @@ def test_numpy_and_numba_application_follow_the_descriptor_semantics(box):
 
 def test_single_grid_and_grid_shapes():
     puzzles, solutions = _puzzles(3, 1)
-    t, rp, cp, dm = (a[0] for a in random_transforms(np.random.default_rng(3), 1, 3))
+    t, rp, cp, dm = (a[0] for a in random_transforms(3, 1, 3))
     grid = solutions[0].reshape(9, 9) + 1
     out = apply_sudoku_transform(grid, t, rp, cp, dm)
     assert out.shape == (9, 9)
@@ -83,7 +96,7 @@ def test_inverse_restores_the_original_exactly(box):
     puzzles, solutions = _puzzles(box, 5)
     count = 200
     group = np.arange(count) % len(puzzles)
-    descriptors = random_transforms(np.random.default_rng(4), count, box)
+    descriptors = random_transforms(4, count, box)
     inputs, labels, _ = augment_pairs(puzzles, solutions, group, *descriptors)
     assert np.array_equal(invert_sudoku_transform(inputs, *descriptors), puzzles[group] + 1)
     assert np.array_equal(invert_sudoku_transform(labels, *descriptors), solutions[group] + 1)
@@ -102,7 +115,7 @@ def test_inverse_on_predictions_keeps_pad_blank_and_unknown_tokens():
     out-of-range token: the inverse is the original label with those same original cells
     replaced by the same tokens (cell (r, c) of A reads T[row_perm[r], col_perm[c]])."""
     puzzles, solutions = _puzzles(3, 3)
-    descriptors = random_transforms(np.random.default_rng(5), 3, 3)
+    descriptors = random_transforms(5, 3, 3)
     _, labels, _ = augment_pairs(puzzles, solutions, np.arange(3), *descriptors)
     rng = np.random.default_rng(6)
     for v in range(3):
