@@ -186,12 +186,14 @@ def new_workspace(size: int):
 
 
 @njit(cache=True)
-def search(puzzle, peers, units, n, cap, randomise, rng, workspace, solutions, stats) -> int:
+def search(puzzle, peers, units, n, cap, randomise, rng, workspace, solutions, stats,
+           exclude_cell=-1, exclude_digit=0) -> int:
     """Depth-first search; returns the number of solutions found, stopping at `cap`.
 
     The first min(cap, len(solutions)) solutions are written to `solutions` [k, N];
     `stats` int64[NUM_STATS] receives dead ends (total, before the first solution) and guesses.
-    With `randomise`, digits are tried in random order (used to draw random solved grids)."""
+    With `randomise`, digits are tried in random order (used to draw random solved grids).
+    `exclude_cell`/`exclude_digit` forbid one digit in one blank cell (used by `minimise`)."""
     stack_values, stack_cand, branch_cell, branch_mask = workspace
     size = puzzle.shape[0]
     stats[:] = 0
@@ -207,6 +209,8 @@ def search(puzzle, peers, units, n, cap, randomise, rng, workspace, solutions, s
             if digit < 0 or digit > n or (cand[cell] >> (digit - 1)) & 1 == 0:
                 return 0  # clue outside 1..n or repeated in a row, column or box
             _assign(values, cand, cell, digit, peers)
+    if exclude_cell >= 0:
+        cand[exclude_cell] &= ~(1 << (exclude_digit - 1))
     status = _propagate(values, cand, peers, units, n)
     if status < 0:
         return 0
@@ -284,27 +288,24 @@ def random_solution(peers, units, n, rng, workspace) -> np.ndarray:
 
 
 @njit(cache=True)
-def _unique(puzzle, peers, units, n, rng, workspace, solutions, stats) -> bool:
-    return search(puzzle, peers, units, n, 2, False, rng, workspace, solutions, stats) == 1
-
-
-@njit(cache=True)
 def minimise(puzzle, peers, units, n, rng, workspace) -> None:
     """Remove clues of a unique `puzzle` (in place) in random order while it stays unique.
 
     One pass gives a minimal puzzle: a clue that had to stay when more clues were present
-    still has to stay once others are gone (fewer clues never make a puzzle more constrained)."""
+    still has to stay once others are gone (fewer clues never make a puzzle more constrained).
+    Without clue c = v the puzzle stays unique iff no solution has c != v, so each test is a
+    search for ONE solution with v forbidden at c (cheaper than counting to two)."""
     size = puzzle.shape[0]
     order = np.arange(size)
     shuffle(order, rng)
-    solutions = np.zeros((2, size), np.int8)
+    solutions = np.zeros((1, size), np.int8)
     stats = np.zeros(NUM_STATS, np.int64)
     for cell in order:
         digit = puzzle[cell]
         if digit == 0:
             continue
         puzzle[cell] = 0
-        if not _unique(puzzle, peers, units, n, rng, workspace, solutions, stats):
+        if search(puzzle, peers, units, n, 1, False, rng, workspace, solutions, stats, cell, digit) != 0:
             puzzle[cell] = digit
 
 
