@@ -120,11 +120,12 @@ class SetWriter:
     def __init__(self, group: zarr.Group, seq_len: int, level: int = _ZSTD_LEVEL):
         self.group = group
         self.seq_len = seq_len
+        self.level = level
         self.inputs = _Appender(group, "inputs", np.uint8, (seq_len,), level)
         self.labels = _Appender(group, "labels", np.uint8, (seq_len,), level)
-        self.puzzle_identifiers = _Appender(group, "puzzle_identifiers", np.int32, ())
-        self.puzzle_indices = _Appender(group, "puzzle_indices", np.int64, ())
-        self.group_indices = _Appender(group, "group_indices", np.int64, ())
+        self.puzzle_identifiers = _Appender(group, "puzzle_identifiers", np.int32, (), level)
+        self.puzzle_indices = _Appender(group, "puzzle_indices", np.int64, (), level)
+        self.group_indices = _Appender(group, "group_indices", np.int64, (), level)
         self.puzzle_indices.append(np.zeros(1, np.int64))
         self.group_indices.append(np.zeros(1, np.int64))
         self.puzzle_fields: dict[str, _Appender] | None = None
@@ -164,7 +165,7 @@ class SetWriter:
                 fields: Mapping[str, np.ndarray], count: int) -> dict[str, _Appender]:
         if appenders is None:
             sub = self.group.require_group(kind)
-            appenders = {name: _Appender(sub, name, np.asarray(a).dtype, np.asarray(a).shape[1:])
+            appenders = {name: _Appender(sub, name, np.asarray(a).dtype, np.asarray(a).shape[1:], self.level)
                          for name, a in fields.items()}
         if set(fields) != set(appenders):
             raise ValueError(f"{kind} fields {sorted(fields)} differ from the first append's {sorted(appenders)}")
@@ -220,14 +221,15 @@ class DatasetWriter:
     """
 
     def __init__(self, root: str | os.PathLike, *, task: str, seed: int | None,
-                 builder: Mapping[str, Any], token_compression_level: int = _ZSTD_LEVEL):
-        # token_compression_level: zstd level of inputs/labels; sudoku tokens compress as well
-        # at level 1 as at 5 (order-0 entropy bound) and 4x faster, so its builder passes 1
-        self.token_compression_level = token_compression_level
+                 builder: Mapping[str, Any], compression_level: int = _ZSTD_LEVEL):
+        # compression_level: zstd level of every array. Sudoku tokens and shuffle descriptors
+        # compress as well at level 1 as at 5 (near their order-0 entropy) and ~4x faster, so
+        # that builder passes 1.
+        self.compression_level = compression_level
         self.root = zarr.open_group(Path(root), mode="w-", zarr_format=3)
         self.attrs: dict[str, Any] = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
                                       "task": task, "seed": seed, "builder": dict(builder)}
-        self._identifiers = _Appender(self.root, "identifiers", str, ())
+        self._identifiers = _Appender(self.root, "identifiers", str, (), compression_level)
         self._identifiers.append(np.array([BLANK_IDENTIFIER], dtype=object))
         self.splits: dict[str, SplitWriter] = {}
 
@@ -247,7 +249,7 @@ class DatasetWriter:
             raise ValueError(f"split {name!r} already exists")
         attrs = {"seq_len": seq_len, "vocab_size": vocab_size, "pad_id": pad_id,
                  "ignore_label_id": ignore_label_id, "blank_identifier_id": 0, **extra_attrs}
-        self.splits[name] = SplitWriter(self.root.create_group(name), attrs, self.token_compression_level)
+        self.splits[name] = SplitWriter(self.root.create_group(name), attrs, self.compression_level)
         return self.splits[name]
 
     def close(self, **extra_attrs: Any) -> None:

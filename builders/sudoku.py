@@ -37,9 +37,9 @@ _MAX_DRAWS_PER_VERSION = 5  # dedup retry bound, as the reference's 5 x K for AR
 _GENERATE_CHUNK = 64  # puzzles per parallel kernel call (progress and Ctrl-C granularity)
 _ROWS_PER_APPEND = 1 << 16  # examples augmented and written per step (bounded memory)
 _SPLIT_TAGS = {"train": 0, "test": 1}
-# zstd level of inputs/labels: level 1 is ~4x faster than 5 and even smaller on sudoku tokens
+# zstd level of every array: level 1 is ~4x faster than 5 and even smaller on sudoku tokens
 # (0.361 vs 0.383 of raw; both near the order-0 entropy bound of ~0.31, see benchmarks/README)
-_TOKEN_ZSTD_LEVEL = 1
+_ZSTD_LEVEL = 1
 # Rating histogram bins (ratings are heavy-tailed: most below 50, a few in the hundreds)
 _RATING_EDGES = (0, 1, 5, 10, 20, 30, 50, 100, 200, 500)
 
@@ -60,6 +60,8 @@ class SplitSummary:
     ratings: list[np.ndarray] = field(default_factory=list)
     short_groups: int = 0  # groups with fewer versions than asked (only possible for 4x4)
     skipped_rows: int = 0  # CSV rows skipped with --skip-invalid
+    originals: set[bytes] = field(default_factory=set)  # distinct original puzzles
+    in_train: int = 0  # (test) originals that are also train originals
 
     def as_dict(self) -> dict[str, Any]:
         ratings = np.concatenate(self.ratings) if self.ratings else np.zeros(0, np.int64)
@@ -69,7 +71,8 @@ class SplitSummary:
                 "rating_max": int(ratings.max()) if len(ratings) else None,
                 "rating_median": float(np.median(ratings)) if len(ratings) else None,
                 "rating_histogram": rating_histogram(ratings), "short_groups": self.short_groups,
-                "skipped_rows": self.skipped_rows}
+                "skipped_rows": self.skipped_rows, "repeated_puzzles": self.groups - len(self.originals),
+                "puzzles_also_in_train": self.in_train}
 
 
 def generate_puzzles(count: int, *, box: int = 3, seed: int = 0, split: str = "train",
@@ -219,9 +222,14 @@ def _log_ratings(name: str, summary: SplitSummary) -> None:
     info = summary.as_dict()
     log(f"{name}: {info['groups']} puzzles, rating mean {info['rating_mean']}, median "
         f"{info['rating_median']} (min {info['rating_min']}, max {info['rating_max']}); histogram:")
-    for row in info["rating_histogram"]:
+    rows = info["rating_histogram"]
+    last = max((i for i, row in enumerate(rows) if row["count"]), default=0)
+    for row in rows[:last + 1]:
         span = f"{row['from']}-{row['to']}" if row["to"] is not None else f">= {row['from']}"
         log(f"  {span:>9} {row['count']:>7}")
+    if info["repeated_puzzles"] or info["puzzles_also_in_train"]:
+        log(f"{name}: {info['repeated_puzzles']} repeated puzzles, {info['puzzles_also_in_train']} also "
+            "in train (only expected for 4x4, which has few distinct minimal puzzles)")
     if summary.short_groups:
         log(f"{name}: {summary.short_groups} puzzles have fewer distinct versions than asked "
             "(all that exist, or all found within the retry bound)")
@@ -258,7 +266,7 @@ def build_sudoku(out: str | os.PathLike, *, train_size: int = 1000, test_size: i
     summaries: dict[str, SplitSummary] = {}
     with atomic_directory(out, force=force) as tmp:
         writer = DatasetWriter(tmp, task="sudoku", seed=seed, builder=builder_args,
-                               token_compression_level=_TOKEN_ZSTD_LEVEL)
+                               compression_level=_ZSTD_LEVEL)
         for name, size, versions in (("train", train_size, aug + 1), ("test", test_size, test_aug + 1)):
             tag = _SPLIT_TAGS[name]
             summary = summaries[name] = SplitSummary()
@@ -271,6 +279,7 @@ def build_sudoku(out: str | os.PathLike, *, train_size: int = 1000, test_size: i
                     summary.skipped_rows = len(imported.skipped)
                     summary.ratings.append(imported.ratings)
                     bar = progress(total=len(imported.puzzles), desc=f"{name} (import)", unit="puzzle")
+                    summary.originals.update(map(bytes, imported.puzzles))
                     group_writer.write(imported.puzzles, imported.solutions,
                                        {"rating": imported.ratings.astype(np.int32),
                                         "source_rating": imported.source_ratings.astype(np.int32)})
@@ -281,9 +290,12 @@ def build_sudoku(out: str | os.PathLike, *, train_size: int = 1000, test_size: i
                             size, box=box, seed=seed, split=name, search_steps=search_steps,
                             easy_fraction=easy_fraction, min_difficulty=min_difficulty):
                         summary.ratings.append(ratings)
+                        summary.originals.update(map(bytes, puzzles))
                         group_writer.write(puzzles, solutions, {"rating": ratings.astype(np.int32)})
                         bar.update(len(puzzles))
                 bar.close()
+            if name == "test":
+                summary.in_train = len(summary.originals & summaries["train"].originals)
             _log_ratings(name, summary)
         with deferred_interrupt():
             writer.close()

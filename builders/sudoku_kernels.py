@@ -47,10 +47,10 @@ NUM_STATS = 3
 
 @lru_cache(maxsize=None)
 def sudoku_tables(box: int) -> tuple[np.ndarray, np.ndarray]:
-    """(peers int16[N, 3n-3-(box-1)*2... ], units int16[3n, n]) for a (box*box)^2 sudoku.
+    """(peers int16[N, P], units int16[3n, n]) for the sudoku with n = box*box digits, N = n*n.
 
-    peers[c] lists the cells sharing a row, column or box with cell c (20 for 9x9, 7 for 4x4);
-    units lists the cells of every row, then every column, then every box."""
+    peers[c] lists the P cells sharing a row, column or box with cell c (P = 20 for 9x9, 7 for
+    4x4); units lists the cells of every row, then every column, then every box."""
     n = box * box
     rows = [[r * n + c for c in range(n)] for r in range(n)]
     cols = [[r * n + c for r in range(n)] for c in range(n)]

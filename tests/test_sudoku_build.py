@@ -131,10 +131,13 @@ def test_csv_import_subsamples_seeded_and_keeps_source_rating(tmp_path):
     (tmp_path / "csv").mkdir()
     write_csv(tmp_path / "csv" / "train.csv", rows)
     write_csv(tmp_path / "csv" / "test.csv", rows[:5])
-    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
-        build_sudoku(tmp_path / name, train_size=10, test_size=10, aug=2, box=3, seed=seed,
-                     from_csv=tmp_path / "csv")
+    summaries = [build_sudoku(tmp_path / name, train_size=10, test_size=10, aug=2, box=3, seed=seed,
+                              from_csv=tmp_path / "csv") for name, seed in (("a", 1), ("b", 1), ("c", 2))]
     a, b, c = _arrays(tmp_path / "a"), _arrays(tmp_path / "b"), _arrays(tmp_path / "c")
+    # test.csv holds train.csv's first 5 rows: the overlap is reported
+    overlap = len(set(a["train/group/source_rating"].tolist()) & set(range(5)))
+    assert summaries[0]["splits"]["test"]["puzzles_also_in_train"] == overlap
+    assert summaries[0]["splits"]["train"]["repeated_puzzles"] == 0
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not np.array_equal(a["train/group/source_rating"], c["train/group/source_rating"])
     # the originals are CSV rows (file order), tokens = digit + 1; the test CSV is used whole
