@@ -10,7 +10,7 @@ The solver is a deterministic depth-first search with constraint propagation:
     has no candidate or a unit has no place left for a missing digit;
   * branching picks the empty cell with the fewest candidates (lowest index on ties) and tries
     its digits in increasing order.
-Its statistics (`SearchStats`) are what the builder calls the rating: the number of DEAD ENDS,
+Its statistics (`stats`, indexed by STAT_*) give the rating: the number of DEAD ENDS,
 i.e. branch assignments whose propagation failed, counted over the whole search tree that
 finds the solution and proves that there is no second one (search with cap 2). A puzzle solved
 by singles alone rates 0. Every dead end is one backtrack.

@@ -170,14 +170,21 @@ def _bad_rows(rows):
     ]
 
 
-@pytest.mark.parametrize("case", range(5))
-def test_bad_csv_row_names_its_line(tmp_path, case):
-    rows = _puzzle_rows(6)
+def csv_with_bad_row(folder, case: int, count: int = 6) -> str:
+    """DIR/train.csv of `count` puzzles whose 4th (line 5) is broken as `_bad_rows`[case] says,
+    DIR/test.csv of 2 good ones; returns the expected message fragment."""
+    rows = _puzzle_rows(count)
     question, answer, fragment = _bad_rows(rows)[case]
     rows[3] = (question, answer)
-    (tmp_path / "csv").mkdir()
-    write_csv(tmp_path / "csv" / "train.csv", rows)
-    write_csv(tmp_path / "csv" / "test.csv", rows[:2])
+    folder.mkdir()
+    write_csv(folder / "train.csv", rows)
+    write_csv(folder / "test.csv", rows[:2])
+    return fragment
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_bad_csv_row_names_its_line(tmp_path, case):
+    fragment = csv_with_bad_row(tmp_path / "csv", case)
     with pytest.raises(HrmError, match=r"train\.csv:5: .*" + fragment):
         build_sudoku(tmp_path / "d", train_size=6, test_size=2, aug=1, from_csv=tmp_path / "csv")
     assert not (tmp_path / "d").exists()

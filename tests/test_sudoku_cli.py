@@ -12,7 +12,7 @@ import pytest
 
 from builders.dataset import open_dataset
 from tests.conftest import REPO, assert_one_line_error, run_hrm
-from tests.test_sudoku_build import _bad_rows, _puzzle_rows, write_csv
+from tests.test_sudoku_build import csv_with_bad_row
 
 SMALL = ("--box", "2", "--train-size", "6", "--test-size", "3", "--aug", "5")
 
@@ -56,12 +56,7 @@ def test_existing_output_needs_force(tmp_path):
 
 @pytest.mark.parametrize("case", [0, 2, 3])  # malformed, contradicting answer, two solutions
 def test_bad_csv_row_is_one_line_naming_the_line(tmp_path, case):
-    rows = _puzzle_rows(5)
-    question, answer, fragment = _bad_rows(rows)[case]
-    rows[3] = (question, answer)
-    (tmp_path / "csv").mkdir()
-    write_csv(tmp_path / "csv" / "train.csv", rows)
-    write_csv(tmp_path / "csv" / "test.csv", rows[:2])
+    fragment = csv_with_bad_row(tmp_path / "csv", case, count=5)
     result = run_hrm("build-data", "sudoku", "--out", tmp_path / "d", "--from-csv", tmp_path / "csv",
                      "--aug", "1")
     assert result.returncode == 1
