@@ -8,11 +8,12 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from builders.dataset import open_dataset
 from tests.conftest import REPO, assert_one_line_error, run_hrm
-from tests.test_sudoku_build import csv_with_bad_row
+from tests.test_sudoku_build import _arrays, csv_with_bad_row
 
 SMALL = ("--box", "2", "--train-size", "6", "--test-size", "3", "--aug", "5")
 
@@ -89,3 +90,12 @@ def test_interrupted_build_leaves_no_dataset(tmp_path):
             process.kill()
     assert process.returncode == 130 and "Traceback" not in stderr
     assert list(tmp_path.iterdir()) == []  # neither the dataset nor its temporary sibling
+
+
+def test_same_bytes_with_one_thread(tmp_path, monkeypatch):
+    args = ("--box", "2", "--train-size", "40", "--test-size", "10", "--aug", "30", "--test-aug", "2")
+    run_hrm("build-data", "sudoku", "--out", tmp_path / "two", *args, check=True)
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "1")
+    run_hrm("build-data", "sudoku", "--out", tmp_path / "one", *args, check=True)
+    one, two = _arrays(tmp_path / "one"), _arrays(tmp_path / "two")
+    assert one.keys() == two.keys() and all(np.array_equal(one[k], two[k]) for k in one)
