@@ -24,6 +24,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from augment.random_stream import rng_below, shuffle
+
 
 def _side(length: int) -> tuple[int, int]:
     side = math.isqrt(length)
@@ -41,23 +43,42 @@ def identity_transforms(count: int, box: int) -> tuple[np.ndarray, np.ndarray, n
     return np.zeros(count, np.uint8), lines, lines.copy(), digits
 
 
-def random_transforms(rng: np.random.Generator, count: int,
-                      box: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """`count` uniformly random transforms: transpose with probability 1/2, a random order of
-    bands and of the rows inside each band, the same for stacks/columns, a random relabelling
-    of the digits 1..n. Vectorised (argsort of uniform keys = uniform permutations)."""
+@njit(cache=True)
+def _shuffle_lines(perm: np.ndarray, box: int, rng: np.ndarray) -> None:
+    """A uniform band-preserving permutation in place (no allocation): the identity, a shuffle
+    of the rows inside each band, then a shuffle of the bands as whole blocks."""
+    for i in range(perm.shape[0]):
+        perm[i] = i
+    for band in range(box):
+        shuffle(perm[band * box:(band + 1) * box], rng)
+    for i in range(box - 1, 0, -1):
+        j = rng_below(rng, i + 1)
+        for k in range(box):
+            perm[i * box + k], perm[j * box + k] = perm[j * box + k], perm[i * box + k]
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def draw_transforms(seeds: np.ndarray, box: int):
+    """One uniformly random transform per uint64 seed (in parallel; transform v depends only on
+    seeds[v]): transpose with probability 1/2, a random order of the bands and of the rows
+    inside each band, the same for stacks/columns, a random relabelling of the digits 1..n.
+
+    Returns (transpose uint8[V], row_perm uint8[V, n], col_perm uint8[V, n], digit_map uint8[V, n+1])."""
+    count = seeds.shape[0]
     n = box * box
-    transpose = rng.integers(0, 2, count, dtype=np.uint8)
-
-    def line_permutation() -> np.ndarray:
-        bands = np.argsort(rng.random((count, box)), axis=1)
-        within = np.argsort(rng.random((count, box, box)), axis=2)
-        return (bands[:, :, None] * box + within).reshape(count, n).astype(np.uint8)
-
-    row_perm = line_permutation()
-    col_perm = line_permutation()
+    states = seeds.copy()  # one splitmix state per transform, used through a length-1 view
+    transpose = np.zeros(count, np.uint8)
+    row_perm = np.zeros((count, n), np.uint8)
+    col_perm = np.zeros((count, n), np.uint8)
     digit_map = np.zeros((count, n + 1), np.uint8)
-    digit_map[:, 1:] = np.argsort(rng.random((count, n)), axis=1) + 1
+    for v in prange(count):
+        rng = states[v:v + 1]
+        transpose[v] = rng_below(rng, 2)
+        _shuffle_lines(row_perm[v], box, rng)
+        _shuffle_lines(col_perm[v], box, rng)
+        for d in range(n + 1):
+            digit_map[v, d] = d
+        shuffle(digit_map[v, 1:], rng)
     return transpose, row_perm, col_perm, digit_map
 
 
@@ -144,10 +165,10 @@ def invert_sudoku_transform(y: np.ndarray, transpose, row_perm, col_perm, digit_
     return apply_sudoku_transform(y, *inverse, tokens=tokens)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def augment_pairs(puzzles, solutions, group, transpose, row_perm, col_perm, digit_map):
     """The build's hot path: version v of original group[v] as tokens, plus a 64-bit hash of
-    the version (input and label) used to find duplicates.
+    (group, input, label) used to find duplicate versions of one original.
 
     puzzles/solutions int8[G, N] digits; descriptors per version [V, ...]. Returns
     (inputs uint8[V, N], labels uint8[V, N], hashes uint64[V])."""
@@ -159,7 +180,7 @@ def augment_pairs(puzzles, solutions, group, transpose, row_perm, col_perm, digi
     hashes = np.empty(count, np.uint64)
     for v in prange(count):
         g = group[v]
-        h = np.uint64(0xCBF29CE484222325)
+        h = (np.uint64(0xCBF29CE484222325) ^ np.uint64(g)) * np.uint64(0x100000001B3)
         for r in range(n):
             for c in range(n):
                 i = row_perm[v, r]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,17 +25,21 @@ from typing import Any, Iterator
 import numba
 import numpy as np
 
-from augment.sudoku import augment_pairs, identity_transforms, random_transforms
+from augment.sudoku import augment_pairs, draw_transforms
 from builders.common import HrmError, log, progress
 from builders.dataset import DatasetWriter, SplitWriter, atomic_directory
-from builders.sudoku_kernels import generate_batch, sudoku_tables
+from builders.sudoku_import import import_csv
+from builders.sudoku_kernels import deferred_interrupt, generate_batch, sudoku_tables
 
 DEFAULT_SEARCH_STEPS = 90  # hill-climbing proposals per hard puzzle (mean rating ~30 on 9x9)
 DEFAULT_EASY_FRACTION = 0.1  # puzzles left as random minimal puzzles (rating ~2)
 _MAX_DRAWS_PER_VERSION = 5  # dedup retry bound, as the reference's 5 x K for ARC
-_GENERATE_CHUNK = 128  # puzzles per parallel kernel call (progress granularity)
+_GENERATE_CHUNK = 64  # puzzles per parallel kernel call (progress and Ctrl-C granularity)
 _ROWS_PER_APPEND = 1 << 16  # examples augmented and written per step (bounded memory)
 _SPLIT_TAGS = {"train": 0, "test": 1}
+# zstd level of every array: level 1 is ~4x faster than 5 and even smaller on sudoku tokens
+# (0.361 vs 0.383 of raw; both near the order-0 entropy bound of ~0.31, see benchmarks/README)
+_ZSTD_LEVEL = 1
 # Rating histogram bins (ratings are heavy-tailed: most below 50, a few in the hundreds)
 _RATING_EDGES = (0, 1, 5, 10, 20, 30, 50, 100, 200, 500)
 
@@ -55,6 +60,8 @@ class SplitSummary:
     ratings: list[np.ndarray] = field(default_factory=list)
     short_groups: int = 0  # groups with fewer versions than asked (only possible for 4x4)
     skipped_rows: int = 0  # CSV rows skipped with --skip-invalid
+    originals: set[bytes] = field(default_factory=set)  # distinct original puzzles
+    in_train: int = 0  # (test) originals that are also train originals
 
     def as_dict(self) -> dict[str, Any]:
         ratings = np.concatenate(self.ratings) if self.ratings else np.zeros(0, np.int64)
@@ -64,7 +71,8 @@ class SplitSummary:
                 "rating_max": int(ratings.max()) if len(ratings) else None,
                 "rating_median": float(np.median(ratings)) if len(ratings) else None,
                 "rating_histogram": rating_histogram(ratings), "short_groups": self.short_groups,
-                "skipped_rows": self.skipped_rows}
+                "skipped_rows": self.skipped_rows, "repeated_puzzles": self.groups - len(self.originals),
+                "puzzles_also_in_train": self.in_train}
 
 
 def generate_puzzles(count: int, *, box: int = 3, seed: int = 0, split: str = "train",
@@ -79,13 +87,14 @@ def generate_puzzles(count: int, *, box: int = 3, seed: int = 0, split: str = "t
     tag = _SPLIT_TAGS[split]
     seeds = np.random.SeedSequence([seed, tag]).generate_state(count, np.uint64)
     easy_draw = np.random.SeedSequence([seed, tag, 1]).generate_state(count, np.uint64)
-    steps = np.where(easy_draw < np.uint64(easy_fraction * 2.0**64), 0, search_steps).astype(np.int64)
+    easy = (easy_draw >> np.uint64(11)).astype(np.float64) * 2.0**-53 < easy_fraction  # uniform [0, 1)
+    steps = np.where(easy, 0, search_steps).astype(np.int64)
     # Past the budget, a puzzle under --min-difficulty keeps climbing up to this many proposals.
     max_steps = max(10 * search_steps, 1000) if min_difficulty > 0 else 0
     for start in range(0, count, chunk):
         stop = min(count, start + chunk)
         # chunk size 1: threads take puzzles one by one (their cost varies ~10x)
-        with numba.parallel_chunksize(1):
+        with numba.parallel_chunksize(1), deferred_interrupt():
             puzzles, solutions, ratings, _ = generate_batch(seeds[start:stop], steps[start:stop], peers,
                                                             units, n, min_difficulty, max_steps)
         if (ratings < min_difficulty).any():
@@ -95,44 +104,63 @@ def generate_puzzles(count: int, *, box: int = 3, seed: int = 0, split: str = "t
         yield puzzles, solutions, ratings
 
 
-def _draw_versions(puzzles: np.ndarray, solutions: np.ndarray, versions: int, box: int,
-                   rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Up to `versions` distinct versions per original (the identity first), in draw order.
-
-    Candidates are drawn in rounds; after each round, duplicates (same group and hash) are
-    dropped keeping the earliest draw, and groups still short draw again until the bound."""
-    groups = len(puzzles)
-    parts: list[dict[str, np.ndarray]] = []
-
-    def draw(group: np.ndarray, descriptors: tuple[np.ndarray, ...]) -> None:
-        transpose, row_perm, col_perm, digit_map = descriptors
+def _versions(puzzles: np.ndarray, solutions: np.ndarray, group: np.ndarray, identity: np.ndarray,
+              box: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Draw a transform per row (identity where `identity`), apply it to its group's original."""
+    seeds = rng.integers(0, np.iinfo(np.int64).max, len(group), dtype=np.int64).astype(np.uint64)
+    with deferred_interrupt():
+        transpose, row_perm, col_perm, digit_map = draw_transforms(seeds, box)
+    n = box * box
+    transpose[identity] = 0
+    row_perm[identity] = col_perm[identity] = np.arange(n, dtype=np.uint8)
+    digit_map[identity] = np.arange(n + 1, dtype=np.uint8)
+    with deferred_interrupt():
         inputs, labels, hashes = augment_pairs(puzzles, solutions, group, transpose, row_perm,
                                                col_perm, digit_map)
-        parts.append({"group": group, "transpose": transpose, "row_perm": row_perm,
-                      "col_perm": col_perm, "digit_map": digit_map, "inputs": inputs,
-                      "labels": labels, "hash": hashes})
+    return {"group": group, "transpose": transpose, "row_perm": row_perm, "col_perm": col_perm,
+            "digit_map": digit_map, "inputs": inputs, "labels": labels, "hash": hashes}
 
-    draw(np.arange(groups), identity_transforms(groups, box))
-    drawn = np.ones(groups, np.int64)
+
+def _first_occurrences(hashes: np.ndarray) -> np.ndarray:
+    """bool mask: the row is the first (lowest index) with its hash (which covers the group)."""
+    order = np.argsort(hashes, kind="stable")
+    repeated = hashes[order][1:] == hashes[order][:-1]
+    keep = np.ones(len(hashes), bool)
+    keep[order[1:][repeated]] = False
+    return keep
+
+
+def _draw_versions(puzzles: np.ndarray, solutions: np.ndarray, versions: int, box: int,
+                   rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """`versions` distinct versions per original, the identity first, grouped by original.
+
+    Each original gets the identity and versions-1 random transforms. A version equal to an
+    earlier one of the same original (equal 64-bit hash of group, input and label; a collision
+    would only cause a needless redraw) is dropped, and short groups draw again - twice their
+    deficit per round - until they have enough or reach the bound of draws (4x4 puzzles have
+    few distinct versions; for 9x9 the first round practically always suffices)."""
+    groups = len(puzzles)
+    group = np.repeat(np.arange(groups), versions)
+    identity = np.zeros(len(group), bool)
+    identity[::versions] = True
+    every = _versions(puzzles, solutions, group, identity, box, rng)
+    keep = _first_occurrences(every["hash"])
+    if keep.all():  # rows are already grouped, identity first
+        del every["hash"]
+        return {**every, "versions": np.full(groups, versions)}
+    drawn = np.full(groups, versions)
     limit = 1 + _MAX_DRAWS_PER_VERSION * (versions - 1)
-    need = np.full(groups, versions - 1)
-    keep = np.ones(groups, bool)
     while True:
-        # first round: exactly what is missing (9x9 versions practically never collide);
-        # later rounds: twice the deficit, since collisions mean few distinct versions remain
-        wanted = need if len(parts) == 1 else 2 * need + 4
-        asks = np.minimum(np.where(need > 0, wanted, 0), limit - drawn)
+        need = versions - np.bincount(every["group"][keep], minlength=groups)
+        asks = np.minimum(np.where(need > 0, 2 * need + 4, 0), limit - drawn)
         if not asks.any():
             break
         group = np.repeat(np.arange(groups), asks)
-        draw(group, random_transforms(rng, len(group), box))
+        extra = _versions(puzzles, solutions, group, np.zeros(len(group), bool), box, rng)
+        every = {key: np.concatenate([every[key], extra[key]]) for key in every}
         drawn += asks
-        keep = _first_occurrences(np.concatenate([p["group"] for p in parts]),
-                                  np.concatenate([p["hash"] for p in parts]))
-        kept_per_group = np.bincount(np.concatenate([p["group"] for p in parts])[keep], minlength=groups)
-        need = versions - kept_per_group
-    every = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-    # kept rows in (group, draw order); at most `versions` per group
+        keep = _first_occurrences(every["hash"])
+    # kept rows in (group, draw order) - the identity stays first - at most `versions` each
     rows = np.flatnonzero(keep)
     rows = rows[np.argsort(every["group"][rows], kind="stable")]
     counts = np.bincount(every["group"][rows], minlength=groups)
@@ -143,43 +171,65 @@ def _draw_versions(puzzles: np.ndarray, solutions: np.ndarray, versions: int, bo
     return selected
 
 
-def _first_occurrences(group: np.ndarray, hashes: np.ndarray) -> np.ndarray:
-    """bool mask: row is the first (lowest index) with its (group, hash)."""
-    order = np.lexsort((np.arange(len(group)), hashes, group))
-    same = (group[order][1:] == group[order][:-1]) & (hashes[order][1:] == hashes[order][:-1])
-    keep = np.ones(len(group), bool)
-    keep[order[1:][same]] = False
-    return keep
+class GroupWriter:
+    """Augments whole groups (original + versions-1 shuffles) and appends them to a split.
 
+    Batches are bounded (`_ROWS_PER_APPEND` examples). The append - mostly zstd compression
+    inside zarr - runs on one background thread while the next batch is augmented (the numba
+    kernels release the GIL), with at most one batch in flight. Leaving the `with` block waits
+    for that append even on Ctrl-C, so nothing writes into the output directory afterwards."""
 
-def write_groups(split: SplitWriter, puzzles: np.ndarray, solutions: np.ndarray, versions: int,
-                 box: int, rng: np.random.Generator, summary: SplitSummary,
-                 group_fields: dict[str, np.ndarray]) -> None:
-    """Augment and append whole groups (original + versions-1 shuffles), bounded batch by batch."""
-    per_batch = max(1, _ROWS_PER_APPEND // versions)
-    for start in range(0, len(puzzles), per_batch):
-        stop = min(len(puzzles), start + per_batch)
-        chosen = _draw_versions(puzzles[start:stop], solutions[start:stop], versions, box, rng)
+    def __init__(self, split: SplitWriter, versions: int, box: int, rng: np.random.Generator,
+                 summary: SplitSummary):
+        self.split, self.versions, self.box, self.rng, self.summary = split, versions, box, rng, summary
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sudoku-append")
+        self._pending: Future | None = None
+
+    def __enter__(self) -> "GroupWriter":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._pool.shutdown(wait=True)  # let an append in flight finish, error or not
+        if exc_info[0] is None and self._pending is not None:
+            self._pending.result()  # re-raise an error of the last append
+
+    def write(self, puzzles: np.ndarray, solutions: np.ndarray, group_fields: dict[str, np.ndarray]) -> None:
+        per_batch = max(1, _ROWS_PER_APPEND // self.versions)
+        for start in range(0, len(puzzles), per_batch):
+            stop = min(len(puzzles), start + per_batch)
+            chosen = _draw_versions(puzzles[start:stop], solutions[start:stop], self.versions, self.box,
+                                    self.rng)
+            fields = {name: values[start:stop] for name, values in group_fields.items()}
+            if self._pending is not None:
+                self._pending.result()
+            self._pending = self._pool.submit(self._append, chosen, fields)
+
+    def _append(self, chosen: dict[str, np.ndarray], group_fields: dict[str, np.ndarray]) -> None:
         counts = chosen["versions"]
-        split.set("all").append(
+        self.split.set("all").append(
             chosen["inputs"], chosen["labels"], examples_per_puzzle=np.ones(counts.sum(), np.int64),
             puzzles_per_group=counts,
             puzzle_fields={f"aug_{key}": chosen[key] for key in ("transpose", "row_perm", "col_perm",
                                                                  "digit_map")},
-            group_fields={name: values[start:stop] for name, values in group_fields.items()})
-        summary.groups += stop - start
-        summary.puzzles += int(counts.sum())
-        summary.examples += int(counts.sum())
-        summary.short_groups += int((counts < versions).sum())
+            group_fields=group_fields)
+        self.summary.groups += len(counts)
+        self.summary.puzzles += int(counts.sum())
+        self.summary.examples += int(counts.sum())
+        self.summary.short_groups += int((counts < self.versions).sum())
 
 
 def _log_ratings(name: str, summary: SplitSummary) -> None:
     info = summary.as_dict()
     log(f"{name}: {info['groups']} puzzles, rating mean {info['rating_mean']}, median "
         f"{info['rating_median']} (min {info['rating_min']}, max {info['rating_max']}); histogram:")
-    for row in info["rating_histogram"]:
+    rows = info["rating_histogram"]
+    last = max((i for i, row in enumerate(rows) if row["count"]), default=0)
+    for row in rows[:last + 1]:
         span = f"{row['from']}-{row['to']}" if row["to"] is not None else f">= {row['from']}"
         log(f"  {span:>9} {row['count']:>7}")
+    if info["repeated_puzzles"] or info["puzzles_also_in_train"]:
+        log(f"{name}: {info['repeated_puzzles']} repeated puzzles, {info['puzzles_also_in_train']} also "
+            "in train (only expected for 4x4, which has few distinct minimal puzzles)")
     if summary.short_groups:
         log(f"{name}: {summary.short_groups} puzzles have fewer distinct versions than asked "
             "(all that exist, or all found within the retry bound)")
@@ -215,38 +265,40 @@ def build_sudoku(out: str | os.PathLike, *, train_size: int = 1000, test_size: i
                     "search_steps": search_steps, "easy_fraction": easy_fraction}
     summaries: dict[str, SplitSummary] = {}
     with atomic_directory(out, force=force) as tmp:
-        writer = DatasetWriter(tmp, task="sudoku", seed=seed, builder=builder_args)
+        writer = DatasetWriter(tmp, task="sudoku", seed=seed, builder=builder_args,
+                               compression_level=_ZSTD_LEVEL)
         for name, size, versions in (("train", train_size, aug + 1), ("test", test_size, test_aug + 1)):
             tag = _SPLIT_TAGS[name]
             summary = summaries[name] = SplitSummary()
             split = writer.split(name, seq_len=n * n, vocab_size=n + 2, box=box)
             augment_rng = np.random.default_rng([seed, tag, 2])
-            if csv_dir is not None:
-                from builders.sudoku_import import import_csv
-
-                imported = import_csv(csv_dir / f"{name}.csv", box=box, size=size, skip_invalid=skip_invalid,
-                                      rng=np.random.default_rng([seed, tag, 3]), min_difficulty=min_difficulty)
-                summary.skipped_rows = len(imported.skipped)
-                summary.ratings.append(imported.ratings)
-                fields = {"rating": imported.ratings.astype(np.int32),
-                          "source_rating": imported.source_ratings.astype(np.int32)}
-                bar = progress(total=len(imported.puzzles), desc=f"{name} (import)", unit="puzzle")
-                write_groups(split, imported.puzzles, imported.solutions, versions, box, augment_rng,
-                             summary, fields)
-                bar.update(len(imported.puzzles))
+            with GroupWriter(split, versions, box, augment_rng, summary) as group_writer:
+                if csv_dir is not None:
+                    imported = import_csv(csv_dir / f"{name}.csv", box=box, size=size, skip_invalid=skip_invalid,
+                                          rng=np.random.default_rng([seed, tag, 3]), min_difficulty=min_difficulty)
+                    summary.skipped_rows = len(imported.skipped)
+                    summary.ratings.append(imported.ratings)
+                    bar = progress(total=len(imported.puzzles), desc=f"{name} (import)", unit="puzzle")
+                    summary.originals.update(map(bytes, imported.puzzles))
+                    group_writer.write(imported.puzzles, imported.solutions,
+                                       {"rating": imported.ratings.astype(np.int32),
+                                        "source_rating": imported.source_ratings.astype(np.int32)})
+                    bar.update(len(imported.puzzles))
+                else:
+                    bar = progress(total=size, desc=f"{name} (generate)", unit="puzzle")
+                    for puzzles, solutions, ratings in generate_puzzles(
+                            size, box=box, seed=seed, split=name, search_steps=search_steps,
+                            easy_fraction=easy_fraction, min_difficulty=min_difficulty):
+                        summary.ratings.append(ratings)
+                        summary.originals.update(map(bytes, puzzles))
+                        group_writer.write(puzzles, solutions, {"rating": ratings.astype(np.int32)})
+                        bar.update(len(puzzles))
                 bar.close()
-            else:
-                bar = progress(total=size, desc=f"{name} (generate)", unit="puzzle")
-                for puzzles, solutions, ratings in generate_puzzles(
-                        size, box=box, seed=seed, split=name, search_steps=search_steps,
-                        easy_fraction=easy_fraction, min_difficulty=min_difficulty):
-                    summary.ratings.append(ratings)
-                    write_groups(split, puzzles, solutions, versions, box, augment_rng, summary,
-                                 {"rating": ratings.astype(np.int32)})
-                    bar.update(len(puzzles))
-                bar.close()
+            if name == "test":
+                summary.in_train = len(summary.originals & summaries["train"].originals)
             _log_ratings(name, summary)
-        writer.close()
+        with deferred_interrupt():
+            writer.close()
     return {"out": str(out), "task": "sudoku", "box": box, "seed": seed,
             "seconds": round(time.perf_counter() - started, 3),
             "splits": {name: s.as_dict() for name, s in summaries.items()}}

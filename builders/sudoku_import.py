@@ -17,7 +17,7 @@ import numpy as np
 
 from builders.common import HrmError, log
 from builders.reference_csv import ReferenceCsv, read_reference_csv
-from builders.sudoku_kernels import STAT_DEAD_ENDS, solve_batch, sudoku_tables
+from builders.sudoku_kernels import STAT_DEAD_ENDS, deferred_interrupt, solve_batch, sudoku_tables
 
 _BLANK_CHARS = (ord("."), ord("0"))
 _SOLVE_CHUNK = 4096  # rows solved per parallel call while drawing a subsample
@@ -108,6 +108,8 @@ def import_csv(path: str | os.PathLike, *, box: int, size: int, rng: np.random.G
     # Rows are drawn in a seeded random order and solved chunk by chunk until `size` pass, so a
     # huge CSV is not solved whole; all rows are used (in file order) when size >= rows.
     order = np.arange(len(csv)) if size >= len(csv) else rng.permutation(len(csv))
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
     peers, units = sudoku_tables(box)
     chosen: list[np.ndarray] = []
     chosen_ratings: list[np.ndarray] = []
@@ -118,7 +120,8 @@ def import_csv(path: str | os.PathLike, *, box: int, size: int, rng: np.random.G
         rows = np.sort(order[start:stop])
         start = stop
         chunk = csv.select(rows)
-        counts, first, stats = solve_batch(_digits(chunk.questions), peers, units, n, 2)
+        with deferred_interrupt():
+            counts, first, stats = solve_batch(_digits(chunk.questions), peers, units, n, 2)
         wrong = (counts == 1) & (first != _digits(chunk.answers)).any(1)
         bad = (counts != 1) | wrong
         reasons = ["puzzle has no solution" if c == 0 else
@@ -129,8 +132,11 @@ def import_csv(path: str | os.PathLike, *, box: int, size: int, rng: np.random.G
         ratings = stats[~bad, STAT_DEAD_ENDS]
         keep = ratings >= min_difficulty
         below += int((~keep).sum())
-        kept_rows = rows[~bad][keep]
-        kept_rows, ratings = kept_rows[:size - have], ratings[keep][:size - have]
+        # the chunk is solved in file order (errors name the first bad line); the rows taken
+        # are the first ones of the seeded draw order
+        kept_rows, ratings = rows[~bad][keep], ratings[keep]
+        first_drawn = np.argsort(rank[kept_rows], kind="stable")[:size - have]
+        kept_rows, ratings = kept_rows[first_drawn], ratings[first_drawn]
         chosen.append(kept_rows)
         chosen_ratings.append(ratings)
         have += len(kept_rows)

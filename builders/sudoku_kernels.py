@@ -10,20 +10,27 @@ The solver is a deterministic depth-first search with constraint propagation:
     has no candidate or a unit has no place left for a missing digit;
   * branching picks the empty cell with the fewest candidates (lowest index on ties) and tries
     its digits in increasing order.
-Its statistics (`SearchStats`) are what the builder calls the rating: the number of DEAD ENDS,
+Its statistics (`stats`, indexed by STAT_*) give the rating: the number of DEAD ENDS,
 i.e. branch assignments whose propagation failed, counted over the whole search tree that
 finds the solution and proves that there is no second one (search with cap 2). A puzzle solved
 by singles alone rates 0. Every dead end is one backtrack.
 
-Randomness comes from an explicit splitmix64 stream (`rng`: uint64[1]) per puzzle, never from
-numba's global generator, so parallel loops give the same bytes whatever the thread schedule.
+Randomness comes from an explicit splitmix64 stream (`augment.random_stream`, state uint64[1])
+per puzzle, never from numba's global generator, so parallel loops give the same bytes
+whatever the thread schedule.
 """
 from __future__ import annotations
 
+import signal
+import threading
+from contextlib import contextmanager
 from functools import lru_cache
+from typing import Iterator
 
 import numpy as np
 from numba import njit, prange
+
+from augment.random_stream import rng_below, shuffle
 
 MAX_DIGITS = 9  # box 3; masks and tables below cover up to 9 digits
 
@@ -40,10 +47,10 @@ NUM_STATS = 3
 
 @lru_cache(maxsize=None)
 def sudoku_tables(box: int) -> tuple[np.ndarray, np.ndarray]:
-    """(peers int16[N, 3n-3-(box-1)*2... ], units int16[3n, n]) for a (box*box)^2 sudoku.
+    """(peers int16[N, P], units int16[3n, n]) for the sudoku with n = box*box digits, N = n*n.
 
-    peers[c] lists the cells sharing a row, column or box with cell c (20 for 9x9, 7 for 4x4);
-    units lists the cells of every row, then every column, then every box."""
+    peers[c] lists the P cells sharing a row, column or box with cell c (P = 20 for 9x9, 7 for
+    4x4); units lists the cells of every row, then every column, then every box."""
     n = box * box
     rows = [[r * n + c for c in range(n)] for r in range(n)]
     cols = [[r * n + c for r in range(n)] for c in range(n)]
@@ -57,30 +64,24 @@ def sudoku_tables(box: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array(peers, np.int16), units
 
 
-# ----------------------------------------------------------------------------- random numbers
+@contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) while a numba kernel runs and raise KeyboardInterrupt after it.
 
-
-@njit(cache=True)
-def rng_next(rng: np.ndarray) -> np.uint64:
-    """splitmix64: advance the uint64[1] state and return the next 64-bit output."""
-    rng[0] += np.uint64(0x9E3779B97F4A7C15)
-    z = rng[0]
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-@njit(cache=True)
-def rng_below(rng: np.ndarray, k: int) -> int:
-    """Uniform integer in [0, k) (modulo bias < k / 2**64, negligible)."""
-    return int(rng_next(rng) % np.uint64(k))
-
-
-@njit(cache=True)
-def _shuffle(values: np.ndarray, rng: np.ndarray) -> None:
-    for i in range(len(values) - 1, 0, -1):
-        j = rng_below(rng, i + 1)
-        values[i], values[j] = values[j], values[i]
+    A KeyboardInterrupt raised while numba boxes a kernel's results (it calls back into Python)
+    turns into a SystemError and can crash the interpreter; deferred, it unwinds normally and
+    the atomic output directory is cleaned up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 # ----------------------------------------------------------------------------- solver
@@ -185,12 +186,14 @@ def new_workspace(size: int):
 
 
 @njit(cache=True)
-def search(puzzle, peers, units, n, cap, randomise, rng, workspace, solutions, stats) -> int:
+def search(puzzle, peers, units, n, cap, randomise, rng, workspace, solutions, stats,
+           exclude_cell=-1, exclude_digit=0) -> int:
     """Depth-first search; returns the number of solutions found, stopping at `cap`.
 
     The first min(cap, len(solutions)) solutions are written to `solutions` [k, N];
     `stats` int64[NUM_STATS] receives dead ends (total, before the first solution) and guesses.
-    With `randomise`, digits are tried in random order (used to draw random solved grids)."""
+    With `randomise`, digits are tried in random order (used to draw random solved grids).
+    `exclude_cell`/`exclude_digit` forbid one digit in one blank cell (used by `minimise`)."""
     stack_values, stack_cand, branch_cell, branch_mask = workspace
     size = puzzle.shape[0]
     stats[:] = 0
@@ -206,6 +209,8 @@ def search(puzzle, peers, units, n, cap, randomise, rng, workspace, solutions, s
             if digit < 0 or digit > n or (cand[cell] >> (digit - 1)) & 1 == 0:
                 return 0  # clue outside 1..n or repeated in a row, column or box
             _assign(values, cand, cell, digit, peers)
+    if exclude_cell >= 0:
+        cand[exclude_cell] &= ~(1 << (exclude_digit - 1))
     status = _propagate(values, cand, peers, units, n)
     if status < 0:
         return 0
@@ -249,7 +254,7 @@ def search(puzzle, peers, units, n, cap, randomise, rng, workspace, solutions, s
     return found
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def solve_batch(puzzles, peers, units, n, cap):
     """Solve every row of `puzzles` int8[B, N] (cap solutions each, in parallel).
 
@@ -283,27 +288,24 @@ def random_solution(peers, units, n, rng, workspace) -> np.ndarray:
 
 
 @njit(cache=True)
-def _unique(puzzle, peers, units, n, rng, workspace, solutions, stats) -> bool:
-    return search(puzzle, peers, units, n, 2, False, rng, workspace, solutions, stats) == 1
-
-
-@njit(cache=True)
 def minimise(puzzle, peers, units, n, rng, workspace) -> None:
     """Remove clues of a unique `puzzle` (in place) in random order while it stays unique.
 
     One pass gives a minimal puzzle: a clue that had to stay when more clues were present
-    still has to stay once others are gone (fewer clues never make a puzzle more constrained)."""
+    still has to stay once others are gone (fewer clues never make a puzzle more constrained).
+    Without clue c = v the puzzle stays unique iff no solution has c != v, so each test is a
+    search for ONE solution with v forbidden at c (cheaper than counting to two)."""
     size = puzzle.shape[0]
     order = np.arange(size)
-    _shuffle(order, rng)
-    solutions = np.zeros((2, size), np.int8)
+    shuffle(order, rng)
+    solutions = np.zeros((1, size), np.int8)
     stats = np.zeros(NUM_STATS, np.int64)
     for cell in order:
         digit = puzzle[cell]
         if digit == 0:
             continue
         puzzle[cell] = 0
-        if not _unique(puzzle, peers, units, n, rng, workspace, solutions, stats):
+        if search(puzzle, peers, units, n, 1, False, rng, workspace, solutions, stats, cell, digit) != 0:
             puzzle[cell] = digit
 
 
@@ -375,7 +377,7 @@ def generate_one(peers, units, n, rng, workspace, steps, min_rating, max_steps):
     return puzzle, solution, rating, tried
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def generate_batch(seeds, steps, peers, units, n, min_rating, max_steps):
     """Puzzle i of the batch from the splitmix stream seeded with seeds[i] (uint64), `steps[i]`
     hill-climbing proposals; in parallel, identical output whatever the thread schedule.
