@@ -40,23 +40,42 @@ def _version() -> str:
         return "0+unknown"
 
 
-@app.callback()
-def root(
-    show_version: Annotated[Optional[bool], typer.Option("--version", help="Print the version and exit.",
-                                                         is_eager=True)] = None,
-) -> None:
-    if show_version:
+def _print_version(value: bool) -> None:
+    if value:
         typer.echo(f"hrm {_version()}")
         raise typer.Exit()
 
 
+@app.callback()
+def root(
+    show_version: Annotated[Optional[bool], typer.Option(
+        "--version", help="Print the version and exit.", is_eager=True, callback=_print_version)] = None,
+) -> None:
+    """Build reasoning-puzzle datasets, train the Hierarchical Reasoning Model, score checkpoints."""
+
+
+# Typer's base exception for usage errors (click's, or the copy newer Typer versions vendor).
+_ClickException = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
+
+
 def main() -> None:
-    """Entry point: user errors become one line on stderr and exit code 1, never a traceback."""
+    """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback
+    (1 for bad input, 2 for bad usage, 130 for Ctrl-C)."""
     try:
-        app()
+        code = app(standalone_mode=False)
     except HrmError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
+        code = 130
+    except _ClickException as error:
+        if type(error).__name__ == "NoArgsIsHelpError":
+            app(standalone_mode=True)  # prints the command's help, as a bare `hrm` does
+        context = getattr(error, "ctx", None)
+        hint = f" (see '{context.command_path} --help')" if context is not None else ""
+        message = " ".join(error.format_message().split())
+        print(f"error: {message}{hint}", file=sys.stderr)
+        sys.exit(error.exit_code)
+    if code == 130:
         print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

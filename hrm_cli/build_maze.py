@@ -51,7 +51,8 @@ def maze(
 
 
 def _text(summary: dict[str, Any]) -> str:
-    lines = [f"wrote {summary['out']}: {summary['size']}x{summary['size']} mazes from {summary['source']} "
+    lines = [f"wrote {summary['out']}: {summary['size']}x{summary['size']} mazes "
+             f"({'from ' + summary['source'] if summary['source'] != 'generated' else 'generated'}) "
              f"in {summary['seconds']:.1f} s"]
     for split, stats in summary["splits"].items():
         line = f"  {split}: {stats['mazes']} mazes, {stats['examples']} examples"
