@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from builders.common import HrmError
-from hrm_cli import inspect_cmd
+from hrm_cli import inspect_cmd, show_cmd
 
 app = typer.Typer(
     name="hrm",
@@ -25,6 +25,7 @@ build_app = typer.Typer(
 )
 app.add_typer(build_app, name="build-data")
 app.command("inspect", epilog=inspect_cmd.EXAMPLE)(inspect_cmd.inspect)
+app.command("show", epilog=show_cmd.EXAMPLE)(show_cmd.show)
 
 
 def _version() -> str:
