@@ -8,7 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from builders.common import HrmError
-from hrm_cli import inspect_cmd, show_cmd
+from hrm_cli import eval_cmd
+from hrm_cli import inspect_cmd
+from hrm_cli import show_cmd
 
 app = typer.Typer(
     name="hrm",
@@ -25,6 +27,7 @@ build_app = typer.Typer(
 )
 app.add_typer(build_app, name="build-data")
 app.command("inspect", epilog=inspect_cmd.EXAMPLE)(inspect_cmd.inspect)
+app.command("eval", epilog=eval_cmd.EXAMPLE)(eval_cmd.eval_command)
 app.command("show", epilog=show_cmd.EXAMPLE)(show_cmd.show)
 
 

@@ -1,0 +1,154 @@
+"""`evaluate`: the one entry point of eval/ (what `hrm eval` calls).
+
+    evaluate(["runs/arc/checkpoints/step_1000.pt"], "data/arc1", vote_k=2, out="runs/arc/eval",
+             submission="submission.json")
+    evaluate([], "data/arc1", predictions=["preds.parquet"], vote_k=2)
+
+With checkpoints, it runs each one over every example of the test split (train.inference),
+streams the predictions into the scorer and, when asked, into a predictions table; several
+checkpoints or tables vote together. Without checkpoints it scores existing tables.
+"""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import pyarrow.parquet as pq
+
+from builders.common import HrmError, log, progress
+from builders.dataset import Dataset, open_dataset
+from eval.predictions import PredictionBatch, PredictionWriter, dataset_signature
+from eval.score import ScoreResult, Scorer
+from eval.submission import build_submission, write_submission
+
+PREDICTIONS_FILE = "predictions.parquet"
+RESULTS_FILE = "results.parquet"
+METRICS_FILE = "metrics.json"
+
+
+def _model_batches(checkpoint: Path, dataset: Dataset, split: str, batch_size: int | None,
+                   device: str | None) -> Iterator[PredictionBatch]:
+    # torch and the model load only when a checkpoint is evaluated, so scoring a table stays light.
+    from train.inference import check_dataset_matches, load_for_inference, predict
+
+    model, config = load_for_inference(checkpoint, device=device)
+    check_dataset_matches(config, dataset)
+    options: dict[str, Any] = {"split": split}
+    if batch_size is not None:
+        options["batch_size"] = batch_size
+    if device is not None:
+        options["device"] = device
+    total = dataset.split(split).attrs.get("total_examples")
+    with progress(total=total, desc=f"eval {checkpoint.name}", unit="ex") as bar:
+        for set_name, examples, predictions, q_halt in predict(model, dataset.path, **options):
+            bar.update(len(examples))
+            yield PredictionBatch(set_name, examples, predictions, q_halt)
+
+
+def _refuse_existing(path: Path, force: bool) -> None:
+    if path.exists() and not force:
+        raise HrmError(f"{path} already exists; pass --force to overwrite it")
+
+
+def _write_results(out: Path, result: ScoreResult) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name, write in ((RESULTS_FILE, lambda p: pq.write_table(result.per_group, p, compression="zstd")),
+                        (METRICS_FILE, lambda p: p.write_text(json.dumps(result.summary, indent=2) + "\n"))):
+        tmp = out / f".{name}.partial-{uuid.uuid4().hex[:8]}"
+        try:
+            write(tmp)
+            os.replace(tmp, out / name)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def evaluate(checkpoints: Sequence[str | os.PathLike] = (), data: str | os.PathLike = "", *, vote_k: int = 2,
+             out: str | os.PathLike | None = None, predictions: Sequence[str | os.PathLike] = (),
+             submission: str | os.PathLike | None = None, batch_size: int | None = None,
+             device: str | None = None, split: str = "test", force: bool = False) -> dict[str, Any]:
+    """Score `checkpoints` (or, without checkpoints, the `predictions` tables) on `data`.
+
+    Returns the JSON-ready summary: `pass@K` for every K computed, `exact_accuracy`,
+    `token_accuracy`, for ARC `score` (task-averaged pass@2), for sudoku/maze `valid_accuracy`
+    and `valid@K`, plus counts and per-source accuracies. `out` receives predictions.parquet
+    (when a model ran and no `predictions` path was given), results.parquet (per task/puzzle)
+    and metrics.json; `submission` the Kaggle JSON (ARC).
+    """
+    checkpoints = [Path(c) for c in checkpoints]
+    tables = [Path(p) for p in predictions]
+    if vote_k < 1:
+        raise HrmError(f"--vote must be at least 1, got {vote_k}")
+    if not checkpoints and not tables:
+        raise HrmError("nothing to score: give --checkpoint CKPT (run a model) or --predictions FILE (score a table)")
+    if checkpoints and len(tables) > 1:
+        raise HrmError("with --checkpoint, --predictions names the one table to write; give it once")
+    dataset = open_dataset(data)
+    out = Path(out) if out is not None else None
+    if submission is not None and dataset.task != "arc":
+        raise HrmError(f"--submission writes the Kaggle ARC format; {dataset.path} is a {dataset.task} dataset")
+    if out is not None:
+        for name in (RESULTS_FILE, METRICS_FILE):
+            _refuse_existing(out / name, force)
+    scorer = Scorer(dataset, split, keep_grids=submission is not None)
+    if checkpoints:
+        target = tables[0] if tables else (out / PREDICTIONS_FILE if out is not None else None)
+        if target is not None:
+            _refuse_existing(target, force)
+        for checkpoint in checkpoints:  # fail on a missing one before spending time on the others
+            if not checkpoint.exists():
+                raise HrmError(f"checkpoint {checkpoint} does not exist")
+        signature = dataset_signature(dataset, split)
+        writer = (PredictionWriter(target, seq_len=signature["seq_len"], signature=signature,
+                                   sources=[str(c) for c in checkpoints]) if target is not None else None)
+        try:
+            for checkpoint in checkpoints:
+                source = scorer.add_source(str(checkpoint))
+                for batch in _model_batches(checkpoint, dataset, split, batch_size, device):
+                    if writer is not None:
+                        writer.write(batch.set_name, batch.examples, batch.predictions, batch.q_halt)
+                    scorer.add(batch, source)
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        if writer is not None:
+            writer.close()
+            log(f"wrote {writer.rows} predictions to {target}")
+    else:
+        for table in tables:
+            scorer.add_table(table)
+    result = scorer.result(vote_k)
+    if out is not None:
+        _write_results(out, result)
+        log(f"wrote per-task results to {out / RESULTS_FILE}")
+    if submission is not None:
+        write_submission(submission, build_submission(result))
+        log(f"wrote the submission to {submission}")
+    return result.summary
+
+
+def format_result(summary: dict[str, Any]) -> str:
+    """The readable table `hrm eval` prints without --json."""
+    lines = [f"{summary['task']} {summary['split']} split of {summary['data']}: "
+             f"{summary['predictions']:,} predictions, {summary['test_inputs']:,} test inputs in "
+             f"{summary['groups']:,} {'tasks' if summary['task'] == 'arc' else 'puzzles'}"]
+    rows: list[tuple[str, float]] = []
+    if "score" in summary:
+        rows.append(("score (task-averaged pass@2)", summary["score"]))
+    rows += [("exact accuracy (per prediction)", summary["exact_accuracy"]),
+             ("token accuracy (per prediction)", summary["token_accuracy"])]
+    if "valid_accuracy" in summary:
+        what = "valid solution" if summary["task"] == "sudoku" else "valid shortest path"
+        rows.append((f"{what} (per prediction)", summary["valid_accuracy"]))
+    rows += [(f"{key} (voted)", value) for key, value in summary.items()
+             if key.startswith(("pass@", "valid@"))]
+    width = max(len(name) for name, _ in rows)
+    lines += [f"  {name:<{width}}  {value:7.2%}" for name, value in rows]
+    if len(summary["sources"]) > 1:
+        lines.append("  per source (exact / token accuracy):")
+        lines += [f"    {s['source']}: {s['exact_accuracy']:.2%} / {s['token_accuracy']:.2%}"
+                  for s in summary["sources"]]
+    return "\n".join(lines)

@@ -1,0 +1,220 @@
+"""Scoring: stream predictions (from tables or a model), vote, and summarise (SPEC 6).
+
+`Scorer` accumulates batches of predictions from any number of sources (predictions tables,
+checkpoints: they vote together, which is checkpoint ensembling). Per batch it reads the
+labels (and for sudoku/maze the inputs) of exactly the rows predicted, computes the
+per-prediction metrics in the version's own frame, maps predictions and labels back to the
+original frame (`eval.inverse`) and keeps only (key, answer hash, q_halt, right, valid) per
+prediction, so memory stays ~30 bytes per prediction plus, for a submission, one grid per
+distinct ARC answer.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import zarr
+
+from builders.common import log
+from builders.dataset import Dataset
+from eval.inverse import SetFrames, task_name
+from eval.metrics import group_means, maze_valid, pass_ks, sudoku_valid, token_metrics
+from eval.predictions import PredictionBatch, iter_predictions
+from eval.vote import Votes, best_rank, vote
+
+
+def read_rows(array: zarr.Array, rows: np.ndarray) -> np.ndarray:
+    """array[rows] for sorted-ish row numbers, reading one contiguous range when that is cheap."""
+    if not len(rows):
+        return np.zeros((0, *array.shape[1:]), array.dtype)
+    lo, hi = int(rows.min()), int(rows.max()) + 1
+    if hi - lo <= 2 * len(rows) + 4096:  # tables are written in row order: almost always a range
+        return array[lo:hi][rows - lo]
+    unique, inverse = np.unique(rows, return_inverse=True)
+    return array.oindex[unique][inverse]
+
+
+@dataclass
+class _Source:
+    name: str
+    predictions: int = 0
+    counted: int = 0
+    exact: float = 0.0
+    token: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {"source": self.name, "predictions": self.predictions,
+                "exact_accuracy": self.exact / max(self.counted, 1),
+                "token_accuracy": self.token / max(self.counted, 1)}
+
+
+@dataclass
+class ScoreResult:
+    summary: dict[str, Any]
+    per_group: pa.Table
+    votes: Votes
+    group_names: list[str]
+    key_group: np.ndarray
+    group_key_start: np.ndarray
+    grids: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+class Scorer:
+    def __init__(self, dataset: Dataset, split: str = "test", *, keep_grids: bool = False):
+        self.dataset, self.split_name, self.task = dataset, split, dataset.task
+        self.split = dataset.split(split)
+        self.ignore_label_id = int(self.split.attrs["ignore_label_id"])
+        self.keep_grids = keep_grids and self.task == "arc"
+        self.frames: dict[str, SetFrames] = {}
+        key_offset = 0
+        for name, puzzle_set in self.split.sets.items():
+            self.frames[name] = SetFrames(self.task, puzzle_set, key_offset)
+            key_offset += self.frames[name].num_keys
+        self.num_keys = key_offset
+        self.num_groups = sum(f.num_groups for f in self.frames.values())
+        # Global group index of every key, and where each global group's keys start.
+        starts, group_sets, group_offset = [], [], 0
+        key_group = np.zeros(self.num_keys, np.int64)
+        for name, frames in self.frames.items():
+            inputs = np.diff(frames.group_key_start)
+            key_group[frames.key_offset:frames.key_offset + frames.num_keys] = (
+                group_offset + np.repeat(np.arange(frames.num_groups), inputs))
+            starts.append(frames.group_key_start[:-1])
+            group_sets += [name] * frames.num_groups
+            group_offset += frames.num_groups
+        self.key_group = key_group
+        self.group_key_start = np.concatenate([*starts, [self.num_keys]]).astype(np.int64)
+        self.group_sets = group_sets
+        self.truth_hash, self.truth_ok = self._truth()
+        self.sources: list[_Source] = []
+        self._parts: dict[str, list[np.ndarray]] = {k: [] for k in ("key", "hash", "q_halt", "ok", "right", "valid", "exact", "counted")}
+        self.grids: dict[int, np.ndarray] = {}
+
+    def _truth(self) -> tuple[np.ndarray, np.ndarray]:
+        """The right answer of every key, from the labels of its group's unaugmented version:
+        a version whose descriptors do not invert correctly then disagrees with it."""
+        truth_hash, truth_ok = np.zeros(self.num_keys, np.uint64), np.zeros(self.num_keys, bool)
+        for name, frames in self.frames.items():
+            puzzle_set = self.split.set(name)
+            puzzles = frames.identity_puzzles()
+            starts, stops = puzzle_set.puzzle_indices[puzzles], puzzle_set.puzzle_indices[puzzles + 1]
+            lengths = stops - starts
+            run_start = np.repeat(np.cumsum(lengths) - lengths, lengths)
+            rows = np.repeat(starts, lengths) + np.arange(int(lengths.sum())) - run_start
+            labels = read_rows(puzzle_set.labels, rows)
+            answers = frames.answers(rows, labels, labels, self.ignore_label_id)
+            keys = frames.example_key[rows]
+            truth_hash[keys], truth_ok[keys] = answers.hashes, answers.ok
+        return truth_hash, truth_ok
+
+    def add_source(self, name: str) -> int:
+        self.sources.append(_Source(name))
+        return len(self.sources) - 1
+
+    def add_table(self, path: str | os.PathLike) -> None:
+        """Score every row of a predictions table (validated against the dataset)."""
+        source = self.add_source(str(path))
+        for batch in iter_predictions(path, self.dataset, self.split_name):
+            self.add(batch, source)
+
+    def add(self, batch: PredictionBatch, source: int) -> None:
+        puzzle_set = self.split.set(batch.set_name)
+        frames = self.frames[batch.set_name]
+        examples, predictions = batch.examples, np.asarray(batch.predictions, np.uint8)
+        labels = read_rows(puzzle_set.labels, examples)
+        counted, exact, token = token_metrics(predictions, labels, self.ignore_label_id)
+        stats = self.sources[source]
+        stats.predictions += len(examples)
+        stats.counted += int(counted.sum())
+        stats.exact += float(exact.sum())
+        stats.token += float(token[counted].sum())
+        answers = frames.answers(examples, predictions, labels, self.ignore_label_id)
+        keys = frames.example_key[examples]
+        right = answers.ok & self.truth_ok[keys] & (answers.hashes == self.truth_hash[keys])
+        if self.task in ("sudoku", "maze"):
+            inputs = read_rows(puzzle_set.inputs, examples)
+            valid = (sudoku_valid if self.task == "sudoku" else maze_valid)(predictions, inputs)
+        else:
+            valid = right
+        if self.keep_grids:
+            candidates = np.flatnonzero(answers.ok)
+            unique, first = np.unique(answers.hashes[candidates], return_index=True)
+            for answer_hash, row in zip(unique.tolist(), candidates[first].tolist()):
+                if answer_hash not in self.grids:
+                    self.grids[answer_hash] = answers.grid(row)
+        for name, values in (("key", keys), ("hash", answers.hashes),
+                             ("q_halt", batch.q_halt), ("ok", answers.ok), ("right", right),
+                             ("valid", valid), ("exact", exact), ("counted", counted)):
+            self._parts[name].append(np.asarray(values))
+
+    def _column(self, name: str, dtype) -> np.ndarray:
+        parts = self._parts[name]
+        return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
+
+    def group_names(self) -> list[str]:
+        """ARC: the original task name of every group; otherwise the set and group index."""
+        names: list[str] = []
+        for set_name, frames in self.frames.items():
+            if self.task == "arc":
+                puzzle_set = self.split.set(set_name)
+                ids = puzzle_set.puzzle_identifiers[frames.identity_puzzles()]
+                unique, inverse = np.unique(ids, return_inverse=True)
+                found = self.dataset.root["identifiers"].oindex[unique] if len(unique) else np.zeros(0, object)
+                names += [task_name(str(found[i])) for i in inverse]
+            else:
+                names += [f"{set_name}/{g}" for g in range(frames.num_groups)]
+        return names
+
+    def result(self, vote_k: int = 2) -> ScoreResult:
+        keys, ok = self._column("key", np.int64), self._column("ok", bool)
+        exact, counted = self._column("exact", bool), self._column("counted", bool)
+        votes = vote(keys[ok], self._column("hash", np.uint64)[ok], self._column("q_halt", np.float64)[ok])
+        right_answer = votes.any_vote(self._column("right", bool)[ok])
+        votes_per_key = np.bincount(keys[ok], minlength=self.num_keys)
+        ks = pass_ks(self.task, vote_k, int(votes_per_key.max()) if self.num_keys else 0)
+        solved = best_rank(votes, right_answer, self.num_keys)[:, None] < np.array(ks)[None]
+        per_group = group_means(solved, self.key_group, self.num_groups)
+        columns: dict[str, Any] = {f"pass@{k}": per_group[:, i] for i, k in enumerate(ks)}
+        summary: dict[str, Any] = {"task": self.task, "data": str(self.dataset.path), "split": self.split_name}
+        total_counted = int(counted.sum())
+        summary["exact_accuracy"] = float(exact.sum()) / max(total_counted, 1)
+        summary["token_accuracy"] = sum(s.token for s in self.sources) / max(total_counted, 1)
+        summary.update({f"pass@{k}": float(per_group[:, i].mean()) if self.num_groups else 0.0
+                        for i, k in enumerate(ks)})
+        if self.task == "arc":
+            summary["score"] = summary.get("pass@2", summary["pass@1"])
+        else:
+            valid = self._column("valid", bool)
+            valid_solved = best_rank(votes, votes.any_vote(valid[ok]), self.num_keys)[:, None] < np.array(ks)[None]
+            valid_group = group_means(valid_solved, self.key_group, self.num_groups)
+            summary["valid_accuracy"] = float((valid & counted).sum()) / max(total_counted, 1)
+            summary.update({f"valid@{k}": float(valid_group[:, i].mean()) if self.num_groups else 0.0
+                            for i, k in enumerate(ks)})
+            columns.update({f"valid@{k}": valid_group[:, i] for i, k in enumerate(ks)})
+        covered = int((votes_per_key > 0).sum())
+        if covered < self.num_keys:
+            log(f"warning: {self.num_keys - covered} of {self.num_keys} test inputs have no valid "
+                f"prediction; they count as unsolved")
+        summary.update({"predictions": int(len(keys)), "groups": self.num_groups, "test_inputs": self.num_keys,
+                        "covered_test_inputs": covered, "max_votes_per_input": int(votes_per_key.max()) if self.num_keys else 0,
+                        "sources": [s.summary() for s in self.sources]})
+        row_group = self.key_group[keys]
+        group_rows = np.bincount(row_group[counted], minlength=self.num_groups)
+        group_exact = np.bincount(row_group[exact], minlength=self.num_groups)
+        names = self.group_names()
+        local = np.concatenate([np.arange(f.num_groups) for f in self.frames.values()]) if self.frames else np.zeros(0)
+        table = pa.table({
+            "set": pa.array(self.group_sets, pa.string()),
+            "group": pa.array(local.astype(np.int64)),
+            "name": pa.array(names, pa.string()),
+            "test_inputs": pa.array(np.diff(self.group_key_start)),
+            "predictions": pa.array(np.bincount(row_group, minlength=self.num_groups).astype(np.int64)),
+            "exact_accuracy": pa.array(group_exact / np.maximum(group_rows, 1)),
+            **{name: pa.array(values) for name, values in columns.items()},
+        })
+        return ScoreResult(summary, table, votes, names, self.key_group, self.group_key_start, self.grids)
+

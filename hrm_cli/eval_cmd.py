@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from builders.common import set_quiet
+from eval.run import evaluate, format_result
+from hrm_cli.options import Data, Force, Json, Quiet
+
+EXAMPLE = ("Examples: hrm eval --checkpoint runs/arc --data data/arc1 --vote 2 --out runs/arc/eval "
+           "--submission submission.json  |  hrm eval --predictions runs/arc/eval/predictions.parquet "
+           "--data data/arc1 --json")
+
+
+def eval_command(
+    data: Data,
+    checkpoint: Annotated[Optional[list[Path]], typer.Option(
+        "--checkpoint", "-c", help="Checkpoint (.pt) or run directory (its latest checkpoint); repeat to "
+                                   "ensemble: all checkpoints vote together.")] = None,
+    vote: Annotated[int, typer.Option("--vote", help="Report pass@1..pass@K after voting over the "
+                                                     "augmented versions (ARC adds pass@5/10/100/1000 when reached).")] = 2,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Directory for predictions.parquet, results.parquet (per task/puzzle) and metrics.json.")] = None,
+    predictions: Annotated[Optional[list[Path]], typer.Option(
+        "--predictions", help="Without --checkpoint: predictions table(s) to score (repeat to ensemble). "
+                              "With --checkpoint: where to write the table.")] = None,
+    submission: Annotated[Optional[Path], typer.Option(
+        "--submission", help="Write the Kaggle ARC submission JSON (attempt_1/attempt_2 per test pair).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Examples per forward pass.")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1, mps (default: best available).")] = None,
+    split: Annotated[str, typer.Option("--split", help="Split to score.")] = "test",
+    force: Force = False,
+    as_json: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Score checkpoints (or a saved predictions table): inverse-transform voting, pass@K, ARC submission."""
+    set_quiet(quiet)
+    summary = evaluate(checkpoint or [], data, vote_k=vote, out=out, predictions=predictions or [],
+                       submission=submission, batch_size=batch_size, device=device, split=split, force=force)
+    typer.echo(json.dumps(summary) if as_json else format_result(summary))
