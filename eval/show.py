@@ -8,45 +8,38 @@ each back to the original frame (SPEC 6), each beside the truth.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 import numpy as np
 
-from augment.colour import inverse_colour_map
-from augment.dihedral import inverse_dihedral
 from builders.common import HrmError
 from builders.dataset import Dataset, PuzzleSet, open_dataset
-from builders.render import Figure, Panel, arc_grid_from_tokens
+from builders.render import Figure, Panel
 from builders.show import (check_index, default_split, find_identifier, first_set, grid_of,
                            identifier_name, puzzle_of_row)
+from eval.inverse import SetFrames, task_name
+from eval.predictions import check_table
+from eval.score import read_rows
+from eval.vote import top_answers, vote
 
-COLUMNS = ("set", "example", "prediction", "q_halt")
 ATTEMPTS = 2
 
 
-def read_predictions(path: str | os.PathLike, set_name: str, examples: np.ndarray,
-                     seq_len: int) -> dict[int, tuple[np.ndarray, float]]:
-    """{example row: (predicted tokens, q_halt)} for the given rows of one set; reads only those."""
+def read_predictions(path: str | os.PathLike, dataset: Dataset, split: str, set_name: str,
+                     examples: np.ndarray) -> dict[int, tuple[np.ndarray, float]]:
+    """{example row: (predicted tokens, q_halt)} for the given rows of one set; reads only those
+    (the table is validated against the dataset by eval.predictions first)."""
     import pyarrow.parquet as pq
 
-    path = Path(path)
-    if not path.is_file():
-        raise HrmError(f"predictions file {path} does not exist")
+    check_table(path, dataset, split)
+    seq_len = dataset.split(split).seq_len
     try:
-        schema = pq.read_schema(path)
-        missing = [c for c in COLUMNS if c not in schema.names]
-        if missing:
-            raise HrmError(f"{path} is not a predictions table: no column {', '.join(missing)} "
-                           f"(expected {', '.join(COLUMNS)}, as `hrm eval --predictions` writes)")
-        table = pq.read_table(path, columns=list(COLUMNS), filters=[
+        table = pq.read_table(path, columns=["example", "prediction", "q_halt"], filters=[
             ("set", "=", set_name), ("example", "in", [int(e) for e in examples])])
-    except HrmError:
-        raise
-    except Exception as error:  # pyarrow raises several types for a damaged or foreign file
+    except Exception as error:  # pyarrow raises several types for a damaged file
         raise HrmError(f"{path} is not a readable Parquet predictions table: {error}") from None
     out: dict[int, tuple[np.ndarray, float]] = {}
     for example, prediction, q_halt in zip(table["example"].to_pylist(), table["prediction"].to_pylist(),
                                            table["q_halt"].to_pylist()):
-        tokens = np.asarray(prediction, np.int64)
+        tokens = np.asarray(prediction, np.uint8)
         if tokens.shape != (seq_len,):
             raise HrmError(f"{path}: the prediction of {set_name} example {example} has {tokens.size} tokens; "
                            f"the dataset's seq_len is {seq_len}")
@@ -66,7 +59,7 @@ def _grid_prediction_figure(dataset: Dataset, puzzle_set: PuzzleSet, split: str,
                             predictions: str | os.PathLike) -> Figure:
     """Sudoku or maze: input, truth and prediction of one example, wrong cells marked."""
     task = dataset.task
-    found = read_predictions(predictions, puzzle_set.name, np.array([index]), int(puzzle_set.inputs.shape[1]))
+    found = read_predictions(predictions, dataset, split, puzzle_set.name, np.array([index]))
     if index not in found:
         raise HrmError(f"{predictions} has no prediction for {split}/{puzzle_set.name} example {index}")
     tokens, q_halt = found[index]
@@ -84,69 +77,53 @@ def _grid_prediction_figure(dataset: Dataset, puzzle_set: PuzzleSet, split: str,
                   [f"{verdict}; q_halt logit {q_halt:.3f}"])
 
 
-def _to_original(grid: np.ndarray, dihedral_id: int, colour_map: np.ndarray) -> np.ndarray:
-    """An ARC grid of an augmented version mapped back to the task's original frame (SPEC 6)."""
-    return inverse_dihedral(inverse_colour_map(colour_map)[grid], dihedral_id)
-
-
-def _top_attempts(candidates: list[tuple[np.ndarray, float]], original: int) -> tuple[list[tuple[np.ndarray, str]], str]:
-    """Up to ATTEMPTS ranked answers with a label each, and a note on how they were chosen.
-
-    CALL SITE for the voting of eval/vote.py (SPEC 6: rank distinct answers by votes, ties by mean
-    sigmoid(q_halt)); hrm show must not carry a second voting implementation. Until that module
-    is merged, this shows the original (unaugmented) version's prediction alone."""
-    try:
-        from eval import vote  # noqa: F401  (lands with the eval branch)
-    except ImportError:
-        grid, q_halt = candidates[original]
-        return [(grid, f"q_halt {q_halt:.2f}")], ("attempt 1 = the original version's prediction "
-                                                  "(voting needs eval/vote.py, not in this build)")
-    raise HrmError("eval/vote.py is present but hrm show does not call it yet")
-
-
 def _arc_prediction_figure(dataset: Dataset, puzzle_set: PuzzleSet, split: str, predictions: str | os.PathLike,
                            puzzle: int, pairs: list[int]) -> Figure:
-    groups = puzzle_set.group_indices
-    group = int(np.searchsorted(groups, puzzle, side="right")) - 1
+    """For each test pair of the task holding `puzzle`: input and truth of the original version,
+    then the top ATTEMPTS answers voted over all versions (eval.inverse + eval.vote, as scoring does)."""
+    frames = SetFrames("arc", puzzle_set)
+    ignore = int(dataset.split(split).attrs["ignore_label_id"])
+    group = int(frames.puzzle_group[puzzle])
+    starts, groups = puzzle_set.puzzle_indices, puzzle_set.group_indices
     versions = np.arange(groups[group], groups[group + 1])
-    starts = puzzle_set.puzzle_indices
-    dihedral = puzzle_set.field("aug_dihedral")
-    colour_maps = puzzle_set.field("aug_colour_map")
-    identity = np.arange(colour_maps.shape[1])
-    originals = [v for v in versions if dihedral[v] == 0 and np.array_equal(colour_maps[v], identity)]
-    original = int(originals[0]) if originals else int(puzzle)
-    rows = np.array([starts[v] + k for v in versions for k in pairs])
-    found = read_predictions(predictions, puzzle_set.name, rows, int(puzzle_set.inputs.shape[1]))
-    figure_rows, notes, solved = [], [], 0
-    for k in pairs:
-        inputs, labels = puzzle_set.rows(int(starts[original]) + k, int(starts[original]) + k + 1)
-        grid_in, truth = (_to_original(grid_of("arc", tokens[0]), int(dihedral[original]), colour_maps[original])
-                          for tokens in (inputs, labels))
-        candidates, original_at = [], 0
-        for v in versions:
-            row = int(starts[v]) + k
-            if row not in found:
-                raise HrmError(f"{predictions} has no prediction for {split}/{puzzle_set.name} example {row}")
-            tokens, q_halt = found[row]
-            if v == original:
-                original_at = len(candidates)
-            candidates.append((_to_original(arc_grid_from_tokens(tokens), int(dihedral[v]), colour_maps[v]), q_halt))
-        attempts, how = _top_attempts(candidates, original_at)
-        panels = [Panel(f"test pair {k + 1} input", "arc", grid_in), Panel("truth", "arc", truth)]
+    original = int(frames.identity_puzzles()[group])
+    rows = np.array([starts[v] + k for v in versions for k in pairs if starts[v] + k < starts[v + 1]])
+    found = read_predictions(predictions, dataset, split, puzzle_set.name, rows)
+    rows = np.array([r for r in rows if r in found], np.int64)
+    if not len(rows):
+        raise HrmError(f"{predictions} has no prediction for the {split}/{puzzle_set.name} examples of this task "
+                       f"(rows {int(starts[original]) + pairs[0]}...)")
+    tokens = np.stack([found[int(r)][0] for r in rows])
+    q_halt = np.array([found[int(r)][1] for r in rows], np.float64)
+    answers = frames.answers(rows, tokens, read_rows(puzzle_set.labels, rows), ignore)
+    voters = np.flatnonzero(answers.ok)  # an empty crop is no answer and does not vote
+    votes = vote(frames.example_key[rows][voters], answers.hashes[voters], q_halt[voters])
+    answer_keys, _, chosen = top_answers(votes, ATTEMPTS)
+    truth_rows = np.array([int(starts[original]) + k for k in pairs], np.int64)
+    labels = read_rows(puzzle_set.labels, truth_rows)
+    truths = frames.answers(truth_rows, labels, labels, ignore)
+    original_inputs = read_rows(puzzle_set.inputs, truth_rows)
+    inputs = frames.answers(truth_rows, original_inputs, labels, ignore)
+    figure_rows, solved = [], 0
+    for n, k in enumerate(pairs):
+        truth = truths.grid(n)
+        panels = [Panel(f"test pair {k + 1} input", "arc", inputs.grid(n)), Panel("truth", "arc", truth)]
+        key = frames.example_key[truth_rows[n]]
         right = False
-        for a, (grid, label) in enumerate(attempts):
+        for a, answer in enumerate(chosen[answer_keys == key]):
+            grid = answers.grid(int(voters[votes.first_vote[answer]]))
             ok = grid.shape == truth.shape and np.array_equal(grid, truth)
             right = right or ok
-            shape = "" if grid.shape == truth.shape else f" {grid.shape[0]}x{grid.shape[1]}"
-            panels.append(Panel(f"attempt {a + 1} ({label}){shape}{' ok' if ok else ''}", "arc", grid,
-                                wrong=_wrong(grid, truth)))
+            shape = "" if grid.shape == truth.shape else f", {grid.shape[0]}x{grid.shape[1]}"
+            count = int(votes.count[answer])
+            title = f"attempt {a + 1}: {count} vote{'s' if count != 1 else ''}{shape}{', right' if ok else ''}"
+            panels.append(Panel(title, "arc", grid, wrong=_wrong(grid, truth)))
         solved += right
         figure_rows.append(panels)
-        if how not in notes:
-            notes.append(how)
-    name = identifier_name(dataset, int(puzzle_set.puzzle_identifiers[original]))
-    notes.insert(0, f"{solved} of {len(pairs)} test pairs solved by the attempts shown "
-                    f"({len(versions)} versions predicted)")
+    name = task_name(identifier_name(dataset, int(puzzle_set.puzzle_identifiers[original])))
+    voted = len(np.unique(frames.example_puzzle[rows[voters]])) if len(voters) else 0
+    notes = [f"{solved} of {len(pairs)} test pairs solved within {ATTEMPTS} attempts; "
+             f"{voted} of {len(versions)} versions gave an answer"]
     return Figure(f"ARC task {name}: predictions", figure_rows, notes)
 
 

@@ -82,10 +82,13 @@ def write_maze(path):
 
 
 # ARC task "aaaa0001" (an evaluation task): two train pairs (the second translated) and one test
-# pair; plus a rot90 + colour-swap (1 <-> 2) version. Task "bbbb0002" (a training task) has one pair.
+# pair; plus a rot90 + colour-swap (1 <-> 2) version and a rot180 version. Task "bbbb0002" (a
+# training task) has one pair, in the train split.
 ARC_TRAIN = [([[1, 0], [0, 0]], [[2, 2], [2, 0]]), ([[0, 3, 3]], [[4, 4, 4]])]
 ARC_TEST = ([[1, 1, 0], [0, 0, 5]], [[2, 2, 0], [0, 0, 6]])
+IDENTITY = np.arange(10, dtype=np.uint8)
 SWAP_1_2 = np.array([0, 2, 1, 3, 4, 5, 6, 7, 8, 9], np.uint8)
+ARC_VERSIONS = [(0, IDENTITY), (1, SWAP_1_2), (2, IDENTITY)]
 
 
 def _version(grid, dihedral, colour_map):
@@ -95,27 +98,26 @@ def _version(grid, dihedral, colour_map):
 def write_arc(path):
     with atomic_directory(path) as tmp:
         writer = DatasetWriter(tmp, task="arc", seed=0, builder={})
-        ids = writer.add_identifiers(["aaaa0001", "aaaa0001_t1_0213456789", "bbbb0002"])
-        identity = np.arange(10, dtype=np.uint8)
-        fields = {"aug_dihedral": np.array([0, 1, 0], np.uint8),
-                  "aug_colour_map": np.stack([identity, SWAP_1_2, identity])}
+        ids = writer.add_identifiers(["aaaa0001", "aaaa0001_t1_0213456789", "aaaa0001_t2_0123456789", "bbbb0002"])
+        fields = {"aug_dihedral": np.array([d for d, _ in ARC_VERSIONS] + [0], np.uint8),
+                  "aug_colour_map": np.stack([m for _, m in ARC_VERSIONS] + [IDENTITY])}
         train = writer.split("train", seq_len=900, vocab_size=12)
         rows_in, rows_out = [], []
-        for d, cmap in ((0, identity), (1, SWAP_1_2)):
+        for d, cmap in ARC_VERSIONS:
             for k, (a, b) in enumerate(ARC_TRAIN):
                 offset = (0, 0) if k == 0 else (4, 7)
                 rows_in.append(arc_canvas(_version(a, d, cmap), offset))
                 rows_out.append(arc_canvas(_version(b, d, cmap), offset))
         rows_in.append(arc_canvas([[7]]))
         rows_out.append(arc_canvas([[8, 8]]))
-        train.set().append(np.stack(rows_in), np.stack(rows_out), examples_per_puzzle=[2, 2, 1],
-                           puzzles_per_group=[2, 1], puzzle_identifiers=ids, puzzle_fields=fields)
+        train.set().append(np.stack(rows_in), np.stack(rows_out), examples_per_puzzle=[2, 2, 2, 1],
+                           puzzles_per_group=[3, 1], puzzle_identifiers=ids, puzzle_fields=fields)
         test = writer.split("test", seq_len=900, vocab_size=12)
         a, b = ARC_TEST
-        test.set().append(np.stack([arc_canvas(a), arc_canvas(_version(a, 1, SWAP_1_2))]),
-                          np.stack([arc_canvas(b), arc_canvas(_version(b, 1, SWAP_1_2))]),
-                          examples_per_puzzle=[1, 1], puzzles_per_group=[2], puzzle_identifiers=ids[:2],
-                          puzzle_fields={k: v[:2] for k, v in fields.items()})
+        test.set().append(np.stack([arc_canvas(_version(a, d, m)) for d, m in ARC_VERSIONS]),
+                          np.stack([arc_canvas(_version(b, d, m)) for d, m in ARC_VERSIONS]),
+                          examples_per_puzzle=[1, 1, 1], puzzles_per_group=[3], puzzle_identifiers=ids[:3],
+                          puzzle_fields={k: v[:3] for k, v in fields.items()})
         writer.close()
 
 
@@ -189,9 +191,9 @@ def test_arc_task_shows_original_pairs_decoded_from_translated_canvases(tmp_path
 
 def test_cli_show_dataset_plain_when_not_a_tty(tmp_path):
     write_arc(tmp_path / "a")
-    result = run_hrm("show", tmp_path / "a", "--split", "train", "--index", "4", check=True)
+    result = run_hrm("show", tmp_path / "a", "--split", "train", "--index", "6", check=True)
     assert "\x1b[" not in result.stdout
-    assert result.stdout.splitlines()[0] == "arc train[4]  puzzle bbbb0002, pair 1"
+    assert result.stdout.splitlines()[0] == "arc train[6]  puzzle bbbb0002, pair 1"
     assert "7        8 8" in result.stdout
     result = run_hrm("show", tmp_path / "a", "--task", "aaaa0001", "--json", check=True)
     shown = json.loads(result.stdout)
@@ -293,25 +295,32 @@ def test_predictions_sudoku_marks_wrong_cells(tmp_path):
     assert PIL.open(tmp_path / "p.png").size[0] > 3 * 306
 
 
-def test_predictions_arc_task_in_original_frame(tmp_path):
+def test_predictions_arc_top2_voted_in_original_frame(tmp_path):
     write_arc(tmp_path / "a")
     a, b = ARC_TEST
     wrong_answer = np.array(b)
     wrong_answer[0, 0] = 3
-    # identity version answers right; the rot90/colour-swapped version answers (in its frame) wrong
+    # The original version answers wrong but most confidently; the two augmented versions answer
+    # right (in their own frames): two votes beat one, so attempt 1 is right and attempt 2 wrong.
+    answers = [(wrong_answer, 3.0), (np.array(b), 0.5), (np.array(b), 0.1)]
     write_predictions(tmp_path / "p.parquet", [
-        ("all", 0, arc_canvas(b), 2.0), ("all", 1, arc_canvas(_version(wrong_answer, 1, SWAP_1_2)), 1.0)])
+        ("all", row, arc_canvas(_version(answer, *ARC_VERSIONS[row])), q)
+        for row, (answer, q) in enumerate(answers)])
     result = run_hrm("show", "--predictions", tmp_path / "p.parquet", "--data", tmp_path / "a",
                      "--task", "aaaa0001", "--json", check=True)
     shown = json.loads(result.stdout)
     panels = shown["rows"][0]
-    assert [p["grid"] for p in panels[:3]] == [a, b, b]
-    assert panels[2]["wrong_cells"] == 0 and panels[2]["title"].startswith("attempt 1")
-    assert shown["notes"][0].startswith("1 of 1 test pairs solved by the attempts shown (2 versions")
-    # --index of the augmented row finds the same task and pair
+    assert [p["grid"] for p in panels] == [a, b, b, wrong_answer.tolist()]
+    assert panels[2]["title"] == "attempt 1: 2 votes, right" and panels[2]["wrong_cells"] == 0
+    assert panels[3]["title"] == "attempt 2: 1 vote" and panels[3]["wrong_cells"] == 1
+    assert shown["notes"][0].startswith("1 of 1 test pairs solved within 2 attempts; 3 of 3 versions")
+    # --index of an augmented row finds the same task and pair; text marks the wrong cell
     by_row = run_hrm("show", "--predictions", tmp_path / "p.parquet", "--data", tmp_path / "a",
-                     "--index", "1", "--json", check=True)
-    assert json.loads(by_row.stdout)["rows"][0][1]["grid"] == b
+                     "--index", "2", check=True)
+    lines = by_row.stdout.splitlines()
+    assert lines[0] == "ARC task aaaa0001: predictions"
+    assert lines[3].split() == ["1", "1", "0", "2", "2", "0", "2", "2", "0", ".", ".", ".", "3", "2", "0",
+                                "X", ".", "."]
 
 
 # ----------------------------------------------------------------------------- curves
