@@ -1,0 +1,59 @@
+"""`hrm train`: start a run from a dataset and a config, or continue one with --resume."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from builders.common import HrmError, set_quiet
+from hrm_cli.options import Force, Quiet
+
+EXAMPLE = ("Example: hrm train --data data/sudoku --out runs/sudoku --config examples/sudoku_extreme_1k.yaml "
+           "arch.L_cycles=8 lr=7e-5    |    hrm train --resume runs/sudoku")
+
+
+def train(
+    overrides: Annotated[Optional[list[str]], typer.Argument(
+        metavar="[KEY=VALUE]...", help="Config overrides with dotted keys, values as YAML scalars "
+                                       "(e.g. arch.L_cycles=8 lr=7e-5 max_steps=1000).")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Dataset directory (from `hrm build-data`).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder to create.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config (e.g. a preset in examples/).")] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue this run folder from its latest checkpoint.")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="cuda, mps, cpu or auto (default: the config's, auto).")] = None,
+    compile_model: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the model (default: on for CUDA only).")] = None,
+    quiet: Quiet = False,
+    force: Force = False,
+) -> None:
+    """Train a model on a dataset; writes RUN/config.yaml, checkpoints, metrics.jsonl and eval/.
+
+    Prints the final test metrics as one JSON line on stdout.
+    """
+    set_quiet(quiet)
+    from train.config import load_config  # torch is imported only when a command needs it
+    from train.loop import TrainingInterrupted, resume_config, train as run_training
+
+    extra = list(overrides or [])
+    if device is not None:
+        extra.append(f"device={device}")
+    if compile_model is not None:
+        extra.append(f"compile={str(compile_model).lower()}")
+    if resume is not None:
+        if out is not None or config is not None:
+            raise HrmError("--resume continues an existing run; do not pass --out or --config with it")
+        run_dir = resume
+        cfg = resume_config(run_dir, extra, str(data) if data else None)
+    else:
+        if data is None or out is None:
+            raise HrmError("hrm train needs --data DIR and --out RUN (or --resume RUN)")
+        run_dir = out
+        cfg = load_config(config, [*extra, f"data_path={data}"])
+    try:
+        result = run_training(cfg, run_dir, resume=resume is not None, force=force)
+    except TrainingInterrupted as stop:
+        print(f"error: {stop}", file=sys.stderr)
+        raise typer.Exit(128 + stop.signum)
+    typer.echo(json.dumps(result))

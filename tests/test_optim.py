@@ -1,0 +1,105 @@
+"""Optimisers and the schedule against hand-computed updates (plain Python floats)."""
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+
+from train.layers import SparsePuzzleEmbedding
+from train.optim import AdamAtan2, SparseSignSGD, lr_at
+
+
+def test_adam_atan2_matches_the_spec_formula_step_by_step():
+    start = [0.5, -1.0, 2.0, 0.0]
+    grads = [[0.1, -0.2, 0.0, 3.0], [-0.3, -0.2, 0.5, 1.0], [0.2, 0.4, -0.1, 0.0]]
+    lrs = [0.1, 0.05, 0.2]  # the loop changes lr between steps
+    b1, b2, wd = 0.9, 0.95, 0.1
+    p = torch.tensor(start, dtype=torch.float64, requires_grad=True)
+    opt = AdamAtan2([p], lr=lrs[0], betas=(b1, b2), weight_decay=wd)
+
+    ref, m, v = list(start), [0.0] * 4, [0.0] * 4
+    for t, (g, lr) in enumerate(zip(grads, lrs), start=1):
+        opt.param_groups[0]["lr"] = lr
+        p.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+        for i in range(4):
+            ref[i] *= 1 - lr * wd
+            m[i] += (1 - b1) * (g[i] - m[i])
+            v[i] += (1 - b2) * (g[i] ** 2 - v[i])
+            ref[i] -= lr / (1 - b1 ** t) * math.atan2(m[i], math.sqrt(v[i]) / math.sqrt(1 - b2 ** t))
+        assert p.tolist() == pytest.approx(ref, rel=1e-12, abs=1e-15)
+    # A zero gradient throughout leaves only the decay (atan2(0, 0) = 0, no NaN).
+    assert torch.isfinite(p).all()
+
+
+def test_adam_atan2_state_dict_round_trip_continues_identically():
+    def make():
+        p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+        return p, AdamAtan2([p], lr=0.01)
+    p1, opt1 = make()
+    for g in ([0.5, 0.1], [0.2, -0.3]):
+        p1.grad = torch.tensor(g)
+        opt1.step()
+    p2, opt2 = make()
+    with torch.no_grad():
+        p2.copy_(p1)
+    opt2.load_state_dict(copy.deepcopy(opt1.state_dict()))  # as through torch.save/load
+    for p, opt in ((p1, opt1), (p2, opt2)):
+        p.grad = torch.tensor([-0.4, 0.7])
+        opt.step()
+    assert torch.equal(p1, p2)
+
+
+def test_sparse_sign_sgd_updates_only_the_batch_rows_with_summed_gradients():
+    emb = SparsePuzzleEmbedding(num_embeddings=6, embedding_dim=3, batch_size=4)
+    table = torch.arange(18, dtype=torch.float32).view(6, 3) / 10
+    emb.weights.copy_(table)
+    ids = torch.tensor([1, 3, 1, 4], dtype=torch.int32)
+    rows = emb(ids, torch.float32)
+    assert torch.equal(rows, table[ids.long()])
+    slot_grads = torch.tensor([[1.0, -2.0, 0.5], [0.0, 1.0, -1.0], [-3.0, 2.0, -0.5], [0.0, 0.0, 0.0]])
+    (rows * slot_grads).sum().backward()
+    opt = SparseSignSGD(emb, lr=0.1, weight_decay=0.5)
+    opt.step()
+
+    expected = table.clone()
+    decay = 1 - 0.1 * 0.5
+    # id 1 appears twice: gradients summed first -> [-2, 0, 0] (sign of the sum, not sum of signs)
+    expected[1] = table[1] * decay - 0.1 * torch.tensor([-1.0, 0.0, 0.0])
+    expected[3] = table[3] * decay - 0.1 * torch.tensor([0.0, 1.0, -1.0])
+    expected[4] = table[4] * decay  # in the batch with zero gradient: decay only
+    torch.testing.assert_close(emb.weights, expected, rtol=0, atol=1e-7)
+    assert torch.equal(emb.weights[[0, 2, 5]], table[[0, 2, 5]])  # rows not in the batch: untouched
+
+    opt.zero_grad()
+    assert emb.local_weights.grad is None
+    opt.step()  # nothing recorded since: no change
+    torch.testing.assert_close(emb.weights, expected, rtol=0, atol=1e-7)
+    state = opt.state_dict()
+    assert state["param_groups"][0]["lr"] == 0.1
+
+
+def test_sparse_sign_sgd_through_the_model_touches_only_the_batch_rows():
+    from tests.test_model import random_batch, tiny_model
+    model = tiny_model()
+    before = model.puzzle_emb.weights.clone()
+    batch = random_batch(3)
+    carry, outputs = model(model.initial_carry(batch), batch)
+    outputs["logits"].square().sum().backward()
+    SparseSignSGD(model.puzzle_emb, lr=0.01, weight_decay=0.1).step()
+    touched = (model.puzzle_emb.weights != before).any(dim=1)
+    assert set(torch.nonzero(touched).flatten().tolist()) == set(batch["puzzle_identifiers"].tolist())
+
+
+def test_lr_schedule_warmup_then_cosine_to_min_ratio():
+    kw = dict(base_lr=1.0, warmup_steps=10, total_steps=110)
+    assert lr_at(0, min_ratio=0.1, **kw) == 0.0
+    assert lr_at(5, min_ratio=0.1, **kw) == pytest.approx(0.5)
+    assert lr_at(10, min_ratio=0.1, **kw) == pytest.approx(1.0)
+    assert lr_at(60, min_ratio=0.1, **kw) == pytest.approx(0.1 + 0.9 * 0.5)   # half way: cos(pi/2) = 0
+    assert lr_at(35, min_ratio=0.0, **kw) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+    assert lr_at(110, min_ratio=0.1, **kw) == pytest.approx(0.1)
+    assert lr_at(500, min_ratio=0.1, **kw) == pytest.approx(0.1)  # stays at the minimum
+    assert lr_at(70, min_ratio=1.0, **kw) == pytest.approx(1.0)  # constant after warmup

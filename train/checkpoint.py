@@ -1,0 +1,159 @@
+"""Checkpoints: one `torch.save` dict per step, written to a temp file and renamed.
+
+Everything in a checkpoint is a tensor or a plain container of primitives, so it loads with
+`torch.load(weights_only=True)` (checkpoints travel; unpickling arbitrary objects would run
+code). Objects that are not plain - the model's ACT carry, RNG states - are converted by
+`tree_state` / `rng_state` and rebuilt by `tree_load` / `set_rng_state`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from builders.common import HrmError
+
+FORMAT = "hrm-checkpoint"
+VERSION = 1
+_NAME = re.compile(r"^step_(\d+)\.pt$")
+
+
+def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def checkpoint_path(run_dir: str | os.PathLike, step: int) -> Path:
+    return checkpoint_dir(run_dir) / f"step_{step}.pt"
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """(step, path) of every complete checkpoint of a run, oldest first."""
+    folder = checkpoint_dir(run_dir)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1][1] if found else None
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Atomic: a crash mid-write leaves the previous checkpoints and no partial `step_N.pt`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as handle:
+        torch.save({"format": FORMAT, "version": VERSION, **state}, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> None:
+    """Keep the newest `keep` checkpoints (0 keeps all)."""
+    if keep > 0:
+        for _, path in list_checkpoints(run_dir)[:-keep]:
+            path.unlink(missing_ok=True)
+
+
+def resolve_checkpoint(where: str | os.PathLike) -> Path:
+    """A .pt file, or a run folder (-> its latest checkpoint)."""
+    where = Path(where)
+    if where.is_dir():
+        latest = latest_checkpoint(where)
+        if latest is None:
+            raise HrmError(f"{where} holds no checkpoints (expected {checkpoint_dir(where)}/step_N.pt)")
+        return latest
+    if not where.is_file():
+        raise HrmError(f"checkpoint {where} does not exist")
+    return where
+
+
+def load_checkpoint(where: str | os.PathLike) -> dict[str, Any]:
+    path = resolve_checkpoint(where)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for damaged or foreign files
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise HrmError(f"{path}: not a loadable checkpoint ({first})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise HrmError(f"{path} is not an hrm checkpoint")
+    if state.get("version") != VERSION:
+        raise HrmError(f"{path} has checkpoint version {state.get('version')}; this hrm reads {VERSION}")
+    state["path"] = str(path)
+    return state
+
+
+# ----------------------------------------------------------------------------- plain trees
+
+
+def tree_state(obj: Any) -> Any:
+    """Dataclasses / namedtuples / dicts / sequences of tensors -> dicts and lists of CPU tensors."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: tree_state(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return {name: tree_state(value) for name, value in zip(obj._fields, obj)}
+    if isinstance(obj, dict):
+        return {key: tree_state(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [tree_state(value) for value in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store a {type(obj).__name__} in a checkpoint")
+
+
+def tree_load(template: Any, state: Any) -> Any:
+    """Rebuild an object shaped like `template` (same types, devices, dtypes) from `tree_state`."""
+    if isinstance(template, torch.Tensor):
+        if not isinstance(state, torch.Tensor) or state.shape != template.shape:
+            raise HrmError("the checkpoint's ACT carry does not match this model/batch size")
+        return state.to(device=template.device, dtype=template.dtype)
+    if dataclasses.is_dataclass(template) and not isinstance(template, type):
+        values = {f.name: tree_load(getattr(template, f.name), state[f.name])
+                  for f in dataclasses.fields(template)}
+        try:
+            return dataclasses.replace(template, **values)
+        except (TypeError, ValueError):  # fields with init=False: fill a copy by hand
+            rebuilt = dataclasses.replace(template)
+            for name, value in values.items():
+                object.__setattr__(rebuilt, name, value)
+            return rebuilt
+    if isinstance(template, tuple) and hasattr(template, "_fields"):
+        return template._replace(**{n: tree_load(getattr(template, n), state[n]) for n in template._fields})
+    if isinstance(template, dict):
+        return {key: tree_load(value, state[key]) for key, value in template.items()}
+    if isinstance(template, (list, tuple)):
+        return type(template)(tree_load(t, s) for t, s in zip(template, state))
+    return state
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, NumPy and torch (CPU and CUDA) global RNG states as plain values."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": [version, list(internal), gauss],
+             "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,218 @@
+"""The training configuration: reference key names, a YAML file plus `key=value` overrides.
+
+    cfg = load_config("examples/sudoku_extreme_1k.yaml", ["arch.L_cycles=8", "lr=7e-5"])
+
+Top-level keys keep the names of the reference code's config (global_batch_size, epochs,
+eval_interval, lr, ...) so that published recipes carry over; `arch` is an open mapping whose keys
+the model registry validates (issue 6 adds architectures with keys of their own). Values of
+overrides are parsed as YAML scalars (`lr=7e-5` is a float, `compile=false` a bool). Unknown
+top-level keys are user errors naming the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import yaml
+
+from builders.common import HrmError
+
+# Reference defaults (HRM's cfg_pretrain.yaml + arch/hrm_v1.yaml). puzzle_emb_ndim None follows
+# hidden_size as the reference's `${.hidden_size}` does; forward_dtype applies on CUDA only (CPU
+# runs float32).
+ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
+    "hrm": {
+        "name": "hrm", "H_cycles": 2, "L_cycles": 2, "H_layers": 4, "L_layers": 4,
+        "hidden_size": 512, "num_heads": 8, "expansion": 4.0, "pos_encodings": "rope",
+        "puzzle_emb_ndim": None, "halt_max_steps": 16, "halt_exploration_prob": 0.1,
+        "rope_theta": 10000.0, "rms_norm_eps": 1e-5, "forward_dtype": "bfloat16",
+        "loss_type": "stablemax_cross_entropy",
+    },
+}
+
+LOGGERS = (None, "wandb", "tensorboard")
+
+
+@dataclass
+class TrainConfig:
+    data_path: str = ""
+    global_batch_size: int = 768
+    epochs: int = 100000
+    eval_interval: int = 10000          # in epochs, as the reference
+    lr: float = 1e-4
+    lr_min_ratio: float = 1.0
+    lr_warmup_steps: int = 2000
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    puzzle_emb_lr: float = 1e-2
+    puzzle_emb_weight_decay: float = 0.1
+    seed: int = 0
+    max_steps: Optional[int] = None     # stop early (the lr schedule still spans `epochs`)
+    device: str = "auto"
+    compile: Optional[bool] = None      # None: on for CUDA only
+    eval_batch_size: Optional[int] = None  # None: global_batch_size
+    checkpoint_interval: int = 0        # in steps; 0: at every evaluation (and at the end)
+    keep_checkpoints: int = 3           # newest checkpoints kept; 0 keeps all
+    log_interval: int = 10              # steps per metrics.jsonl line (one host sync each)
+    logger: Optional[str] = None        # "wandb" | "tensorboard", only when installed
+    loader_cache_mb: int = 2048         # decoded dataset blocks kept in memory by the loader
+    arch: dict[str, Any] = field(default_factory=lambda: dict(ARCH_DEFAULTS["hrm"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# Keys that may change when a run is resumed: they change neither the data order nor the math.
+RESUMABLE_KEYS = {"max_steps", "device", "compile", "checkpoint_interval", "keep_checkpoints",
+                  "log_interval", "logger", "eval_batch_size", "loader_cache_mb", "data_path"}
+
+_HINTS = typing.get_type_hints(TrainConfig)
+
+
+def _check_type(key: str, value: Any) -> Any:
+    """Coerce `value` to the declared type of `key` or raise HrmError naming both."""
+    hint = _HINTS[key]
+    optional = typing.get_origin(hint) is typing.Union and type(None) in typing.get_args(hint)
+    base = next(t for t in typing.get_args(hint) if t is not type(None)) if optional else hint
+    if value is None:
+        if optional:
+            return None
+        raise HrmError(f"config key {key!r} may not be null")
+    if base in (int, float) and isinstance(value, str):
+        try:  # PyYAML (YAML 1.1) reads 1e-4 without a dot as a string
+            value = float(value)
+        except ValueError:
+            pass
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+    elif base is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif base is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    elif base is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise HrmError(f"config key {key!r} expects {getattr(base, '__name__', base)}, got {value!r}")
+
+
+def _parse_scalar(text: str) -> Any:
+    try:
+        return yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        return text  # e.g. an unquoted path with a colon: keep it as a string
+
+
+def _flatten(mapping: dict[str, Any], where: str) -> list[tuple[str, Any]]:
+    """{"arch": {"L_cycles": 8}, "lr": 1e-4} -> [("arch.L_cycles", 8), ("lr", 1e-4)]."""
+    items = []
+    for key, value in mapping.items():
+        if not isinstance(key, str):
+            raise HrmError(f"{where}: config keys must be strings, got {key!r}")
+        if key == "arch" and isinstance(value, dict):
+            items += [(f"arch.{k}", v) for k, v in value.items()]
+        else:
+            items.append((key, value))
+    return items
+
+
+def _set(values: dict[str, Any], key: str, value: Any, where: str) -> None:
+    if key.startswith("arch."):
+        name = key[len("arch."):]
+        if not name or "." in name:
+            raise HrmError(f"{where}: unknown config key {key!r} (arch keys are one level deep)")
+        if name == "name" and value != values["arch"].get("name"):
+            # A different architecture starts from its own defaults, not from HRM's.
+            values["arch"] = dict(ARCH_DEFAULTS.get(str(value), {}))
+        values["arch"][name] = value
+        return
+    if key not in _HINTS or key == "arch":
+        known = ", ".join(k for k in _HINTS if k != "arch")
+        raise HrmError(f"{where}: unknown config key {key!r} (known: {known}, arch.*)")
+    values[key] = _check_type(key, value)
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise HrmError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise HrmError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise HrmError(f"{path}: a config file must be a mapping of keys to values")
+    return data
+
+
+def parse_overrides(overrides: Iterable[str]) -> list[tuple[str, Any]]:
+    pairs = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise HrmError(f"override {item!r} is not of the form key=value (e.g. arch.L_cycles=8)")
+        pairs.append((key.strip(), _parse_scalar(text)))
+    return pairs
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = (),
+                base: dict[str, Any] | None = None) -> TrainConfig:
+    """Defaults (or `base`, e.g. a resumed run's config) <- YAML file <- `key=value` overrides."""
+    values = TrainConfig().to_dict() if base is None else {**base, "arch": dict(base.get("arch", {}))}
+    if path is not None:
+        for key, value in _flatten(read_yaml(path), str(path)):
+            _set(values, key, value, str(path))
+    for key, value in parse_overrides(overrides):
+        _set(values, key, value, "override")
+    config = TrainConfig(**values)
+    validate(config)
+    return config
+
+
+def validate(config: TrainConfig) -> None:
+    positive = ["global_batch_size", "epochs", "eval_interval", "log_interval", "loader_cache_mb"]
+    for key in positive:
+        if getattr(config, key) <= 0:
+            raise HrmError(f"config key {key!r} must be positive, got {getattr(config, key)}")
+    for key in ["max_steps", "eval_batch_size"]:
+        if getattr(config, key) is not None and getattr(config, key) <= 0:
+            raise HrmError(f"config key {key!r} must be positive, got {getattr(config, key)}")
+    for key in ["lr_warmup_steps", "checkpoint_interval", "keep_checkpoints", "lr", "puzzle_emb_lr"]:
+        if getattr(config, key) < 0:
+            raise HrmError(f"config key {key!r} must not be negative, got {getattr(config, key)}")
+    if config.logger not in LOGGERS:
+        raise HrmError(f"config key 'logger' must be wandb or tensorboard, got {config.logger!r}")
+    if not isinstance(config.arch, dict) or "name" not in config.arch:
+        raise HrmError("config key 'arch' must be a mapping with a 'name'")
+    if config.arch.get("puzzle_emb_ndim", 0) is None and "hidden_size" in config.arch:
+        config.arch["puzzle_emb_ndim"] = config.arch["hidden_size"]
+
+
+def save_config(config: TrainConfig, path: str | os.PathLike) -> None:
+    """Write the resolved config (temp file + rename, like everything else in a run folder)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    os.replace(tmp, path)
+
+
+def config_from_dict(values: dict[str, Any], where: str = "checkpoint") -> TrainConfig:
+    """Rebuild a config saved by `to_dict` (checking keys, so that foreign files fail clearly)."""
+    unknown = set(values) - set(_HINTS)
+    if unknown:
+        raise HrmError(f"{where}: unknown config key {sorted(unknown)[0]!r}")
+    config = TrainConfig(**{k: _check_type(k, v) if k != "arch" else dict(v) for k, v in values.items()})
+    validate(config)
+    return config

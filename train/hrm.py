@@ -1,0 +1,257 @@
+"""The Hierarchical Reasoning Model (HRM) with ACT deep supervision (SPEC 4; arXiv 2506.21734).
+
+Two recurrent modules of the same shape reason over the whole puzzle at once:
+  z_low  - the fast, low-level state, updated every step from (z_low, z_high + x)
+  z_high - the slow, high-level state, updated from (z_high, z_low) after every L_cycles low steps
+where x is the embedded input. One call of `HrmInner` is one *segment*: H_cycles * L_cycles low
+steps and H_cycles high steps, of which only the last low and the last high step carry gradient
+(the one-step gradient approximation). `HrmAct` runs segments over a batch of slots, halting each
+slot when its Q head says so (Q-learning on "is the answer right yet?"), and refills halted slots
+with new examples.
+
+The module tree (inner.H_level.layers.N.self_attn.qkv_proj.weight, inner.embed_tokens...,
+inner.H_init, ...) is the reference implementation's, so its checkpoints load by stripping the
+`_orig_mod.model.` prefix.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from builders.common import HrmError
+from train.layers import (CastedEmbedding, CastedLinear, CosSin, RotaryEmbedding, SparsePuzzleEmbedding,
+                          TransformerBlock, attention_backend, trunc_normal_)
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass
+class HrmConfig:
+    # Data shapes (from the dataset, not the arch config).
+    seq_len: int
+    vocab_size: int
+    num_puzzle_identifiers: int
+    batch_size: int
+    # Architecture; the names are the reference's `arch.*` keys. Defaults: the paper's model.
+    name: str = "hrm"
+    H_cycles: int = 2
+    L_cycles: int = 2
+    H_layers: int = 4
+    L_layers: int = 4
+    hidden_size: int = 512
+    num_heads: int = 8
+    expansion: float = 4.0
+    pos_encodings: str = "rope"          # "rope" | "learned"
+    puzzle_emb_ndim: int = 512           # 0 = no puzzle embedding
+    halt_max_steps: int = 16
+    halt_exploration_prob: float = 0.1
+    rope_theta: float = 10000.0
+    rms_norm_eps: float = 1e-5
+    forward_dtype: str = "bfloat16"      # used on CUDA only; CPU/MPS run in the weights' dtype
+    loss_type: str = "stablemax_cross_entropy"  # read by train.losses.act_loss, not the model
+
+    def __post_init__(self) -> None:
+        kinds = {"int": ((int,), "an integer"), "float": ((int, float), "a number"), "str": ((str,), "a string")}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            types, what = kinds[f.type]
+            if isinstance(value, bool) or not isinstance(value, types):
+                raise HrmError(f"arch.{f.name} must be {what}, got {value!r}")
+            if f.type == "float":
+                setattr(self, f.name, float(value))
+        positive = ["seq_len", "vocab_size", "num_puzzle_identifiers", "batch_size", "H_cycles", "L_cycles",
+                    "H_layers", "L_layers", "hidden_size", "num_heads", "expansion", "halt_max_steps",
+                    "rope_theta", "rms_norm_eps"]
+        for key in positive:
+            if getattr(self, key) <= 0:
+                raise HrmError(f"arch.{key} must be positive, got {getattr(self, key)!r}")
+        if self.puzzle_emb_ndim < 0:
+            raise HrmError(f"arch.puzzle_emb_ndim must be >= 0, got {self.puzzle_emb_ndim}")
+        if not 0 <= self.halt_exploration_prob <= 1:
+            raise HrmError(f"arch.halt_exploration_prob must be in [0, 1], got {self.halt_exploration_prob}")
+        if self.hidden_size % self.num_heads or (self.hidden_size // self.num_heads) % 2:
+            raise HrmError(f"arch.hidden_size ({self.hidden_size}) must be num_heads ({self.num_heads}) "
+                           f"times an even head size")
+        choices = {"pos_encodings": ("rope", "learned"), "forward_dtype": ("float32", "bfloat16"),
+                   "loss_type": ("stablemax_cross_entropy", "softmax_cross_entropy")}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise HrmError(f"arch.{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
+
+    @property
+    def puzzle_emb_len(self) -> int:
+        """Positions the puzzle embedding occupies in front of the tokens: ceil(ndim / hidden)."""
+        return -(-self.puzzle_emb_ndim // self.hidden_size)
+
+
+@dataclass
+class HrmCarry:
+    """What each of the B slots is doing between segments (all tensors, so it can be saved)."""
+    z_high: torch.Tensor      # [B, positions, hidden], detached
+    z_low: torch.Tensor       # [B, positions, hidden], detached
+    steps: torch.Tensor       # [B] int32: segments run on the current example
+    halted: torch.Tensor      # [B] bool: the slot finished; the next call refills it
+    current_data: Batch       # the example each slot is working on (a batch's keys)
+
+
+class ReasoningModule(nn.Module):
+    """H or L: add the input injection to the state, then run the blocks."""
+
+    def __init__(self, config: HrmConfig, num_layers: int):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            TransformerBlock(config.hidden_size, config.num_heads, config.expansion, config.rms_norm_eps)
+            for _ in range(num_layers))
+
+    def forward(self, state: torch.Tensor, input_injection: torch.Tensor, cos_sin: CosSin | None) -> torch.Tensor:
+        hidden = state + input_injection
+        for layer in self.layers:
+            hidden = layer(hidden, cos_sin)
+        return hidden
+
+
+class HrmInner(nn.Module):
+    """One segment of recurrent reasoning: embeddings, the H/L recurrence, the LM and Q heads."""
+
+    def __init__(self, config: HrmConfig):
+        super().__init__()
+        self.config = config
+        hidden = config.hidden_size
+        positions = config.seq_len + config.puzzle_emb_len
+        self.embed_scale = math.sqrt(hidden)
+
+        self.embed_tokens = CastedEmbedding(config.vocab_size, hidden, init_std=1 / self.embed_scale)
+        self.lm_head = CastedLinear(hidden, config.vocab_size)
+        self.q_head = CastedLinear(hidden, 2, bias=True)
+        self.puzzle_emb = (SparsePuzzleEmbedding(config.num_puzzle_identifiers, config.puzzle_emb_ndim,
+                                                 config.batch_size) if config.puzzle_emb_ndim > 0 else None)
+        if config.pos_encodings == "rope":
+            self.rotary_emb = RotaryEmbedding(hidden // config.num_heads, positions, config.rope_theta)
+        else:
+            self.embed_pos = CastedEmbedding(positions, hidden, init_std=1 / self.embed_scale)
+
+        self.H_level = ReasoningModule(config, config.H_layers)
+        self.L_level = ReasoningModule(config, config.L_layers)
+        # Fixed (never trained) initial states, broadcast over positions when a slot is reset.
+        self.register_buffer("H_init", trunc_normal_(torch.empty(hidden), std=1.0))
+        self.register_buffer("L_init", trunc_normal_(torch.empty(hidden), std=1.0))
+
+        # Q head starts near "never halt" (sigmoid(-5) ~ 0.007) so that early training runs
+        # long segments and the Q targets bootstrap from informative states.
+        with torch.no_grad():
+            self.q_head.weight.zero_()
+            self.q_head.bias.fill_(-5.0)
+
+    def compute_dtype(self, device: torch.device) -> torch.dtype:
+        """bf16 on CUDA when asked; elsewhere the weights' own dtype (float32; float64 in tests)."""
+        if device.type == "cuda" and self.config.forward_dtype == "bfloat16":
+            return torch.bfloat16
+        return self.embed_tokens.embedding_weight.dtype
+
+    def input_embeddings(self, inputs: torch.Tensor, puzzle_identifiers: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        dtype = self.compute_dtype(inputs.device)
+        embedding = self.embed_tokens(inputs, dtype)                       # [B, seq_len, hidden]
+        if self.puzzle_emb is not None:
+            puzzle = self.puzzle_emb(puzzle_identifiers, dtype)            # [B, puzzle_emb_ndim]
+            puzzle = F.pad(puzzle, (0, cfg.puzzle_emb_len * cfg.hidden_size - cfg.puzzle_emb_ndim))
+            embedding = torch.cat((puzzle.view(-1, cfg.puzzle_emb_len, cfg.hidden_size), embedding), dim=1)
+        if cfg.pos_encodings == "learned":
+            # 1/sqrt(2) keeps the variance of the sum equal to that of each term.
+            embedding = (embedding + self.embed_pos.embedding_weight.to(dtype)) / math.sqrt(2)
+        return self.embed_scale * embedding
+
+    def forward(self, z_high: torch.Tensor, z_low: torch.Tensor, batch: Batch):
+        """-> (z_high, z_low) detached for the carry, logits [B, seq_len, vocab],
+        q_halt_logits [B], q_continue_logits [B] (float32, or float64 for a double model)."""
+        cfg = self.config
+        cos_sin = self.rotary_emb() if cfg.pos_encodings == "rope" else None
+        x = self.input_embeddings(batch["inputs"], batch["puzzle_identifiers"])
+
+        # All but the last low step and the last high step run without gradient ...
+        with torch.no_grad():
+            for h_step in range(cfg.H_cycles):
+                for l_step in range(cfg.L_cycles):
+                    is_last_low_step = h_step == cfg.H_cycles - 1 and l_step == cfg.L_cycles - 1
+                    if not is_last_low_step:
+                        z_low = self.L_level(z_low, z_high + x, cos_sin)
+                if h_step != cfg.H_cycles - 1:
+                    z_high = self.H_level(z_high, z_low, cos_sin)
+        # ... and these two carry it (the one-step gradient): d loss / d params flows through
+        # one L and one H update and into x, never back through the earlier steps or segments.
+        z_low = self.L_level(z_low, z_high + x, cos_sin)
+        z_high = self.H_level(z_high, z_low, cos_sin)
+
+        # Heads are read in float32 (float64 if the whole model is double) whatever the forward dtype.
+        out_dtype = torch.promote_types(z_high.dtype, torch.float32)
+        logits = self.lm_head(z_high)[:, cfg.puzzle_emb_len:].to(out_dtype)
+        q_logits = self.q_head(z_high[:, 0]).to(out_dtype)
+        return z_high.detach(), z_low.detach(), logits, q_logits[:, 0], q_logits[:, 1]
+
+
+class HrmAct(nn.Module):
+    """ACT wrapper: one call = one segment for every slot; see initial_carry and forward."""
+
+    def __init__(self, config: HrmConfig):
+        super().__init__()
+        self.config = config
+        self.inner = HrmInner(config)
+
+    @property
+    def puzzle_emb(self) -> SparsePuzzleEmbedding | None:
+        return self.inner.puzzle_emb
+
+    def initial_carry(self, batch: Batch) -> HrmCarry:
+        """Every slot marked halted, so the first forward loads `batch` and resets the states."""
+        inputs = batch["inputs"]
+        device, size = inputs.device, inputs.shape[0]
+        dtype = self.inner.compute_dtype(device)
+        attention_backend(device, dtype)  # decide (and log) the kernel before any compiled code runs
+        positions = self.config.seq_len + self.config.puzzle_emb_len
+        z = torch.zeros(size, positions, self.config.hidden_size, dtype=dtype, device=device)
+        return HrmCarry(z_high=z, z_low=z.clone(),
+                        steps=torch.zeros(size, dtype=torch.int32, device=device),
+                        halted=torch.ones(size, dtype=torch.bool, device=device),
+                        current_data={key: torch.zeros_like(value) for key, value in batch.items()})
+
+    def forward(self, carry: HrmCarry, batch: Batch) -> tuple[HrmCarry, dict[str, torch.Tensor]]:
+        cfg = self.config
+        inner = self.inner
+
+        # Refill: a slot that halted takes this batch's example and starts from the initial states.
+        halted = carry.halted
+        reset = halted.view(-1, 1, 1)
+        z_high = torch.where(reset, inner.H_init.to(carry.z_high.dtype), carry.z_high)
+        z_low = torch.where(reset, inner.L_init.to(carry.z_low.dtype), carry.z_low)
+        steps = torch.where(halted, 0, carry.steps)
+        current_data = {key: torch.where(halted.view(-1, *[1] * (value.ndim - 1)), batch[key], value)
+                        for key, value in carry.current_data.items()}
+
+        z_high, z_low, logits, q_halt, q_continue = inner(z_high, z_low, current_data)
+        outputs = {"logits": logits, "q_halt_logits": q_halt, "q_continue_logits": q_continue}
+
+        with torch.no_grad():
+            steps = steps + 1
+            is_last_step = steps >= cfg.halt_max_steps
+            halted = is_last_step
+            # Evaluation always runs halt_max_steps segments, so a batch finishes together.
+            if self.training and cfg.halt_max_steps > 1:
+                halted = halted | (q_halt > q_continue)
+                # Exploration: with probability halt_exploration_prob a slot must run at least a
+                # uniform draw from 2..halt_max_steps segments before it may halt.
+                explore = torch.rand_like(q_halt) < cfg.halt_exploration_prob
+                min_steps = torch.where(explore, torch.randint_like(steps, 2, cfg.halt_max_steps + 1), 0)
+                halted = halted & (steps >= min_steps)
+
+                # Q-learning target for "continue": the value of the best action after one more
+                # segment (only "halt" exists after the last step), from one extra no-grad
+                # forward; no replay buffer or target network, the many slots decorrelate.
+                _, _, _, next_q_halt, next_q_continue = inner(z_high, z_low, current_data)
+                best_next = torch.where(is_last_step, next_q_halt, torch.maximum(next_q_halt, next_q_continue))
+                outputs["target_q_continue"] = torch.sigmoid(best_next)
+
+        return HrmCarry(z_high, z_low, steps, halted, current_data), outputs

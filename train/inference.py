@@ -1,0 +1,139 @@
+"""Running a trained model: load a checkpoint, check it fits a dataset, predict, score.
+
+The trainer's periodic evaluation calls `evaluate`, which scores the output of the same
+`predict_batches` that `predict` (and so `hrm eval`) uses: a checkpoint scored by `hrm eval`
+gives the numbers the trainer logged for it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from builders.common import HrmError
+from builders.dataset import Dataset, Split, open_dataset
+from train.checkpoint import load_checkpoint
+from train.config import config_from_dict
+from train.data import IGNORE_LABEL_ID, EvalBatch, as_torch, eval_batches, prefetched
+from train.distributed import DistInfo, all_reduce_sum, select_device
+from train.registry import build_model
+
+
+def dataset_signature(dataset: Dataset) -> dict[str, Any]:
+    """What a model is tied to: task, sequence shape, vocabulary, the puzzle identifier names."""
+    split = dataset.split(dataset.split_names[0])
+    names = "\n".join(str(name) for name in dataset.identifiers())
+    return {"task": dataset.task, "seq_len": split.seq_len, "vocab_size": split.vocab_size,
+            "num_puzzle_identifiers": dataset.num_identifiers,
+            "identifiers_sha256": hashlib.sha256(names.encode()).hexdigest()}
+
+
+def check_dataset_matches(config: dict[str, Any], dataset: Dataset) -> None:
+    """Raise HrmError when `dataset` is not the kind of data the checkpoint was trained on."""
+    trained = config.get("dataset")
+    if not trained:
+        raise HrmError("the checkpoint records no dataset signature; cannot check it against the data")
+    here = dataset_signature(dataset)
+    for key, what in [("task", "task"), ("seq_len", "sequence length"), ("vocab_size", "vocabulary size"),
+                      ("num_puzzle_identifiers", "number of puzzle identifiers"),
+                      ("identifiers_sha256", "puzzle identifier names")]:
+        if trained.get(key) != here[key]:
+            detail = "" if key == "identifiers_sha256" else f": {trained.get(key)} vs {here[key]}"
+            raise HrmError(f"checkpoint does not match dataset {dataset.path}: the {what} differs{detail} "
+                           f"(the checkpoint was trained on a {trained.get('task')} dataset with seq_len "
+                           f"{trained.get('seq_len')})")
+
+
+def build_for_dataset(arch: dict[str, Any], signature: dict[str, Any], batch_size: int) -> nn.Module:
+    return build_model(arch, seq_len=signature["seq_len"], vocab_size=signature["vocab_size"],
+                       num_puzzle_identifiers=signature["num_puzzle_identifiers"], batch_size=batch_size)
+
+
+def load_for_inference(checkpoint: str | os.PathLike, device: str | torch.device | None = None
+                       ) -> tuple[nn.Module, dict[str, Any]]:
+    """(model in eval mode on `device`, config dict with its "dataset" signature) from a .pt file
+    or a run folder (its latest checkpoint)."""
+    state = load_checkpoint(checkpoint)
+    config = {**config_from_dict(state["config"]).to_dict(), "dataset": state["dataset"],
+              "step": state["step"], "checkpoint": state["path"]}
+    chosen = device if isinstance(device, torch.device) else select_device(device or "auto")
+    model = build_for_dataset(config["arch"], state["dataset"], config["global_batch_size"])
+    model.load_state_dict(state["model"])
+    return model.to(chosen).eval(), config
+
+
+@torch.no_grad()
+def run_batch(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Segments until every slot halted (halt_max_steps in eval mode): (argmax tokens, q_halt
+    logits, segments run), all on the device."""
+    carry = model.initial_carry(batch)
+    for _ in range(100_000):
+        carry, outputs = model(carry, batch)
+        if bool(carry.halted.all()):
+            return outputs["logits"].argmax(-1), outputs["q_halt_logits"].float(), carry.steps
+    raise RuntimeError("the model never halted in evaluation mode")
+
+
+def predict_batches(model: nn.Module, split: Split, batch_size: int, dist: DistInfo
+                    ) -> Iterator[tuple[EvalBatch, dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(batch, its tensors, predictions, q_halt, steps) for this rank's rows of every test batch."""
+    was_training = model.training
+    model.eval()
+    try:
+        for item in prefetched(eval_batches(split, batch_size, dist)):
+            tensors = as_torch(item.batch, dist.device)
+            predictions, q_halt, steps = run_batch(model, tensors)
+            yield item, tensors, predictions, q_halt, steps
+    finally:
+        model.train(was_training)
+
+
+def predict(model: nn.Module, dataset_path: str | os.PathLike | Dataset, split: str = "test",
+            batch_size: int = 768, device: str | torch.device | None = None
+            ) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """(set name, example rows int64 [b], predicted tokens uint8 [b, seq_len], q_halt float32 [b])
+    for every example of `split`, in order, after halt_max_steps segments."""
+    dataset = dataset_path if isinstance(dataset_path, Dataset) else open_dataset(dataset_path)
+    if device is None:
+        device = next(model.parameters()).device
+    chosen = device if isinstance(device, torch.device) else select_device(device)
+    dist = DistInfo(rank=0, world_size=1, local_rank=0, device=chosen)
+    for item, _, predictions, q_halt, _ in predict_batches(model, dataset.split(split), batch_size, dist):
+        valid = item.mask
+        yield (item.set_name, item.rows[valid], predictions.cpu().numpy()[valid].astype(np.uint8),
+               q_halt.cpu().numpy()[valid].astype(np.float32))
+
+
+def score(predictions: torch.Tensor, labels: torch.Tensor, q_halt: torch.Tensor, steps: torch.Tensor,
+          valid: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Metric sums over valid rows with at least one scored position (the reference's rule)."""
+    scored = labels != IGNORE_LABEL_ID
+    scored_count = scored.sum(-1)
+    correct = (scored & (predictions == labels)).sum(-1)
+    exact = correct == scored_count
+    used = valid & (scored_count > 0)
+    pick = lambda values: torch.where(used, values.float(), 0.0).sum()  # noqa: E731
+    return {"count": used.sum().float(), "accuracy": pick(correct / scored_count.clamp_min(1)),
+            "exact_accuracy": pick(exact), "q_halt_accuracy": pick((q_halt >= 0) == exact),
+            "steps": pick(steps)}
+
+
+def evaluate(model: nn.Module, split: Split, batch_size: int, dist: DistInfo) -> dict[str, float]:
+    """Exact accuracy, token accuracy, q-halt accuracy and mean steps over every example of
+    `split` (summed over ranks); "count" is the number of scored examples."""
+    keys = ["count", "accuracy", "exact_accuracy", "q_halt_accuracy", "steps"]
+    sums = [0.0] * len(keys)
+    for item, tensors, predictions, q_halt, steps in predict_batches(model, split, batch_size, dist):
+        valid = torch.from_numpy(item.mask).to(dist.device)
+        batch = score(predictions, tensors["labels"], q_halt, steps, valid)
+        # Per-batch float32 sums are exact counts; the run's totals accumulate in float64.
+        sums = [total + value for total, value in zip(sums, torch.stack([batch[k] for k in keys]).tolist())]
+    reduce_device = dist.device if dist.device.type != "mps" else torch.device("cpu")
+    totals = all_reduce_sum(torch.tensor(sums, dtype=torch.float64, device=reduce_device)).cpu().tolist()
+    count = totals[0]
+    result = {key: value / max(count, 1) for key, value in zip(keys[1:], totals[1:])}
+    return {"count": int(count), **result}

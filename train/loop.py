@@ -1,0 +1,369 @@
+"""`hrm train`: config -> build -> loop -> checkpoint, each a small function.
+
+    result = train(load_config("examples/smoke.yaml", ["data_path=data/s4"]), Path("runs/s4"))
+
+One training step runs one ACT segment for every slot of the batch: slots whose example halted
+take the new batch's rows (train/hrm.py), the carry goes on to the next step, the loss is divided
+by the global batch size, and both optimisers step (AdamAtan2 for the dense weights, sign-SGD for
+the puzzle-embedding rows) at the scheduled learning rate. Metric sums stay on the device and are
+synchronised every `log_interval` steps. A checkpoint holds everything a resumed run needs to
+continue exactly: weights, both optimisers (the puzzle-embedding table is a model buffer), the
+step, the sampler position, the ACT carry, the unlogged metric sums and the RNG states.
+"""
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from builders.common import HrmError, log, progress
+from builders.dataset import Dataset, Split, open_dataset
+from train import checkpoint as ckpt
+from train.config import RESUMABLE_KEYS, TrainConfig, config_from_dict, load_config, save_config
+from train.data import TrainLoader, as_torch
+from train.distributed import DistInfo, all_reduce_gradients, all_reduce_sum, barrier, setup
+from train.inference import build_for_dataset, check_dataset_matches, dataset_signature, evaluate
+from train.losses import act_loss
+from train.metrics import MetricsLog, check_logger
+from train.optim import AdamAtan2, SparseSignSGD, lr_at
+
+METRIC_KEYS = ("count", "lm_loss", "q_halt_loss", "q_continue_loss", "accuracy", "exact_accuracy",
+               "q_halt_accuracy", "steps")
+
+
+class TrainingInterrupted(Exception):
+    """SIGINT/SIGTERM arrived; a checkpoint was saved (the CLI exits 128 + signal)."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum = signum
+
+
+@dataclass
+class Trainer:
+    config: TrainConfig
+    run_dir: Path
+    dist: DistInfo
+    dataset: Dataset
+    signature: dict[str, Any]
+    model: nn.Module
+    forward: Callable
+    optimizers: dict[str, torch.optim.Optimizer]
+    loader: TrainLoader
+    test_split: Split | None
+    total_steps: int
+    step: int = 0
+    sampler_state: dict[str, int] | None = None  # the position after the last trained batch
+    carry: Any = None
+    window: dict[str, torch.Tensor] = field(default_factory=dict)
+    elapsed: float = 0.0
+    last_pass: int = -1        # evaluation interval of the last trained batch
+    evaluated_pass: int = -1   # last interval whose closing evaluation ran
+    last_eval: dict[str, Any] | None = None
+    stop_signal: int | None = None
+
+
+# ----------------------------------------------------------------------------- build
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build(config: TrainConfig, run_dir: Path, dist: DistInfo) -> Trainer:
+    """Dataset, model, optimisers, loader; touches nothing on disk."""
+    dataset = open_dataset(config.data_path)
+    train_split = dataset.split("train")
+    test_split = dataset.split("test") if "test" in dataset.split_names else None
+    signature = dataset_signature(dataset)
+    check_logger(config.logger)
+    local_batch = config.global_batch_size // dist.world_size
+    _seed_everything(config.seed)  # same initial weights on every rank
+    model = build_for_dataset(config.arch, signature, local_batch).to(dist.device).train()
+    puzzle_emb = getattr(model, "puzzle_emb", None)
+    sparse = {id(p) for p in puzzle_emb.parameters()} if puzzle_emb is not None else set()
+    dense = [p for p in model.parameters() if p.requires_grad and id(p) not in sparse]
+    optimizers: dict[str, torch.optim.Optimizer] = {
+        "dense": AdamAtan2(dense, lr=0.0, betas=(config.beta1, config.beta2),
+                           weight_decay=config.weight_decay)}
+    if puzzle_emb is not None:
+        optimizers["puzzle_emb"] = SparseSignSGD(puzzle_emb, lr=0.0, weight_decay=config.puzzle_emb_weight_decay)
+    use_compile = config.compile if config.compile is not None else dist.device.type == "cuda"
+    forward = torch.compile(model) if use_compile else model
+    loader = TrainLoader(train_split, global_batch_size=config.global_batch_size, epochs=config.epochs,
+                         epochs_per_pass=config.eval_interval, seed=config.seed, dist=dist,
+                         cache_bytes=config.loader_cache_mb << 20)
+    attrs = train_split.attrs
+    # The reference's schedule length: epochs * groups * mean examples per puzzle / batch.
+    total_steps = max(1, int(config.epochs * attrs.get("total_groups", loader.sampler.num_groups)
+                             * attrs.get("mean_puzzle_examples", 1.0) / config.global_batch_size))
+    return Trainer(config=config, run_dir=run_dir, dist=dist, dataset=dataset, signature=signature,
+                   model=model, forward=forward, optimizers=optimizers, loader=loader,
+                   test_split=test_split, total_steps=total_steps)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _checkpoint_state(t: Trainer) -> dict[str, Any]:
+    return {"step": t.step, "model": t.model.state_dict(),
+            "optimizers": {name: opt.state_dict() for name, opt in t.optimizers.items()},
+            "ema": None,
+            "sampler": t.sampler_state or t.loader.sampler.state_dict(), "carry": ckpt.tree_state(t.carry),
+            "window": {k: v.detach().cpu() for k, v in t.window.items()}, "rng": ckpt.rng_state(),
+            "elapsed": t.elapsed, "last_pass": t.last_pass, "evaluated_pass": t.evaluated_pass,
+            "last_eval": t.last_eval, "config": t.config.to_dict(), "dataset": t.signature}
+
+
+def _dummy_batch(t: Trainer) -> dict[str, torch.Tensor]:
+    size, seq_len = t.config.global_batch_size // t.dist.world_size, t.signature["seq_len"]
+    device = t.dist.device
+    return {"inputs": torch.zeros(size, seq_len, dtype=torch.int32, device=device),
+            "labels": torch.zeros(size, seq_len, dtype=torch.int64, device=device),
+            "puzzle_identifiers": torch.zeros(size, dtype=torch.int32, device=device)}
+
+
+def restore(t: Trainer, state: dict[str, Any]) -> None:
+    check_dataset_matches({"dataset": state["dataset"]}, t.dataset)
+    t.model.load_state_dict(state["model"])
+    for name, opt in t.optimizers.items():
+        opt.load_state_dict(state["optimizers"][name])
+    t.loader.sampler.load_state_dict(state["sampler"])
+    t.sampler_state = dict(state["sampler"])
+    t.carry = None if state["carry"] is None else ckpt.tree_load(t.model.initial_carry(_dummy_batch(t)),
+                                                                 state["carry"])
+    t.window = {k: v.to(t.dist.device) for k, v in state["window"].items()}
+    t.step, t.elapsed = state["step"], state["elapsed"]
+    t.last_pass, t.evaluated_pass, t.last_eval = state["last_pass"], state["evaluated_pass"], state["last_eval"]
+    ckpt.set_rng_state(state["rng"])
+
+
+def _assert_finite(t: Trainer) -> None:
+    """Stop, keeping the last good checkpoint, if any loss since the last check was NaN/inf."""
+    flag = t.window.get("nonfinite")
+    if flag is not None and float(all_reduce_sum(flag.clone())) > 0:
+        latest = ckpt.latest_checkpoint(t.run_dir)
+        kept = f"the last good checkpoint is {latest}" if latest else "no checkpoint was saved yet"
+        raise HrmError(f"the loss became NaN or inf by step {t.step}; training stopped and {kept}")
+
+
+def save(t: Trainer) -> Path:
+    _assert_finite(t)
+    path = ckpt.checkpoint_path(t.run_dir, t.step)
+    if t.dist.is_main:
+        ckpt.save_checkpoint(path, _checkpoint_state(t))
+        ckpt.prune_checkpoints(t.run_dir, t.config.keep_checkpoints)
+    barrier()
+    return path
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def train_step(t: Trainer, batch: dict[str, torch.Tensor]) -> None:
+    cfg = t.config
+    if t.carry is None:
+        t.carry = t.model.initial_carry(batch)
+    carry, outputs = t.forward(t.carry, batch)
+    loss, metrics = act_loss(outputs, carry, cfg.arch.get("loss_type", "stablemax_cross_entropy"))
+    (loss / cfg.global_batch_size).backward()
+    all_reduce_gradients(t.optimizers["dense"].param_groups[0]["params"])
+    t.step += 1
+    for name, opt in t.optimizers.items():
+        base_lr = cfg.puzzle_emb_lr if name == "puzzle_emb" else cfg.lr
+        lr = lr_at(t.step, base_lr=base_lr, warmup_steps=cfg.lr_warmup_steps, total_steps=t.total_steps,
+                   min_ratio=cfg.lr_min_ratio)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    t.carry = carry
+    sums = {k: metrics[k].detach().double() for k in METRIC_KEYS}
+    sums["nonfinite"] = (~torch.isfinite(loss.detach())).double()
+    sums["steps_done"] = torch.ones((), dtype=torch.float64, device=loss.device)
+    for key, value in sums.items():
+        t.window[key] = t.window[key] + value if key in t.window else value
+
+
+def flush_metrics(t: Trainer, metrics_log: MetricsLog, seconds: float) -> dict[str, Any] | None:
+    """One metrics.jsonl line for the steps since the last one (losses per example of the global
+    batch as the reference logs them, the rest per halted sequence)."""
+    if not t.window:
+        return None
+    keys = list(t.window)
+    totals = dict(zip(keys, all_reduce_sum(torch.stack([t.window[k] for k in keys])).cpu().tolist()))
+    _assert_finite(t)
+    t.window = {}
+    steps_done = totals["steps_done"] / t.dist.world_size
+    count = max(totals["count"], 1.0)
+    record: dict[str, Any] = {"step": t.step, "split": "train",
+                              "lr": t.optimizers["dense"].param_groups[0]["lr"]}
+    for key in METRIC_KEYS[1:]:
+        divisor = t.config.global_batch_size * steps_done if key.endswith("loss") else count
+        record[key] = totals[key] / divisor
+    record["count"] = int(totals["count"])
+    record["examples_per_s"] = t.config.global_batch_size * steps_done / max(seconds, 1e-9)
+    record["time"] = round(t.elapsed, 3)
+    metrics_log.write(record)
+    return record
+
+
+def run_evaluation(t: Trainer, metrics_log: MetricsLog) -> dict[str, Any] | None:
+    if t.test_split is None:
+        return None
+    batch_size = t.config.eval_batch_size or t.config.global_batch_size
+    result = {"step": t.step, "split": "test", **evaluate(t.model, t.test_split, batch_size, t.dist),
+              "time": round(t.elapsed, 3)}
+    if t.dist.is_main:
+        folder = t.run_dir / "eval"
+        folder.mkdir(exist_ok=True)
+        tmp = folder / f".step_{t.step}.json.tmp"
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        tmp.replace(folder / f"step_{t.step}.json")
+    metrics_log.write(result)
+    t.last_eval = result
+    return result
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+@contextmanager
+def _stop_on_signals(t: Trainer) -> Iterator[None]:
+    """SIGINT/SIGTERM ask the loop to checkpoint and stop after the current step; a second
+    signal stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        if t.stop_signal is not None:
+            raise KeyboardInterrupt
+        t.stop_signal = signum
+        log(f"received {signal.Signals(signum).name}: saving a checkpoint after this step")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def prepare_run(config: TrainConfig, run_dir: Path, *, resume: bool, force: bool, is_main: bool) -> None:
+    if resume or not is_main:
+        return
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not force:
+            raise HrmError(f"{run_dir} already exists; continue it with `hrm train --resume {run_dir}` "
+                           f"or pass --force to start over")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run_dir / "config.yaml")
+
+
+def resume_config(run_dir: Path, overrides: list[str], data: str | None = None) -> TrainConfig:
+    """The saved config of a run, with the overrides that do not change the run's math."""
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        raise HrmError(f"{run_dir} is not a training run (no config.yaml); start one with --out")
+    saved = config_from_dict(load_config(config_file).to_dict(), str(config_file))
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if key not in RESUMABLE_KEYS:
+            raise HrmError(f"cannot change {key!r} when resuming (allowed: {', '.join(sorted(RESUMABLE_KEYS))})")
+    extra = list(overrides) + ([f"data_path={data}"] if data else [])
+    return load_config(None, extra, base=saved.to_dict())
+
+
+def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, force: bool = False) -> dict[str, Any]:
+    """Train (or continue) the run in `run_dir`; returns the final test metrics (or train ones
+    when the dataset has no test split). Raises TrainingInterrupted after a signal."""
+    run_dir = Path(run_dir)
+    dist = setup(config.device)
+    t = build(config, run_dir, dist)
+    prepare_run(config, run_dir, resume=resume, force=force, is_main=dist.is_main)
+    state = ckpt.load_checkpoint(run_dir) if resume and ckpt.latest_checkpoint(run_dir) else None
+    if state is not None:
+        restore(t, state)
+        log(f"resuming {run_dir} from step {t.step}")
+    if dist.is_main and resume:
+        save_config(config, run_dir / "config.yaml")  # records changed max_steps etc.
+    metrics_log = MetricsLog(run_dir, enabled=dist.is_main, logger=config.logger, config=config.to_dict(),
+                             resume_step=t.step if resume else None)
+    log(f"training on {dist.device} ({dist.world_size} process(es)); "
+        f"{sum(p.numel() for p in t.model.parameters()):,} parameters; {t.total_steps} scheduled steps")
+    try:
+        with _stop_on_signals(t):
+            _loop(t, metrics_log)
+    finally:
+        t.loader.close()
+        metrics_log.close()
+    return {**(t.last_eval or {"step": t.step}), "run": str(run_dir)}
+
+
+def _loop(t: Trainer, metrics_log: MetricsLog) -> None:
+    cfg = t.config
+    last_step = min(t.total_steps, cfg.max_steps) if cfg.max_steps else t.total_steps
+    bar = progress(total=last_step, desc="train", unit="step")
+    bar.update(min(t.step, last_step))
+    window_start = time.perf_counter()
+    batches = t.loader.iterate() if not (cfg.max_steps and t.step >= cfg.max_steps) else iter(())
+
+    def tick() -> float:
+        nonlocal window_start
+        now = time.perf_counter()
+        seconds, window_start = now - window_start, now
+        t.elapsed += seconds
+        return seconds
+
+    def end_of_pass() -> None:
+        tick()
+        result = run_evaluation(t, metrics_log)
+        t.evaluated_pass = t.last_pass
+        if result:
+            bar.set_postfix(exact=f"{result['exact_accuracy']:.3f}")
+        save(t)
+        tick()  # the window's examples/s counts training time only
+
+    for item in batches:
+        if t.evaluated_pass < t.last_pass < item.pass_index:
+            end_of_pass()
+        batch = as_torch(item.batch, t.dist.device)
+        train_step(t, batch)
+        # The loader's own sampler runs ahead in its thread; a checkpoint records where the
+        # batches actually trained on end.
+        t.sampler_state, t.last_pass = item.sampler_state, item.pass_index
+        bar.update(1)
+        if t.step % cfg.log_interval == 0:
+            record = flush_metrics(t, metrics_log, tick())
+            bar.set_postfix(loss=f"{record['lm_loss']:.3f}", exact=f"{record['exact_accuracy']:.3f}")
+        if cfg.checkpoint_interval and t.step % cfg.checkpoint_interval == 0:
+            save(t)
+        if t.stop_signal is not None:
+            path = save(t)
+            raise TrainingInterrupted(t.stop_signal, f"interrupted by {signal.Signals(t.stop_signal).name} "
+                                      f"at step {t.step}; checkpoint {path}; continue with "
+                                      f"`hrm train --resume {t.run_dir}`")
+        if cfg.max_steps and t.step >= cfg.max_steps:
+            break
+    bar.close()
+    if t.window:
+        flush_metrics(t, metrics_log, tick())
+    if t.last_eval is None or t.last_eval["step"] != t.step:
+        end_of_pass()
+    elif ckpt.latest_checkpoint(t.run_dir) != ckpt.checkpoint_path(t.run_dir, t.step):
+        save(t)

@@ -1,0 +1,120 @@
+"""Optimisers written in plain PyTorch (no CUDA extension to build) and the learning-rate schedule.
+
+- AdamAtan2: Adam with atan2(m, sqrt(v)) in place of m / (sqrt(v) + eps) - bounded and scale
+  invariant, no epsilon to tune - as the reference's fused kernel computes it (SPEC 4).
+- SparseSignSGD: sign-SGD on the rows of the puzzle-embedding table that the last forward used.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributed as dist
+
+from train.layers import SparsePuzzleEmbedding
+
+
+class AdamAtan2(torch.optim.Optimizer):
+    """Per step t (from 1), for every parameter p with gradient g:
+        p <- p * (1 - lr * wd)                         decoupled weight decay
+        m <- m + (1 - b1) (g - m);  v <- v + (1 - b2) (g^2 - v)
+        p <- p - lr / (1 - b1^t) * atan2(m, sqrt(v) / sqrt(1 - b2^t))
+    """
+
+    def __init__(self, params, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.95),
+                 weight_decay: float = 0.1):
+        if lr < 0 or weight_decay < 0 or not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"invalid AdamAtan2 settings: lr={lr}, betas={betas}, weight_decay={weight_decay}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: ANN001 - torch.optim.Optimizer's signature
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, wd = group["lr"], group["weight_decay"]
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    # A Python int: no device tensor, so no host sync for the bias corrections.
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1
+                t = state["step"]
+                m, v, g = state["exp_avg"], state["exp_avg_sq"], p.grad
+                p.mul_(1 - lr * wd)
+                m.lerp_(g, 1 - beta1)
+                v.lerp_(g.square(), 1 - beta2)
+                p.add_(torch.atan2(m, v.sqrt() / math.sqrt(1 - beta2 ** t)), alpha=-lr / (1 - beta1 ** t))
+        return loss
+
+
+def gather_across_ranks(ids: torch.Tensor, grads: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """All ranks' (ids, grad rows) concatenated when torch.distributed runs with several ranks,
+    so every rank applies the same update to its copy of the table; the inputs otherwise.
+    Every rank must hold the same number of rows (the loader gives equal local batches)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return ids, grads
+    world = dist.get_world_size()
+    all_ids = [torch.empty_like(ids) for _ in range(world)]
+    all_grads = [torch.empty_like(grads) for _ in range(world)]
+    dist.all_gather(all_ids, ids.contiguous())
+    dist.all_gather(all_grads, grads.contiguous())
+    return torch.cat(all_ids), torch.cat(all_grads)
+
+
+class SparseSignSGD(torch.optim.Optimizer):
+    """Sign-SGD with decoupled weight decay on the puzzle-embedding rows of the last forward:
+        rows <- rows * (1 - lr * wd) - lr * sign(sum of the row's gradients in the batch)
+    Rows whose id is not in the batch are untouched (no decay either). With very sparse
+    gradients Adam behaves like sign-SGD, and sign-SGD needs no per-row state.
+
+    The table and the gathered rows are read from the module at each step, so moving the model
+    to another device after building the optimiser is fine.
+    """
+
+    def __init__(self, puzzle_emb: SparsePuzzleEmbedding, lr: float = 1e-2, weight_decay: float = 0.1):
+        if lr < 0 or weight_decay < 0:
+            raise ValueError(f"invalid SparseSignSGD settings: lr={lr}, weight_decay={weight_decay}")
+        # The table is registered as the group's only "param" so that param_groups, lr setting and
+        # state_dict behave as for any optimiser; the update itself goes through puzzle_emb.
+        super().__init__([puzzle_emb.weights], dict(lr=lr, weight_decay=weight_decay))
+        self.puzzle_emb = puzzle_emb
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: ANN001
+        grads = self.puzzle_emb.local_weights.grad
+        if grads is None:
+            return None
+        ids, grads = gather_across_ranks(self.puzzle_emb.local_ids, grads)
+        unique_ids, slot_to_row = ids.long().unique(return_inverse=True)
+        summed = torch.zeros(len(unique_ids), grads.shape[1], dtype=grads.dtype, device=grads.device)
+        summed.index_add_(0, slot_to_row, grads)
+        lr, wd = self.param_groups[0]["lr"], self.param_groups[0]["weight_decay"]
+        weights = self.puzzle_emb.weights
+        weights[unique_ids] = weights[unique_ids] * (1 - lr * wd) - lr * torch.sign(summed).to(weights.dtype)
+        return None
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        grads = self.puzzle_emb.local_weights.grad
+        if grads is not None:
+            if set_to_none:
+                self.puzzle_emb.local_weights.grad = None
+            else:
+                grads.zero_()
+
+
+def lr_at(step: int, *, base_lr: float, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
+    """Linear warmup from 0 to base_lr over warmup_steps, then a half cosine from base_lr down to
+    base_lr * min_ratio at total_steps (min_ratio 1.0 = constant), as the reference schedule;
+    past total_steps it stays at the minimum (the reference's cosine would rise again)."""
+    if step < warmup_steps:
+        return base_lr * step / max(1, warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return base_lr * (min_ratio + max(0.0, (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))))

@@ -1,0 +1,48 @@
+"""The one place that maps an `arch.name` to a model: `build_model(arch, ...)`.
+
+Issue 6 adds "trm" and "transformer" here; each entry takes the arch dict (reference key names)
+plus the dataset shapes and returns an nn.Module with the HrmAct interface (initial_carry,
+forward(carry, batch) -> (carry, outputs), puzzle_emb).
+"""
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any, Callable
+
+from torch import nn
+
+from builders.common import HrmError
+from train.hrm import HrmAct, HrmConfig
+
+SHAPE_KEYS = ("seq_len", "vocab_size", "num_puzzle_identifiers", "batch_size")
+
+
+def config_from_arch(config_class: type, arch: dict[str, Any], **shapes: int) -> Any:
+    """config_class(**arch, **shapes), with an HrmError naming any key the class does not know
+    (a typo in a config file must not be silently ignored) or any shape given in `arch`."""
+    known = {f.name for f in fields(config_class)} - set(SHAPE_KEYS)
+    for key in arch:
+        if key not in known:
+            raise HrmError(f"unknown arch key {key!r} for arch {arch.get('name', 'hrm')!r} "
+                           f"(known: {', '.join(sorted(known))})")
+    return config_class(**arch, **shapes)
+
+
+def _build_hrm(arch: dict[str, Any], **shapes: int) -> nn.Module:
+    return HrmAct(config_from_arch(HrmConfig, arch, **shapes))
+
+
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
+    "hrm": _build_hrm,
+}
+
+
+def build_model(arch: dict[str, Any], *, seq_len: int, vocab_size: int, num_puzzle_identifiers: int,
+                batch_size: int) -> nn.Module:
+    """The model named by arch["name"] (default "hrm"), configured by the other arch keys, for a
+    dataset with these shapes and a (local) training batch of `batch_size` slots."""
+    name = arch.get("name", "hrm")
+    if name not in ARCHITECTURES:
+        raise HrmError(f"unknown arch name {name!r} (available: {', '.join(sorted(ARCHITECTURES))})")
+    return ARCHITECTURES[name](dict(arch), seq_len=seq_len, vocab_size=vocab_size,
+                               num_puzzle_identifiers=num_puzzle_identifiers, batch_size=batch_size)
