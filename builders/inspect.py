@@ -18,10 +18,25 @@ def histogram(values: np.ndarray, bins: int = _HISTOGRAM_BINS) -> list[dict[str,
     if values.size == 0:
         return []
     lo, hi = int(values.min()), int(values.max())
-    width = max(1, -(-(hi - lo + 1) // bins))
-    edges = np.arange(lo, hi + width + 1, width)
+    if lo >= 0 and hi >= 1000 * max(lo, 1):
+        # Counts spanning orders of magnitude (e.g. a maze's number of shortest paths, 1..2**30):
+        # geometric bins, or one bin would hold nearly everything.
+        edges = np.unique(np.round(np.geomspace(max(lo, 1), hi + 1, bins + 1)).astype(np.int64))
+        edges = np.concatenate([[0] if lo == 0 else [], edges[:-1], [hi + 1]]).astype(np.int64)
+    else:
+        width = max(1, -(-(hi - lo + 1) // bins))
+        edges = np.arange(lo, hi + width + 1, width)
     counts, _ = np.histogram(values, bins=edges)
     return [{"from": int(a), "to": int(b) - 1, "count": int(c)} for a, b, c in zip(edges, edges[1:], counts)]
+
+
+def histogram_lines(bins: list[dict[str, Any]], indent: str = "      ") -> list[str]:
+    """Text bars of a `histogram()` result, one line per bin."""
+    labels = [f"{b['from']}" if b["from"] == b["to"] else f"{b['from']}-{b['to']}" for b in bins]
+    width = max((len(label) for label in labels), default=0)
+    peak = max((b["count"] for b in bins), default=0) or 1
+    return [f"{indent}{label:>{width}} {b['count']:>8} {'#' * round(30 * b['count'] / peak)}"
+            for label, b in zip(labels, bins)]
 
 
 def summarize(values: np.ndarray) -> dict[str, Any]:
@@ -103,9 +118,5 @@ def format_description(info: dict[str, Any]) -> str:
                          f"{s['examples']} examples{versions}")
             for field, stats in s["group_fields"].items():
                 lines.append(f"    {field}: min {stats['min']} mean {stats['mean']:.2f} max {stats['max']}")
-                peak = max((b["count"] for b in stats["histogram"]), default=0) or 1
-                for b in stats["histogram"]:
-                    bar = "#" * max(0, round(30 * b["count"] / peak))
-                    label = f"{b['from']}" if b["from"] == b["to"] else f"{b['from']}-{b['to']}"
-                    lines.append(f"      {label:>11} {b['count']:>8} {bar}")
+                lines.extend(histogram_lines(stats["histogram"]))
     return "\n".join(lines)

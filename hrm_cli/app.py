@@ -9,6 +9,7 @@ import typer
 
 from builders.common import HrmError
 from hrm_cli import build_sudoku, inspect_cmd, train_cmd
+from hrm_cli import build_maze
 from hrm_cli import eval_cmd
 from hrm_cli import show_cmd
 
@@ -28,6 +29,7 @@ build_app = typer.Typer(
 app.add_typer(build_app, name="build-data")
 app.command("inspect", epilog=inspect_cmd.EXAMPLE)(inspect_cmd.inspect)
 build_app.command("sudoku", epilog=build_sudoku.EXAMPLE)(build_sudoku.sudoku)
+build_app.command("maze", epilog=build_maze.EXAMPLE)(build_maze.maze)
 app.command("train", epilog=train_cmd.EXAMPLE)(train_cmd.train)
 app.command("eval", epilog=eval_cmd.EXAMPLE)(eval_cmd.eval_command)
 app.command("show", epilog=show_cmd.EXAMPLE)(show_cmd.show)
