@@ -3,7 +3,7 @@
 Geometry (pixels) is fixed per kind so that pictures are comparable and tests can find cells:
 a grid of h x w cells is drawn as boundary lines and cells alternating along each axis, with
 `line_widths(kind, n)` giving the n + 1 boundary widths (ARC 1 px grey lines; sudoku 1 px, 3 px
-between boxes; maze none: walls are cells). A figure puts a title line on top, then each row of
+between boxes; maze a 1 px frame only: walls are cells). A figure puts a title line on top, then each row of
 panels (a title line above every panel), with MARGIN around and GAP between panels and rows.
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ ARC_PALETTE = ("#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00",
                "#AAAAAA", "#F012BE", "#FF851B", "#7FDBFF", "#870C25")
 ARC_LINE = "#555555"
 MAZE_COLOURS = {0: "#FF00FF", 1: "#2B2B2B", 2: "#FFFFFF", 3: "#2ECC40", 4: "#FF4136", 5: "#FF851B"}
+MAZE_FRAME = "#888888"
 UNKNOWN = "#FF00FF"  # a token outside the task's vocabulary (e.g. a predicted pad)
 SUDOKU = {"line": "#999999", "box_line": "#000000", "clue_bg": "#E4E4E4", "clue": "#000000",
           "filled_bg": "#FFFFFF", "filled": "#0074D9", "wrong_bg": "#FFC8C8", "wrong": "#C00000"}
@@ -68,7 +69,7 @@ def line_widths(kind: str, n: int) -> list[int]:
     if kind == "sudoku":
         box = int(math.isqrt(n))
         return [3 if i % box == 0 else 1 for i in range(n + 1)]
-    return [0] * (n + 1)
+    return [1] + [0] * (n - 1) + [1] if n else [1]  # maze: walls are cells; only a frame
 
 
 def cell_origins(kind: str, n: int) -> list[int]:
@@ -100,7 +101,7 @@ def panel_image(panel: Panel) -> "Image.Image":
     height, width = panel.grid.shape
     ys, xs = cell_origins(panel.kind, height), cell_origins(panel.kind, width)
     cell = CELL[panel.kind]
-    lines = {"arc": ARC_LINE, "sudoku": SUDOKU["line"], "maze": BACKGROUND}[panel.kind]
+    lines = {"arc": ARC_LINE, "sudoku": SUDOKU["line"], "maze": MAZE_FRAME}[panel.kind]
     image = PIL.Image.new("RGB", (max(1, xs[-1]), max(1, ys[-1])), lines)
     draw = PIL.ImageDraw.Draw(image)
     if panel.kind == "sudoku":

@@ -264,13 +264,14 @@ def test_cli_png_of_maze_example(tmp_path):
     run_hrm("show", tmp_path / "m", "--png", tmp_path / "m.png", check=True)
     image = PIL.open(tmp_path / "m.png").convert("RGB")
     cell = 12
-    # title line, then the panel titles, then the input panel at the left margin
-    x0, y0 = MARGIN, MARGIN + 2 * TITLE_HEIGHT
+    # title line, then the panel titles, then the input panel at the left margin (1 px frame)
+    x0, y0 = MARGIN + 1, MARGIN + 2 * TITLE_HEIGHT + 1
+    assert image.getpixel((x0 - 1, y0 + 5)) == (0x88, 0x88, 0x88)
     colours = {"#": (0x2B, 0x2B, 0x2B), " ": (255, 255, 255), "S": ARC_HEX[3], "G": ARC_HEX[2], "o": ARC_HEX[7]}
     for r, row in enumerate(MAZE_IN):
         for c, ch in enumerate(row):
             assert image.getpixel((x0 + c * cell + 6, y0 + r * cell + 6)) == colours[ch]
-    x1 = x0 + 6 * cell + 16  # the label panel, one GAP to the right
+    x1 = x0 + 6 * cell + 1 + 16 + 1  # the label panel, one GAP to the right
     assert image.getpixel((x1 + 2 * cell + 6, y0 + cell + 6)) == colours["o"]
     assert image.width >= x1 + 6 * cell + MARGIN
 
