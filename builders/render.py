@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from augment.arc import arc_grid_from_tokens  # noqa: F401  (the SPEC 6 crop; re-exported for callers)
+
 # Maze tokens (SPEC 3): 1 '#' wall, 2 ' ' open, 3 'S', 4 'G', 5 'o' path; 0 (pad) renders as a space.
 MAZE_CHARS = " # SGo"
 ARC_PALETTE_256 = (16, 32, 203, 41, 220, 248, 199, 208, 117, 88)  # nearest xterm colours of ARC 0-9
@@ -33,26 +35,6 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 def use_colour() -> bool:
     """ANSI colours only on a terminal, and never when NO_COLOR is set (no-color.org)."""
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ
-
-
-def arc_grid_from_tokens(tokens: np.ndarray) -> np.ndarray:
-    """Crop an ARC canvas (30x30 tokens) to its grid as SPEC 6 crops predictions: the top-left
-    rectangle of largest area holding only colour tokens (2..11), scanning rows downward with a
-    shrinking width; returns colours 0-9."""
-    side = int(math.isqrt(tokens.size))
-    canvas = np.asarray(tokens).reshape(side, side)
-    best_area, best_h, best_w = 0, 0, 0
-    width = side
-    for row in range(side):
-        non_colour = np.flatnonzero((canvas[row, :width] < 2) | (canvas[row, :width] > 11))
-        if len(non_colour):
-            width = int(non_colour[0])
-        if width == 0:
-            break
-        area = (row + 1) * width
-        if area > best_area:
-            best_area, best_h, best_w = area, row + 1, width
-    return canvas[:best_h, :best_w].astype(np.int64) - 2
 
 
 def arc_grid_from_canvas(tokens: np.ndarray) -> np.ndarray:

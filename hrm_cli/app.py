@@ -9,6 +9,7 @@ import typer
 
 from builders.common import HrmError
 from hrm_cli import build_sudoku, inspect_cmd, train_cmd
+from hrm_cli import build_arc
 from hrm_cli import build_maze
 from hrm_cli import eval_cmd
 from hrm_cli import show_cmd
@@ -30,6 +31,8 @@ app.add_typer(build_app, name="build-data")
 app.command("inspect", epilog=inspect_cmd.EXAMPLE)(inspect_cmd.inspect)
 build_app.command("sudoku", epilog=build_sudoku.EXAMPLE)(build_sudoku.sudoku)
 build_app.command("maze", epilog=build_maze.EXAMPLE)(build_maze.maze)
+build_app.command("arc", cls=build_arc.MultiValueCommand, epilog=build_arc.EXAMPLE)(build_arc.arc)
+build_app.command("import-hrm", epilog=build_arc.IMPORT_EXAMPLE)(build_arc.import_hrm_cmd)
 app.command("train", epilog=train_cmd.EXAMPLE)(train_cmd.train)
 app.command("eval", epilog=eval_cmd.EXAMPLE)(eval_cmd.eval_command)
 app.command("show", epilog=show_cmd.EXAMPLE)(show_cmd.show)

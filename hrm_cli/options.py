@@ -13,3 +13,23 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or 
 Json = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")]
 Data = Annotated[Path, typer.Option("--data", "-d", help="Dataset directory (from `hrm build-data`).")]
 OptionalPath = Optional[Path]
+
+
+def expand_multi_value_options(args: list[str], names: set[str]) -> list[str]:
+    """Let options in `names` take several values, as in `--subsets training evaluation`:
+    click takes one value per occurrence, so repeat the option before each further value."""
+    expanded: list[str] = []
+    current, has_value = None, False
+    for position, token in enumerate(args):
+        if token == "--":
+            return expanded + args[position:]
+        if token.startswith("-") and len(token) > 1:
+            name, inline, _ = token.partition("=")  # --subsets=training takes its first value inline
+            current, has_value = (name if name in names else None), bool(inline)
+            expanded.append(token)
+        elif current is not None and has_value:
+            expanded.extend([current, token])
+        else:
+            expanded.append(token)
+            has_value = True
+    return expanded

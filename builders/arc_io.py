@@ -1,0 +1,259 @@
+"""Reading ARC tasks: per-task JSON folders and the Kaggle combined layout, validated.
+
+Layouts (SPEC 3.3):
+- per task: `{"train": [{"input": grid, "output": grid}, ..], "test": [..]}`, one file per task,
+  in subset folders (`training/`, `evaluation/`, ConceptARC's concept folders below `corpus/`);
+- Kaggle: `<prefix>_<subset>_challenges.json` (test pairs without outputs) and
+  `<prefix>_<subset>_solutions.json` (`{task: [output, ..]}`); `.gz`/`.xz` copies are read too
+  (the packaged data is xz-compressed).
+
+An `--input` entry is a folder (holding Kaggle files or subset folders, or being a subset folder
+itself), a Kaggle prefix (`../data/arc-agi`), or `NAME=PATH` (everything under PATH is subset
+NAME, e.g. `concept=ConceptARC/corpus`). Every problem is one HrmError line naming the file and
+task; files are size-checked before they are parsed.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import lzma
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from augment.arc import ARC_SIDE, NUM_COLOURS
+from builders.common import HrmError, log
+
+# The largest real file (ARC-AGI-2 training challenges) is 4 MB; anything far beyond is refused
+# before json parses it (a 1 GB JSON would need several GB of Python objects).
+MAX_JSON_BYTES = 64 * 2**20
+_SUFFIXES = ("", ".xz", ".gz")
+DEFAULT_SUBSETS = ("training", "evaluation", "concept")
+DEFAULT_TEST_SET = "evaluation"
+
+Pair = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass
+class ArcTask:
+    name: str  # the task id (file stem or Kaggle key); the identity version's identifier
+    subset: str
+    source: str  # the file it came from, for messages
+    train: list[Pair]
+    test: list[Pair]
+
+    def pairs(self) -> list[Pair]:
+        return self.train + self.test
+
+
+class _InvalidTask(Exception):
+    """A problem with one task: fatal, or the task is skipped with --skip-invalid."""
+
+
+def read_json(path: Path, opener: Any = None) -> Any:
+    """Parse a JSON file (plain, .gz or .xz) after checking its size."""
+    name = str(path)
+    opener = opener or (lzma.open if name.endswith(".xz") else gzip.open if name.endswith(".gz") else open)
+    try:
+        if opener is open and os.path.getsize(path) > MAX_JSON_BYTES:
+            raise HrmError(f"{path}: {os.path.getsize(path) / 2**20:.0f} MiB is too large for an ARC "
+                           f"JSON file (limit {MAX_JSON_BYTES // 2**20} MiB)")
+        with opener(path, "rb") as handle:
+            data = handle.read(MAX_JSON_BYTES + 1)
+    except FileNotFoundError:
+        raise HrmError(f"{path} does not exist") from None
+    except (OSError, EOFError, lzma.LZMAError) as error:
+        raise HrmError(f"{path}: cannot read ({error})") from None
+    if len(data) > MAX_JSON_BYTES:
+        raise HrmError(f"{path}: more than {MAX_JSON_BYTES // 2**20} MiB once decompressed; too large "
+                       "for an ARC JSON file")
+    try:
+        return json.loads(data)
+    except UnicodeDecodeError:
+        raise HrmError(f"{path}: not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        what = "truncated JSON" if error.pos >= len(data.rstrip()) else "malformed JSON"
+        raise HrmError(f"{path}: {what} at line {error.lineno} column {error.colno} ({error.msg})") from None
+
+
+def _grid(value: Any, where: str) -> np.ndarray:
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError):
+        raise _InvalidTask(f"{where} is not a rectangular grid") from None
+    if array.ndim != 2 or array.dtype == object:
+        raise _InvalidTask(f"{where} is not a rectangular grid (a list of equally long rows)")
+    height, width = array.shape
+    if not (1 <= height <= ARC_SIDE and 1 <= width <= ARC_SIDE):
+        raise _InvalidTask(f"{where} is {height}x{width}; grid sides must be 1..{ARC_SIDE}")
+    if array.dtype.kind not in "iu":
+        raise _InvalidTask(f"{where} holds {array.dtype.kind!r}-type values; colours are integers 0-9")
+    bad = (array < 0) | (array >= NUM_COLOURS)
+    if bad.any():
+        row, col = map(int, np.argwhere(bad)[0])
+        raise _InvalidTask(f"{where} has colour {array[row, col]} at row {row} column {col}; colours are 0-9")
+    return array.astype(np.uint8)
+
+
+def _pairs(examples: Any, kind: str, solutions: list | None = None) -> list[Pair]:
+    if not isinstance(examples, list):
+        raise _InvalidTask(f"'{kind}' is not a list of pairs")
+    pairs = []
+    for index, example in enumerate(examples):
+        where = f"{kind} pair {index}"
+        if not isinstance(example, dict) or "input" not in example:
+            raise _InvalidTask(f"{where} has no 'input'")
+        output = example.get("output") if solutions is None else (
+            solutions[index] if index < len(solutions) else None)
+        if output is None:
+            raise _InvalidTask(f"{where} has no solution (output)")
+        pairs.append((_grid(example["input"], f"{where} input"), _grid(output, f"{where} output")))
+    return pairs
+
+
+def _task(name: str, subset: str, source: str, content: Any, solutions: Any = None,
+          kaggle: bool = False) -> ArcTask:
+    if not isinstance(content, dict):
+        raise _InvalidTask("is not an object with 'train' and 'test'")
+    if kaggle:
+        if solutions is None:
+            raise _InvalidTask("has no entry in the solutions file (test pairs without solution)")
+        if not isinstance(solutions, list):
+            raise _InvalidTask("solutions entry is not a list of grids")
+    train = _pairs(content.get("train"), "train")
+    test = _pairs(content.get("test"), "test", solutions if kaggle else None)
+    if kaggle and len(solutions) != len(test):
+        raise _InvalidTask(f"has {len(test)} test inputs but {len(solutions)} solutions")
+    if not train:
+        raise _InvalidTask("has no train pairs")
+    return ArcTask(name, subset, source, train, test)
+
+
+def _collect(tasks: list[ArcTask], make: Any, source: str, name: str, skip_invalid: bool) -> None:
+    try:
+        tasks.append(make())
+    except _InvalidTask as problem:
+        if not skip_invalid:
+            raise HrmError(f"{source}: task {name}: {problem}; pass --skip-invalid to skip such tasks") from None
+        log(f"warning: skipped {source}: task {name}: {problem}")
+
+
+def read_kaggle(challenges: Path, solutions: Path, subset: str, *, skip_invalid: bool = False) -> list[ArcTask]:
+    """Tasks of one Kaggle subset (challenges + solutions files)."""
+    if not solutions.is_file():
+        raise HrmError(f"{challenges}: missing solutions file {solutions.name} beside it")
+    content, answers = read_json(challenges), read_json(solutions)
+    for path, data in ((challenges, content), (solutions, answers)):
+        if not isinstance(data, dict):
+            raise HrmError(f"{path}: expected a JSON object keyed by task id")
+    tasks: list[ArcTask] = []
+    for name, task in content.items():
+        _collect(tasks, lambda: _task(name, subset, str(challenges), task, answers.get(name), kaggle=True),
+                 str(challenges), name, skip_invalid)
+    return tasks
+
+
+def read_task_folder(folder: Path, subset: str, *, skip_invalid: bool = False) -> list[ArcTask]:
+    """Tasks of one subset folder: every *.json below it (recursively, in sorted order)."""
+    files = sorted(p for p in folder.rglob("*.json") if p.is_file())
+    if not files:
+        raise HrmError(f"{folder}: no task JSON files in this folder")
+    tasks: list[ArcTask] = []
+    for path in files:
+        content = read_json(path)
+        _collect(tasks, lambda: _task(path.stem, subset, str(path), content), str(path), path.stem,
+                 skip_invalid)
+    return tasks
+
+
+def _kaggle_file(prefix: str, subset: str, kind: str) -> Path | None:
+    for suffix in _SUFFIXES:
+        path = Path(f"{prefix}_{subset}_{kind}.json{suffix}")
+        if path.is_file():
+            return path
+    return None
+
+
+def _kaggle_in_folder(folder: Path, subset: str) -> Path | None:
+    found = sorted(p for suffix in _SUFFIXES for p in folder.glob(f"*_{subset}_challenges.json{suffix}"))
+    if len(found) > 1:
+        raise HrmError(f"{folder}: several Kaggle files for subset {subset!r} "
+                       f"({', '.join(p.name for p in found)}); give the prefix, e.g. --input {found[0].parent}/"
+                       f"{found[0].name.split(f'_{subset}_')[0]}")
+    return found[0] if found else None
+
+
+def _solutions_for(challenges: Path) -> Path:
+    """`<prefix>_<subset>_solutions.json` beside the challenges (any of the compressions)."""
+    name = challenges.name[:challenges.name.rindex("_challenges.json")] + "_solutions.json"
+    candidates = [challenges.parent / (name + suffix) for suffix in _SUFFIXES]
+    return next((path for path in candidates if path.is_file()), candidates[0])
+
+
+def _sources(entry: str, subsets: Sequence[str]) -> dict[str, list[tuple[str, Path]]]:
+    """What one --input entry provides: {subset: [("kaggle", challenges) | ("folder", dir)]}."""
+    if "=" in entry and not Path(entry).exists():
+        name, _, path = entry.partition("=")
+        folder = Path(path)
+        if not folder.is_dir():
+            raise HrmError(f"--input {entry}: {folder} is not a folder")
+        return {name: [("folder", folder)]}
+    path = Path(entry)
+    found: dict[str, list[tuple[str, Path]]] = {}
+    for subset in subsets:
+        if path.is_dir():
+            challenges = _kaggle_in_folder(path, subset)
+            if challenges is not None:
+                found[subset] = [("kaggle", challenges)]
+            elif (path / subset).is_dir():
+                found[subset] = [("folder", path / subset)]
+            elif path.name == subset:
+                found[subset] = [("folder", path)]
+        else:
+            challenges = _kaggle_file(entry, subset, "challenges")
+            if challenges is not None:
+                found[subset] = [("kaggle", challenges)]
+    if not path.exists() and not found:
+        raise HrmError(f"--input {entry}: no such folder, nor Kaggle files {entry}_<subset>_challenges.json")
+    return found
+
+
+@contextmanager
+def packaged_data() -> Iterator[Path]:
+    """The folder of the ARC copy shipped in the package (xz-compressed Kaggle files)."""
+    with resources.as_file(resources.files("builders").joinpath("arc_data")) as folder:
+        if not folder.is_dir():
+            raise HrmError("the packaged ARC data (builders/arc_data) is missing from this install; "
+                           "pass --input")
+        yield folder
+
+
+def read_inputs(inputs: Sequence[str], subsets: Sequence[str], *, skip_invalid: bool = False) -> list[ArcTask]:
+    """All tasks of `subsets` found in `inputs`, in the order of `subsets`, then of `inputs`,
+    then of task ids."""
+    found: dict[str, list[tuple[str, Path]]] = {}
+    for entry in inputs:
+        provided = _sources(entry, subsets)
+        if not provided:
+            raise HrmError(f"--input {entry} holds none of the subsets {', '.join(subsets)}")
+        for subset, sources in provided.items():
+            found.setdefault(subset, []).extend(sources)
+    missing = [s for s in subsets if s not in found]
+    if missing:
+        raise HrmError(f"subset(s) {', '.join(missing)} not found in --input {' '.join(inputs)} "
+                       f"(found: {', '.join(found) or 'nothing'}); choose them with --subsets")
+    tasks: list[ArcTask] = []
+    for subset in [*subsets, *(s for s in found if s not in subsets)]:
+        for kind, path in found[subset]:
+            if kind == "kaggle":
+                read = read_kaggle(path, _solutions_for(path), subset, skip_invalid=skip_invalid)
+            else:
+                read = read_task_folder(path, subset, skip_invalid=skip_invalid)
+            # sorted by id, so that both layouts (and any key order) give the same dataset
+            tasks.extend(sorted(read, key=lambda task: task.name))
+    return tasks

@@ -1,0 +1,92 @@
+"""`hrm build-data arc` and `hrm build-data import-hrm`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from typer.core import TyperCommand
+
+from builders.arc_io import DEFAULT_SUBSETS, DEFAULT_TEST_SET
+from builders.common import set_quiet
+from hrm_cli.options import Force, Json, Out, Quiet, Seed, expand_multi_value_options
+
+EXAMPLE = (
+    "Examples:\n\n"
+    "ARC-1 as in the paper (packaged ARC-AGI-1 training + evaluation + ConceptARC, 960 tasks):  "
+    "hrm build-data arc --out data/arc1\n\n"
+    "ARC-2 as in the paper (1120 tasks):  "
+    "hrm build-data arc --out data/arc2 --subsets training2 evaluation2 --test-set evaluation2\n\n"
+    "Your own copies (Kaggle files in a folder, per-task folders, ConceptARC's corpus):  "
+    "hrm build-data arc --out data/arc1 --input ../data/arc ARC-AGI/data concept=ConceptARC/corpus --aug 100"
+)
+IMPORT_EXAMPLE = "Example: hrm build-data import-hrm ../HRM/data/arc-aug-1000 --out data/arc1-ref"
+
+
+class MultiValueCommand(TyperCommand):
+    """Accept `--input A B` and `--subsets X Y Z` as written in the docs (SPEC 1)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, expand_multi_value_options(args, {"--input", "-i", "--subsets"}))
+
+
+def arc(
+    out: Out,
+    input: Annotated[Optional[list[str]], typer.Option(
+        "--input", "-i", help="Task sources, one or more: a folder (Kaggle files, or subset folders of "
+        "per-task JSON), a Kaggle prefix (DIR/arc-agi), or NAME=FOLDER (subset NAME). "
+        "Default: the ARC-AGI-1/2 + ConceptARC copy shipped with hrm.")] = None,
+    subsets: Annotated[list[str], typer.Option(
+        "--subsets", help="Subsets to use (Kaggle <prefix>_<subset>_* files or subset folders).")] = list(DEFAULT_SUBSETS),
+    test_set: Annotated[str, typer.Option(
+        "--test-set", help="Subset whose test pairs form the test split (its train pairs still train).")] = DEFAULT_TEST_SET,
+    aug: Annotated[int, typer.Option("--aug", help="Augmented versions per task (dihedral + colour "
+                                     "permutation); paper: 1000.")] = 1000,
+    seed: Seed = 0,
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip invalid tasks (bad grid, "
+                                               "missing solution) with a warning instead of failing.")] = False,
+    force: Force = False,
+    quiet: Quiet = False,
+    as_json: Json = False,
+) -> None:
+    """Build an ARC-AGI dataset from ARC task JSON (default: the packaged copy).
+
+    The train split holds the train pairs of every task (and the test pairs of tasks outside
+    --test-set); the test split holds the test pairs of the --test-set tasks. Every task comes
+    with up to --aug distinct augmented versions (dihedral transform + colours 1-9 permuted)."""
+    from builders.arc import build_arc  # imported here: numba would slow every other command's start
+
+    set_quiet(quiet)
+    summary = build_arc(out, inputs=input, subsets=subsets, test_set=test_set, aug=aug, seed=seed,
+                        skip_invalid=skip_invalid, force=force)
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    subset_text = ", ".join(f"{name} {count}" for name, count in summary["subsets"].items())
+    typer.echo(f"wrote {summary['out']}: {summary['tasks']} tasks ({subset_text}), "
+               f"{summary['puzzle_identifiers'] - 1} versions, train {summary['train_examples']} examples, "
+               f"test {summary['test_examples']} examples ({summary['test_tasks']} {summary['test_set']} tasks), "
+               f"{summary['shortfall_tasks']} tasks short of {summary['aug']} versions, {summary['seconds']} s")
+
+
+def import_hrm_cmd(
+    src: Annotated[Path, typer.Argument(help="Dataset in the reference layout (train/, test/, identifiers.json).")],
+    out: Out,
+    task: Annotated[Optional[str], typer.Option(
+        "--task", help="One of sudoku, maze, arc; default: inferred from seq_len and vocab_size.")] = None,
+    force: Force = False,
+    quiet: Quiet = False,
+    as_json: Json = False,
+) -> None:
+    """Convert a dataset built by the reference HRM code (.npy files) into this format."""
+    from builders.import_hrm import import_hrm
+
+    set_quiet(quiet)
+    summary = import_hrm(src, out, task=task, force=force)
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    examples = ", ".join(f"{name} {count}" for name, count in summary["examples"].items())
+    typer.echo(f"wrote {summary['out']}: {summary['task']} dataset, {examples} examples, "
+               f"{summary['puzzle_identifiers']} puzzle identifiers, {summary['seconds']} s")
