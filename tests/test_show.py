@@ -420,3 +420,21 @@ def test_more_bad_inputs_raise_clear_errors(tmp_path):
         result = runner.invoke(app, [str(a) for a in args])
         assert isinstance(result.exception, HrmError), (args, result.output, result.exception)
         assert fragment in str(result.exception) and "\n" not in str(result.exception), (args, result.exception)
+
+
+@pytest.mark.slow  # ~30 s (the ARC build); test_arc_task_shows_original_pairs... covers the decoding fast
+def test_arc_task_from_the_real_builder_matches_the_json(tmp_path, shared_arc):
+    """Against the ARC builder itself: every pair shown equals the task's JSON (translated
+    train canvases included), train pairs from the train split and the test pair from the test split."""
+    name = "00576224"
+    task = json.loads((shared_arc / "arc-agi_evaluation_challenges.json").read_text())[name]
+    solutions = json.loads((shared_arc / "arc-agi_evaluation_solutions.json").read_text())[name]
+    (tmp_path / "src" / "evaluation").mkdir(parents=True)
+    task["test"] = [{"input": p["input"], "output": s} for p, s in zip(task["test"], solutions)]
+    (tmp_path / "src" / "evaluation" / f"{name}.json").write_text(json.dumps(task))
+    run_hrm("build-data", "arc", "--out", tmp_path / "arc", "--input", tmp_path / "src", "--subsets", "evaluation",
+            "--aug", "3", "--quiet", check=True)
+    shown = json.loads(run_hrm("show", tmp_path / "arc", "--task", name, "--json", check=True).stdout)
+    expected = [[p["input"], p["output"]] for p in task["train"] + task["test"]]
+    assert [[panel["grid"] for panel in row] for row in shown["rows"]] == expected
+    assert [row[0]["title"].split()[0] for row in shown["rows"]] == ["train"] * len(task["train"]) + ["test"]
