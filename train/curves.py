@@ -147,7 +147,7 @@ def _draw_chart(draw: Any, x0: int, y0: int, title: str, series: list[tuple[str,
         colour = SERIES_COLOURS[labels.index(label) % len(SERIES_COLOURS)]
         xy = [at(x, y) for x, y in pts]
         if len(xy) > 1:
-            draw.line(xy, fill=colour, width=2 if split == "train" else 1)
+            draw.line(xy, fill=colour, width=2 if split == "train" else 1, joint="curve")
         if split != "train" or len(xy) == 1:
             for x, y in xy:
                 draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
