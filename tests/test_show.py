@@ -296,6 +296,20 @@ def test_predictions_sudoku_marks_wrong_cells(tmp_path):
     assert PIL.open(tmp_path / "p.png").size[0] > 3 * 306
 
 
+def test_predictions_maze_marks_the_missed_path_cell(tmp_path):
+    from eval.show import prediction_figure
+
+    write_maze(tmp_path / "m")
+    predicted = [row.replace("#Gooo#", "#Goo #") for row in MAZE_OUT]  # one path cell missed
+    write_predictions(tmp_path / "p.parquet", [("all", 0, maze_tokens(predicted), 0.0)])
+    figure = prediction_figure(tmp_path / "p.parquet", tmp_path / "m")
+    truth, prediction = figure.rows[0]
+    assert (truth.title, prediction.title) == ("truth", "prediction")
+    assert np.argwhere(prediction.wrong).tolist() == [[3, 4]]
+    assert figure.notes == ["1 of 36 cells wrong; q_halt logit 0.000"]
+    assert figure_text(figure, colour=False).splitlines()[3 + 3].split() == ["#Gooo#", "#Goo", "#", "....X."]
+
+
 def test_predictions_arc_top2_voted_in_original_frame(tmp_path):
     write_arc(tmp_path / "a")
     a, b = ARC_TEST
