@@ -8,6 +8,7 @@ each back to the original frame (SPEC 6), each beside the truth.
 from __future__ import annotations
 
 import os
+
 import numpy as np
 
 from builders.common import HrmError

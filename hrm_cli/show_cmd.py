@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from builders.common import HrmError, log, set_quiet
 from hrm_cli.options import Json, Quiet
+
+if TYPE_CHECKING:
+    from builders.render import Figure
 
 EXAMPLE = """Examples:
 
@@ -69,7 +72,7 @@ def show(
     _output(figure, png, as_json)
 
 
-def _output(figure, png: Optional[Path], as_json: bool) -> None:
+def _output(figure: "Figure", png: Optional[Path], as_json: bool) -> None:
     from builders.render import figure_json, figure_text
     if png is not None:
         from builders.render_png import write_figure_png
