@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from builders.common import HrmError
-from hrm_cli import build_arc, build_maze, build_sudoku, eval_cmd, inspect_cmd, train_cmd
+from hrm_cli import build_arc, build_maze, build_sudoku, eval_cmd, inspect_cmd, show_cmd, train_cmd
 
 app = typer.Typer(
     name="hrm",
@@ -31,6 +31,7 @@ build_app.command("arc", cls=build_arc.MultiValueCommand, epilog=build_arc.EXAMP
 build_app.command("import-hrm", epilog=build_arc.IMPORT_EXAMPLE)(build_arc.import_hrm_cmd)
 app.command("train", epilog=train_cmd.EXAMPLE)(train_cmd.train)
 app.command("eval", epilog=eval_cmd.EXAMPLE)(eval_cmd.eval_command)
+app.command("show", epilog=show_cmd.EXAMPLE)(show_cmd.show)
 
 
 def _version() -> str:

@@ -1,0 +1,95 @@
+"""`hrm show TARGET`: a dataset example, an ARC task, a model's predictions, or a run's curves."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from builders.common import HrmError, log, set_quiet
+from hrm_cli.options import Json, Quiet
+
+if TYPE_CHECKING:
+    from builders.render import Figure
+
+EXAMPLE = """Examples:
+
+  hrm show data/sudoku --split test --index 3
+
+  hrm show data/arc --task 007bbfb7 --png task.png
+
+  hrm show --predictions preds.parquet --data data/arc --task 007bbfb7
+
+  hrm show runs/sudoku --png curves.png
+"""
+
+
+def _kind(target: Path) -> str:
+    if not target.exists():
+        raise HrmError(f"{target} does not exist")
+    if (target / "metrics.jsonl").is_file():
+        return "run"
+    if (target / "zarr.json").is_file():
+        return "dataset"
+    raise HrmError(f"{target} is neither a dataset (no zarr.json) nor a run directory (no metrics.jsonl)")
+
+
+def show(
+    target: Annotated[Optional[Path], typer.Argument(help="A dataset directory or a run directory.")] = None,
+    split: Annotated[Optional[str], typer.Option(help="Split of the example (default: test).")] = None,
+    index: Annotated[Optional[int], typer.Option(help="Example row in the split (default: 0).")] = None,
+    task: Annotated[Optional[str], typer.Option(help="ARC task (identifier name): all its pairs.")] = None,
+    predictions: Annotated[Optional[Path], typer.Option(
+        help="Predictions table from `hrm eval --predictions`: show the answers beside the truth.")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Dataset of the predictions.")] = None,
+    png: Annotated[Optional[Path], typer.Option(
+        help="Also write a PNG here (runs: default RUN/curves.png).")] = None,
+    as_json: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Look at things: a dataset example or ARC task, a model's predictions, a run's training curves."""
+    set_quiet(quiet)
+    if index is not None and task is not None:
+        raise HrmError("give --index or --task, not both")
+    if predictions is not None:
+        data = data or target
+        if data is None:
+            raise HrmError("--predictions needs --data DIR, the dataset the predictions were made on")
+        from eval.show import prediction_figure
+        _output(prediction_figure(predictions, data, split=split, index=index, task=task), png, as_json)
+        return
+    target = target or data
+    if target is None:
+        raise HrmError("give a dataset or run directory to show (see hrm show --help)")
+    if _kind(target) == "run":
+        if index is not None or task is not None or split is not None:
+            raise HrmError(f"--split/--index/--task apply to datasets; {target} is a run directory")
+        _curves(target, png or target / "curves.png", as_json)
+        return
+    from builders.show import arc_task_figure, example_figure
+    figure = arc_task_figure(target, task) if task else example_figure(target, split, index or 0)
+    _output(figure, png, as_json)
+
+
+def _output(figure: "Figure", png: Optional[Path], as_json: bool) -> None:
+    from builders.render import figure_json, figure_text
+    if png is not None:
+        from builders.render_png import write_figure_png
+        log(f"wrote {write_figure_png(figure, png)}")
+    if as_json:
+        typer.echo(json.dumps({**figure_json(figure), "png": str(png) if png else None}))
+    else:
+        typer.echo(figure_text(figure))
+
+
+def _curves(run: Path, png: Path, as_json: bool) -> None:
+    from train.curves import format_last, last_values, plot_curves, read_metrics
+    records = read_metrics(run)
+    last = last_values(records)
+    plot_curves(records, png, title=run.name)
+    log(f"wrote {png}")
+    if as_json:
+        typer.echo(json.dumps({"run": str(run), "png": str(png), "records": len(records), "last": last}))
+    else:
+        typer.echo(format_last(last))

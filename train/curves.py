@@ -1,0 +1,170 @@
+"""Training curves of a run (`hrm show RUN`): read RUN/metrics.jsonl, plot it, report last values.
+
+The plot is drawn with Pillow (already needed for puzzle pictures) rather than matplotlib, which
+would add ~40 MB of dependencies for four line charts. Layout: a header line, then a 2 x 2 grid of
+charts (losses, accuracies, mean ACT steps, learning rate), each CHART_WIDTH x CHART_HEIGHT; train
+series are solid lines, test series thin lines with a dot per evaluation.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from builders.common import HrmError, log
+from builders.render_png import font, require_pillow, save_png
+
+METRICS = ("lr", "lm_loss", "q_halt_loss", "q_continue_loss", "accuracy", "exact_accuracy",
+           "q_halt_accuracy", "steps", "examples_per_s")
+CHARTS = (("losses", ("lm_loss", "q_halt_loss", "q_continue_loss"), ("train", "test")),
+          ("accuracy", ("accuracy", "exact_accuracy", "q_halt_accuracy"), ("train", "test")),
+          ("mean ACT steps", ("steps",), ("train", "test")),
+          ("learning rate", ("lr",), ("train",)))
+SERIES_COLOURS = ("#0074D9", "#FF4136", "#2ECC40")
+CHART_WIDTH, CHART_HEIGHT = 540, 330
+HEADER_HEIGHT = 28
+PLOT_LEFT, PLOT_RIGHT, PLOT_TOP, PLOT_BOTTOM = 70, 16, 44, 40  # plot area inset inside a chart
+AXIS, GRID, TEXT = "#000000", "#E0E0E0", "#000000"
+
+
+def read_metrics(run: str | os.PathLike) -> list[dict[str, Any]]:
+    """The records of RUN/metrics.jsonl. A torn last line (the trainer is writing) is skipped."""
+    path = Path(run) / "metrics.jsonl"
+    if not Path(run).is_dir():
+        raise HrmError(f"run directory {run} does not exist")
+    if not path.is_file():
+        raise HrmError(f"{run} is not a run directory (no metrics.jsonl)")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            if number == len(lines) and not text.endswith("\n"):
+                log(f"{path}: skipping the unfinished last line {number}")
+                continue
+            raise HrmError(f"{path}, line {number}: not JSON ({error.msg})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("step"), int) \
+                or not isinstance(record.get("split"), str):
+            raise HrmError(f"{path}, line {number}: expected an object with an integer \"step\" and a \"split\"")
+        records.append(record)
+    if not records:
+        raise HrmError(f"{path} holds no metrics yet")
+    return records
+
+
+def last_values(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{split: the split's record with the largest step (the later one on a tie)}."""
+    last: dict[str, dict[str, Any]] = {}
+    for record in records:
+        split = record["split"]
+        if split not in last or record["step"] >= last[split]["step"]:
+            last[split] = record
+    return last
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def format_last(last: dict[str, dict[str, Any]]) -> str:
+    """The last values as an aligned table, one row per split."""
+    columns = ["split", "step", *(m for m in METRICS if any(m in r for r in last.values()))]
+    rows = [columns] + [[split, *(_cell(record.get(c)) for c in columns[1:])] for split, record in last.items()]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values (1, 2 or 5 times a power of ten) covering [low, high]."""
+    if not high > low:
+        low, high = low - (abs(low) or 1) * 0.5, high + (abs(high) or 1) * 0.5
+    raw = (high - low) / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.floor(low / step) * step
+    ticks = []
+    value = first
+    while value < high + step * 0.999:
+        ticks.append(round(value, 12))
+        value += step
+    return ticks
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _series(records: list[dict[str, Any]], split: str, metric: str) -> list[tuple[float, float]]:
+    points = [(r["step"], float(r[metric])) for r in records if r["split"] == split and _finite(r.get(metric))]
+    return sorted(points)
+
+
+def _draw_chart(draw: Any, x0: int, y0: int, title: str, series: list[tuple[str, str, list]]) -> None:
+    """One chart at (x0, y0): axes with round ticks, grid lines, each (label, split, points)."""
+    text_font = font()
+    left, top = x0 + PLOT_LEFT, y0 + PLOT_TOP
+    right, bottom = x0 + CHART_WIDTH - PLOT_RIGHT, y0 + CHART_HEIGHT - PLOT_BOTTOM
+    draw.text((x0 + PLOT_LEFT, y0 + 4), title, fill=TEXT, font=font(15))
+    labels = list(dict.fromkeys(label for label, _, _ in series))  # one colour per metric
+    legend_x = x0 + PLOT_LEFT
+    for label, colour in zip(labels, SERIES_COLOURS):
+        draw.line([(legend_x, y0 + 31), (legend_x + 14, y0 + 31)], fill=colour, width=3)
+        draw.text((legend_x + 18, y0 + 24), label, fill=TEXT, font=text_font)
+        legend_x += 26 + int(text_font.getlength(label))
+    points = [p for _, _, pts in series for p in pts]
+    if not points:
+        draw.text((left + 10, (top + bottom) // 2), "no data", fill=TEXT, font=text_font)
+        return
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x_ticks = nice_ticks(min(0, min(xs)), max(xs), 5)
+    y_ticks = nice_ticks(min(0, min(ys)), max(ys), 5)  # from zero: every metric here is >= 0
+    x_lo, x_hi, y_lo, y_hi = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return (left + (x - x_lo) / (x_hi - x_lo) * (right - left),
+                bottom - (y - y_lo) / (y_hi - y_lo) * (bottom - top))
+
+    for tick in y_ticks:
+        _, y = at(x_lo, tick)
+        draw.line([(left, y), (right, y)], fill=GRID)
+        label = f"{tick:.3g}"
+        draw.text((left - 6, y), label, fill=TEXT, font=text_font, anchor="rm")
+    for tick in x_ticks:
+        x, _ = at(tick, y_lo)
+        draw.line([(x, bottom), (x, bottom + 4)], fill=AXIS)
+        draw.text((x, bottom + 6), f"{tick:.6g}", fill=TEXT, font=text_font, anchor="mt")
+    draw.text(((left + right) // 2, bottom + 22), "step", fill=TEXT, font=text_font, anchor="mt")
+    draw.rectangle([left, top, right, bottom], outline=AXIS)
+    for label, split, pts in series:
+        colour = SERIES_COLOURS[labels.index(label) % len(SERIES_COLOURS)]
+        xy = [at(x, y) for x, y in pts]
+        if len(xy) > 1:
+            draw.line(xy, fill=colour, width=2 if split == "train" else 1, joint="curve")
+        if split != "train" or len(xy) == 1:
+            for x, y in xy:
+                draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+
+
+def plot_curves(records: list[dict[str, Any]], out: str | os.PathLike, title: str = "") -> Path:
+    """Write the 2 x 2 chart PNG of `records` to `out` (atomically)."""
+    PIL = require_pillow()
+    image = PIL.Image.new("RGB", (2 * CHART_WIDTH, HEADER_HEIGHT + 2 * CHART_HEIGHT), "#FFFFFF")
+    draw = PIL.ImageDraw.Draw(image)
+    counts = {split: sum(r["split"] == split for r in records) for split in dict.fromkeys(r["split"] for r in records)}
+    header = f"{title}  " if title else ""
+    header += ", ".join(f"{n} {split} records" for split, n in counts.items())
+    header += "  (solid: train; dots: test)"
+    draw.text((10, 7), header, fill=TEXT, font=font(14))
+    for i, (chart_title, metrics, splits) in enumerate(CHARTS):
+        series = [(metric, split, _series(records, split, metric)) for split in splits for metric in metrics]
+        series = [s for s in series if s[2]]
+        _draw_chart(draw, (i % 2) * CHART_WIDTH, HEADER_HEIGHT + (i // 2) * CHART_HEIGHT, chart_title, series)
+    return save_png(image, out)
