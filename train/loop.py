@@ -199,8 +199,8 @@ def train_step(t: Trainer, batch: dict[str, torch.Tensor]) -> None:
 
 
 def flush_metrics(t: Trainer, metrics_log: MetricsLog, seconds: float) -> dict[str, Any] | None:
-    """One metrics.jsonl line for the steps since the last one (losses per example of the global
-    batch as the reference logs them, the rest per halted sequence)."""
+    """One metrics.jsonl line for the steps since the last one: every metric is a mean over the
+    sequences that halted in those steps (act_loss sums all of them over the same set)."""
     if not t.window:
         return None
     keys = list(t.window)
@@ -212,8 +212,7 @@ def flush_metrics(t: Trainer, metrics_log: MetricsLog, seconds: float) -> dict[s
     record: dict[str, Any] = {"step": t.step, "split": "train",
                               "lr": t.optimizers["dense"].param_groups[0]["lr"]}
     for key in METRIC_KEYS[1:]:
-        divisor = t.config.global_batch_size * steps_done if key.endswith("loss") else count
-        record[key] = totals[key] / divisor
+        record[key] = totals[key] / count
     record["count"] = int(totals["count"])
     record["examples_per_s"] = t.config.global_batch_size * steps_done / max(seconds, 1e-9)
     record["time"] = round(t.elapsed, 3)
