@@ -17,7 +17,7 @@ EXAMPLE = ("Example: hrm train --data data/sudoku --out runs/sudoku --config exa
 
 def train(
     overrides: Annotated[Optional[list[str]], typer.Argument(
-        metavar="[KEY=VALUE]...", help="Config overrides with dotted keys, values as YAML scalars "
+        metavar="KEY=VALUE", help="Config overrides with dotted keys, values as YAML scalars "
                                        "(e.g. arch.L_cycles=8 lr=7e-5 max_steps=1000).")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Dataset directory (from `hrm build-data`).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder to create.")] = None,

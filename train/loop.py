@@ -71,6 +71,7 @@ class Trainer:
     last_pass: int = -1        # evaluation interval of the last trained batch
     evaluated_pass: int = -1   # last interval whose closing evaluation ran
     last_eval: dict[str, Any] | None = None
+    last_train: dict[str, Any] | None = None  # the last metrics.jsonl train record
     stop_signal: int | None = None
 
 
@@ -112,7 +113,8 @@ def build(config: TrainConfig, run_dir: Path, dist: DistInfo) -> Trainer:
                              * attrs.get("mean_puzzle_examples", 1.0) / config.global_batch_size))
     return Trainer(config=config, run_dir=run_dir, dist=dist, dataset=dataset, signature=signature,
                    model=model, forward=forward, optimizers=optimizers, loader=loader,
-                   test_split=test_split, total_steps=total_steps)
+                   test_split=test_split, total_steps=total_steps,
+                   sampler_state=loader.sampler.state_dict())
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -122,7 +124,7 @@ def _checkpoint_state(t: Trainer) -> dict[str, Any]:
     return {"step": t.step, "model": t.model.state_dict(),
             "optimizers": {name: opt.state_dict() for name, opt in t.optimizers.items()},
             "ema": None,
-            "sampler": t.sampler_state or t.loader.sampler.state_dict(), "carry": ckpt.tree_state(t.carry),
+            "sampler": t.sampler_state, "carry": ckpt.tree_state(t.carry),
             "window": {k: v.detach().cpu() for k, v in t.window.items()}, "rng": ckpt.rng_state(),
             "elapsed": t.elapsed, "last_pass": t.last_pass, "evaluated_pass": t.evaluated_pass,
             "last_eval": t.last_eval, "config": t.config.to_dict(), "dataset": t.signature}
@@ -217,6 +219,7 @@ def flush_metrics(t: Trainer, metrics_log: MetricsLog, seconds: float) -> dict[s
     record["examples_per_s"] = t.config.global_batch_size * steps_done / max(seconds, 1e-9)
     record["time"] = round(t.elapsed, 3)
     metrics_log.write(record)
+    t.last_train = record
     return record
 
 
@@ -295,7 +298,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, for
     finally:
         t.loader.close()
         metrics_log.close()
-    return {**(t.last_eval or {"step": t.step}), "run": str(run_dir)}
+    return {**(t.last_eval or t.last_train or {"step": t.step}), "run": str(run_dir)}
 
 
 def _loop(t: Trainer, metrics_log: MetricsLog) -> None:
