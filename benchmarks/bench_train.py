@@ -6,7 +6,7 @@ float32 matmul peak measured here, and against a straightforward eager step of t
 (unfused attention - softmax(QK^T)V by hand - and a host sync for the metrics every step).
 Prints one JSON line per measurement.
 
-    python benchmarks/bench_train.py [--steps 20] [--threads N]
+    python benchmarks/bench_train.py [--steps 5] [--threads N]
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import types
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -72,19 +73,35 @@ def naive_attention(q, k, v, *args, **kwargs):  # noqa: ANN001 - SDPA's signatur
     return scores.softmax(-1) @ v
 
 
-def measure(trainer: loop.Trainer, steps: int, sync_every_step: bool) -> float:
-    """Seconds per step over `steps` steps after two warm-up steps."""
-    batches = trainer.loader.iterate(prefetch=not sync_every_step)
-    for _ in range(2):
-        loop.train_step(trainer, as_torch(next(batches).batch, trainer.dist.device))
-    start = time.perf_counter()
-    for _ in range(steps):
-        loop.train_step(trainer, as_torch(next(batches).batch, trainer.dist.device))
-        if sync_every_step:  # the naive loop reads its metrics back after every step
-            {k: float(v) for k, v in trainer.window.items()}
-    seconds = (time.perf_counter() - start) / steps
-    trainer.loader.close()
-    return seconds
+@contextmanager
+def unfused_attention():
+    """The eager baseline's attention: softmax(QK^T/sqrt(d))V by hand instead of fused SDPA."""
+    real = layers.F
+    layers.F = types.SimpleNamespace(**{**{k: getattr(real, k) for k in dir(real) if not k.startswith("__")},
+                                        "scaled_dot_product_attention": naive_attention})
+    try:
+        yield
+    finally:
+        layers.F = real
+
+
+def interleaved(ours: loop.Trainer, eager: loop.Trainer, steps: int, rounds: int = 4) -> tuple[float, float]:
+    """Seconds per step of both, measured in alternating blocks so that a neighbour's load on a
+    shared machine hits both alike. The baseline also reads its metrics back every step."""
+    fast_batches, eager_batches = ours.loader.iterate(prefetch=True), eager.loader.iterate(prefetch=False)
+    totals = [0.0, 0.0]
+    for round_index in range(rounds + 1):
+        for which, (trainer, batches) in enumerate([(ours, fast_batches), (eager, eager_batches)]):
+            with unfused_attention() if which else nullcontext():
+                start = time.perf_counter()
+                for _ in range(steps):
+                    loop.train_step(trainer, as_torch(next(batches).batch, trainer.dist.device))
+                    if which:
+                        {k: float(v) for k, v in trainer.window.items()}
+                if round_index:  # round 0 warms up both
+                    totals[which] += time.perf_counter() - start
+    ours.loader.close(), eager.loader.close()
+    return totals[0] / (steps * rounds), totals[1] / (steps * rounds)
 
 
 def step_flops(trainer: loop.Trainer) -> int:
@@ -102,19 +119,11 @@ def bench(name: str, config_file: Path, overrides: list[str], side: int, steps: 
     dist = setup("cpu")
     ours = loop.build(config, workdir / "run", dist)
     flops = step_flops(ours)
-    fast = measure(ours, steps, sync_every_step=False)
     eager = loop.build(config, workdir / "run", dist)
-    real_functional = layers.F
-    layers.F = types.SimpleNamespace(**{**{k: getattr(real_functional, k) for k in dir(real_functional)
-                                           if not k.startswith("__")},
-                                        "scaled_dot_product_attention": naive_attention})
-    try:
-        slow = measure(eager, steps, sync_every_step=True)
-    finally:
-        layers.F = real_functional
+    fast, slow = interleaved(ours, eager, steps)
     batch = config.global_batch_size
     emit(what=f"train_step_{name}", size=f"batch {batch}, seq {side * side}, hidden {config.arch['hidden_size']}",
-         seconds=round(fast * steps, 4), items_per_s=round(batch / fast, 1), steps_per_s=round(1 / fast, 2),
+         seconds=round(fast * steps * 4, 4), items_per_s=round(batch / fast, 1), steps_per_s=round(1 / fast, 2),
          model_flops_per_step=flops, model_flop_s=round(flops / fast), matmul_peak_flop_s=round(peak),
          fraction_of_peak=round(flops / fast / peak, 3), eager_items_per_s=round(batch / slow, 1),
          speedup_vs_eager=round(slow / fast, 3), threads=torch.get_num_threads())
@@ -122,7 +131,7 @@ def bench(name: str, config_file: Path, overrides: list[str], side: int, steps: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=5, help="steps per timed block (4 blocks each)")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if args.threads:
@@ -131,7 +140,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bench("smoke", EXAMPLES / "smoke.yaml", [], 4, args.steps, peak, Path(tmp))
         bench("sudoku_full", EXAMPLES / "sudoku_extreme_1k.yaml", ["global_batch_size=8"], 9,
-              max(2, args.steps // 5), peak, Path(tmp))
+              max(1, args.steps // 5), peak, Path(tmp))
 
 
 if __name__ == "__main__":

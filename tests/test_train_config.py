@@ -72,3 +72,14 @@ def test_cli_unknown_override_is_one_line(tmp_path):
     result = run_hrm("train", "--data", tmp_path, "--out", tmp_path / "run", "arch_L_cycles=8")
     assert_one_line_error(result, "'arch_L_cycles'")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_missing_logger_is_a_clear_error_not_an_import_error(tmp_path):
+    import importlib.util
+
+    from train.metrics import check_logger
+    check_logger(None)  # no logger: nothing is imported
+    for name in ("wandb", "tensorboard"):
+        if importlib.util.find_spec(name) is None:
+            with pytest.raises(HrmError, match=f"pip install {name}"):
+                check_logger(name)
