@@ -17,7 +17,7 @@ EXAMPLE = ("Example: hrm train --data data/sudoku --out runs/sudoku --config exa
 
 def train(
     overrides: Annotated[Optional[list[str]], typer.Argument(
-        metavar="[KEY=VALUE]...", help="Config overrides with dotted keys, values as YAML scalars "
+        metavar="KEY=VALUE", help="Config overrides with dotted keys, values as YAML scalars "
                                        "(e.g. arch.L_cycles=8 lr=7e-5 max_steps=1000).")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Dataset directory (from `hrm build-data`).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder to create.")] = None,
@@ -33,8 +33,8 @@ def train(
     Prints the final test metrics as one JSON line on stdout.
     """
     set_quiet(quiet)
-    from train.config import load_config  # torch is imported only when a command needs it
-    from train.loop import TrainingInterrupted, resume_config, train as run_training
+    from builders.dataset import open_dataset
+    from train.config import check_new_run_folder, load_config, resume_config
 
     extra = list(overrides or [])
     if device is not None:
@@ -51,6 +51,10 @@ def train(
             raise HrmError("hrm train needs --data DIR and --out RUN (or --resume RUN)")
         run_dir = out
         cfg = load_config(config, [*extra, f"data_path={data}"])
+        check_new_run_folder(run_dir, force)
+    open_dataset(cfg.data_path)  # bad input fails before torch is even imported
+    from train.loop import TrainingInterrupted, train as run_training
+
     try:
         result = run_training(cfg, run_dir, resume=resume is not None, force=force)
     except TrainingInterrupted as stop:

@@ -216,3 +216,27 @@ def config_from_dict(values: dict[str, Any], where: str = "checkpoint") -> Train
     config = TrainConfig(**{k: _check_type(k, v) if k != "arch" else dict(v) for k, v in values.items()})
     validate(config)
     return config
+
+
+def check_new_run_folder(run_dir: str | os.PathLike, force: bool) -> None:
+    """A new run never silently mixes with an old one's checkpoints and logs."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())) and not force:
+        raise HrmError(f"{run_dir} already exists; continue it with `hrm train --resume {run_dir}` "
+                       f"or pass --force to start over")
+
+
+def resume_config(run_dir: Path, overrides: list[str], data: str | None = None) -> TrainConfig:
+    """The saved config of a run, with the overrides that do not change the run's math."""
+    config_file = Path(run_dir) / "config.yaml"
+    if not config_file.is_file():
+        raise HrmError(f"{run_dir} is not a training run (no config.yaml); start one with --out")
+    saved = load_config(config_file)
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if key not in RESUMABLE_KEYS:
+            raise HrmError(f"cannot change {key!r} when resuming (allowed: {', '.join(sorted(RESUMABLE_KEYS))})")
+    extra = list(overrides) + ([f"data_path={data}"] if data else [])
+    return load_config(None, extra, base=saved.to_dict())
+
+

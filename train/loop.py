@@ -30,7 +30,7 @@ from torch import nn
 from builders.common import HrmError, log, progress
 from builders.dataset import Dataset, Split, open_dataset
 from train import checkpoint as ckpt
-from train.config import RESUMABLE_KEYS, TrainConfig, config_from_dict, load_config, save_config
+from train.config import TrainConfig, check_new_run_folder, save_config
 from train.data import TrainLoader, as_torch
 from train.distributed import DistInfo, all_reduce_gradients, all_reduce_sum, barrier, setup
 from train.inference import build_for_dataset, check_dataset_matches, dataset_signature, evaluate
@@ -71,6 +71,7 @@ class Trainer:
     last_pass: int = -1        # evaluation interval of the last trained batch
     evaluated_pass: int = -1   # last interval whose closing evaluation ran
     last_eval: dict[str, Any] | None = None
+    last_train: dict[str, Any] | None = None  # the last metrics.jsonl train record
     stop_signal: int | None = None
 
 
@@ -112,7 +113,8 @@ def build(config: TrainConfig, run_dir: Path, dist: DistInfo) -> Trainer:
                              * attrs.get("mean_puzzle_examples", 1.0) / config.global_batch_size))
     return Trainer(config=config, run_dir=run_dir, dist=dist, dataset=dataset, signature=signature,
                    model=model, forward=forward, optimizers=optimizers, loader=loader,
-                   test_split=test_split, total_steps=total_steps)
+                   test_split=test_split, total_steps=total_steps,
+                   sampler_state=loader.sampler.state_dict())
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -122,7 +124,7 @@ def _checkpoint_state(t: Trainer) -> dict[str, Any]:
     return {"step": t.step, "model": t.model.state_dict(),
             "optimizers": {name: opt.state_dict() for name, opt in t.optimizers.items()},
             "ema": None,
-            "sampler": t.sampler_state or t.loader.sampler.state_dict(), "carry": ckpt.tree_state(t.carry),
+            "sampler": t.sampler_state, "carry": ckpt.tree_state(t.carry),
             "window": {k: v.detach().cpu() for k, v in t.window.items()}, "rng": ckpt.rng_state(),
             "elapsed": t.elapsed, "last_pass": t.last_pass, "evaluated_pass": t.evaluated_pass,
             "last_eval": t.last_eval, "config": t.config.to_dict(), "dataset": t.signature}
@@ -199,8 +201,8 @@ def train_step(t: Trainer, batch: dict[str, torch.Tensor]) -> None:
 
 
 def flush_metrics(t: Trainer, metrics_log: MetricsLog, seconds: float) -> dict[str, Any] | None:
-    """One metrics.jsonl line for the steps since the last one (losses per example of the global
-    batch as the reference logs them, the rest per halted sequence)."""
+    """One metrics.jsonl line for the steps since the last one: every metric is a mean over the
+    sequences that halted in those steps (act_loss sums all of them over the same set)."""
     if not t.window:
         return None
     keys = list(t.window)
@@ -212,12 +214,12 @@ def flush_metrics(t: Trainer, metrics_log: MetricsLog, seconds: float) -> dict[s
     record: dict[str, Any] = {"step": t.step, "split": "train",
                               "lr": t.optimizers["dense"].param_groups[0]["lr"]}
     for key in METRIC_KEYS[1:]:
-        divisor = t.config.global_batch_size * steps_done if key.endswith("loss") else count
-        record[key] = totals[key] / divisor
+        record[key] = totals[key] / count
     record["count"] = int(totals["count"])
     record["examples_per_s"] = t.config.global_batch_size * steps_done / max(seconds, 1e-9)
     record["time"] = round(t.elapsed, 3)
     metrics_log.write(record)
+    t.last_train = record
     return record
 
 
@@ -266,27 +268,11 @@ def _stop_on_signals(t: Trainer) -> Iterator[None]:
 def prepare_run(config: TrainConfig, run_dir: Path, *, resume: bool, force: bool, is_main: bool) -> None:
     if resume or not is_main:
         return
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not force:
-            raise HrmError(f"{run_dir} already exists; continue it with `hrm train --resume {run_dir}` "
-                           f"or pass --force to start over")
+    check_new_run_folder(run_dir, force)
+    if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
-
-
-def resume_config(run_dir: Path, overrides: list[str], data: str | None = None) -> TrainConfig:
-    """The saved config of a run, with the overrides that do not change the run's math."""
-    config_file = run_dir / "config.yaml"
-    if not config_file.is_file():
-        raise HrmError(f"{run_dir} is not a training run (no config.yaml); start one with --out")
-    saved = config_from_dict(load_config(config_file).to_dict(), str(config_file))
-    for item in overrides:
-        key = item.partition("=")[0].strip()
-        if key not in RESUMABLE_KEYS:
-            raise HrmError(f"cannot change {key!r} when resuming (allowed: {', '.join(sorted(RESUMABLE_KEYS))})")
-    extra = list(overrides) + ([f"data_path={data}"] if data else [])
-    return load_config(None, extra, base=saved.to_dict())
 
 
 def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, force: bool = False) -> dict[str, Any]:
@@ -312,7 +298,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, for
     finally:
         t.loader.close()
         metrics_log.close()
-    return {**(t.last_eval or {"step": t.step}), "run": str(run_dir)}
+    return {**(t.last_eval or t.last_train or {"step": t.step}), "run": str(run_dir)}
 
 
 def _loop(t: Trainer, metrics_log: MetricsLog) -> None:
@@ -330,10 +316,11 @@ def _loop(t: Trainer, metrics_log: MetricsLog) -> None:
         t.elapsed += seconds
         return seconds
 
-    def end_of_pass() -> None:
+    def evaluate_and_save(closes_pass: bool) -> None:
         tick()
         result = run_evaluation(t, metrics_log)
-        t.evaluated_pass = t.last_pass
+        if closes_pass:  # an early stop (max_steps) evaluates without closing the interval
+            t.evaluated_pass = t.last_pass
         if result:
             bar.set_postfix(exact=f"{result['exact_accuracy']:.3f}")
         save(t)
@@ -341,7 +328,7 @@ def _loop(t: Trainer, metrics_log: MetricsLog) -> None:
 
     for item in batches:
         if t.evaluated_pass < t.last_pass < item.pass_index:
-            end_of_pass()
+            evaluate_and_save(closes_pass=True)
         batch = as_torch(item.batch, t.dist.device)
         train_step(t, batch)
         # The loader's own sampler runs ahead in its thread; a checkpoint records where the
@@ -364,6 +351,6 @@ def _loop(t: Trainer, metrics_log: MetricsLog) -> None:
     if t.window:
         flush_metrics(t, metrics_log, tick())
     if t.last_eval is None or t.last_eval["step"] != t.step:
-        end_of_pass()
+        evaluate_and_save(closes_pass=not (cfg.max_steps and t.step >= cfg.max_steps))
     elif ckpt.latest_checkpoint(t.run_dir) != ckpt.checkpoint_path(t.run_dir, t.step):
         save(t)
