@@ -12,7 +12,8 @@ from builders.common import HrmError, set_quiet
 from hrm_cli.options import Force, Quiet
 
 EXAMPLE = ("Example: hrm train --data data/sudoku --out runs/sudoku --config examples/sudoku_extreme_1k.yaml "
-           "arch.L_cycles=8 lr=7e-5    |    hrm train --resume runs/sudoku")
+           "arch.L_cycles=8 lr=7e-5    |    hrm train --resume runs/sudoku    |    "
+           "torchrun --nproc-per-node 2 -m hrm_cli train ... (see README, Training)")
 
 
 def train(
@@ -22,6 +23,10 @@ def train(
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Dataset directory (from `hrm build-data`).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder to create.")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config (e.g. a preset in examples/).")] = None,
+    init_from: Annotated[Optional[Path], typer.Option(
+        "--init-from", help="Start from these weights: an hrm checkpoint or run folder, or a reference "
+                            "checkpoint (weights file with all_config.yaml beside it). The arch comes "
+                            "from the checkpoint. Same as the config key init_from.")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue this run folder from its latest checkpoint.")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cuda, mps, cpu or auto (default: the config's, auto).")] = None,
     compile_model: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the model (default: on for CUDA only).")] = None,
@@ -39,6 +44,8 @@ def train(
     extra = list(overrides or [])
     if device is not None:
         extra.append(f"device={device}")
+    if init_from is not None:
+        extra.append(f"init_from={init_from}")
     if compile_model is not None:
         extra.append(f"compile={str(compile_model).lower()}")
     if resume is not None:

@@ -8,17 +8,21 @@ by the global batch size, and both optimisers step (AdamAtan2 for the dense weig
 the puzzle-embedding rows) at the scheduled learning rate. Metric sums stay on the device and are
 synchronised every `log_interval` steps. A checkpoint holds everything a resumed run needs to
 continue exactly: weights, both optimisers (the puzzle-embedding table is a model buffer), the
-step, the sampler position, the ACT carry, the unlogged metric sums and the RNG states.
+step, the sampler position, the ACT carry, the unlogged metric sums, the EMA and the RNG states.
+
+Under torchrun (train/distributed.py) each rank trains its slice of every global batch; carry and
+metric sums are checkpointed for the whole global batch, so a run resumes on any number of ranks.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
 import signal
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -27,13 +31,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from builders.common import HrmError, log, progress
+from builders.common import HrmError, log, progress, set_quiet
 from builders.dataset import Dataset, Split, open_dataset
 from train import checkpoint as ckpt
 from train.config import TrainConfig, check_new_run_folder, save_config
 from train.data import TrainLoader, as_torch
-from train.distributed import DistInfo, all_reduce_gradients, all_reduce_sum, barrier, setup
-from train.inference import build_for_dataset, check_dataset_matches, dataset_signature, evaluate
+from train.distributed import (DistInfo, all_reduce_gradients, all_reduce_sum, assign_slots, barrier,
+                               broadcast_from_main, gather_rows, setup, teardown)
+from train.ema import Ema
+from train.inference import build_for_dataset, check_dataset_matches, dataset_signature, evaluate, init_weights
 from train.losses import act_loss
 from train.metrics import MetricsLog, check_logger
 from train.optim import AdamAtan2, SparseSignSGD, lr_at
@@ -73,6 +79,7 @@ class Trainer:
     last_eval: dict[str, Any] | None = None
     last_train: dict[str, Any] | None = None  # the last metrics.jsonl train record
     stop_signal: int | None = None
+    ema: Ema | None = None
 
 
 # ----------------------------------------------------------------------------- build
@@ -84,8 +91,10 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build(config: TrainConfig, run_dir: Path, dist: DistInfo) -> Trainer:
-    """Dataset, model, optimisers, loader; touches nothing on disk."""
+def build(config: TrainConfig, run_dir: Path, dist: DistInfo,
+          weights: dict[str, torch.Tensor] | None = None) -> Trainer:
+    """Dataset, model (with `weights` when given: init_from), optimisers, loader; touches
+    nothing on disk."""
     dataset = open_dataset(config.data_path)
     train_split = dataset.split("train")
     test_split = dataset.split("test") if "test" in dataset.split_names else None
@@ -93,7 +102,12 @@ def build(config: TrainConfig, run_dir: Path, dist: DistInfo) -> Trainer:
     check_logger(config.logger)
     local_batch = config.global_batch_size // dist.world_size
     _seed_everything(config.seed)  # same initial weights on every rank
-    model = build_for_dataset(config.arch, signature, local_batch).to(dist.device).train()
+    model = build_for_dataset(config.arch, signature, local_batch)
+    if weights is not None:
+        model.load_state_dict(weights)
+    model = model.to(dist.device).train()
+    broadcast_from_main(model)
+    assign_slots(model, dist, config.global_batch_size)
     puzzle_emb = getattr(model, "puzzle_emb", None)
     sparse = {id(p) for p in puzzle_emb.parameters()} if puzzle_emb is not None else set()
     dense = [p for p in model.parameters() if p.requires_grad and id(p) not in sparse]
@@ -114,18 +128,35 @@ def build(config: TrainConfig, run_dir: Path, dist: DistInfo) -> Trainer:
     return Trainer(config=config, run_dir=run_dir, dist=dist, dataset=dataset, signature=signature,
                    model=model, forward=forward, optimizers=optimizers, loader=loader,
                    test_split=test_split, total_steps=total_steps,
-                   sampler_state=loader.sampler.state_dict())
+                   sampler_state=loader.sampler.state_dict(),
+                   ema=Ema(model, config.ema_rate) if config.ema else None)
 
 
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def _checkpoint_state(t: Trainer) -> dict[str, Any]:
+def _global_carry(t: Trainer) -> Any:
+    """The carry of every slot of the global batch, in rank order (all ranks take part)."""
+    if t.carry is None:
+        return None
+    return ckpt.map_tensors(lambda rows: gather_rows(rows, t.dist.device), ckpt.tree_state(t.carry))
+
+
+def _global_window(t: Trainer) -> dict[str, torch.Tensor]:
+    """The unlogged metric sums over all ranks (all ranks take part)."""
+    keys = sorted(t.window)
+    if not keys:
+        return {}
+    totals = all_reduce_sum(torch.stack([t.window[k] for k in keys]).clone()).cpu()
+    return dict(zip(keys, totals))
+
+
+def _checkpoint_state(t: Trainer, carry: Any, window: dict[str, torch.Tensor]) -> dict[str, Any]:
     return {"step": t.step, "model": t.model.state_dict(),
             "optimizers": {name: opt.state_dict() for name, opt in t.optimizers.items()},
-            "ema": None,
-            "sampler": t.sampler_state, "carry": ckpt.tree_state(t.carry),
-            "window": {k: v.detach().cpu() for k, v in t.window.items()}, "rng": ckpt.rng_state(),
+            "ema": t.ema.state_dict() if t.ema is not None else None,
+            "world_size": t.dist.world_size,
+            "sampler": t.sampler_state, "carry": carry, "window": window, "rng": ckpt.rng_state(),
             "elapsed": t.elapsed, "last_pass": t.last_pass, "evaluated_pass": t.evaluated_pass,
             "last_eval": t.last_eval, "config": t.config.to_dict(), "dataset": t.signature}
 
@@ -145,9 +176,18 @@ def restore(t: Trainer, state: dict[str, Any]) -> None:
         opt.load_state_dict(state["optimizers"][name])
     t.loader.sampler.load_state_dict(state["sampler"])
     t.sampler_state = dict(state["sampler"])
-    t.carry = None if state["carry"] is None else ckpt.tree_load(t.model.initial_carry(_dummy_batch(t)),
-                                                                 state["carry"])
-    t.window = {k: v.to(t.dist.device) for k, v in state["window"].items()}
+    if (state["ema"] is not None) != (t.ema is not None):
+        raise HrmError("the checkpoint was saved " + ("with" if state["ema"] is not None else "without")
+                       + " an EMA and the config says otherwise")
+    if t.ema is not None:
+        t.ema.load_state_dict(state["ema"])
+    # The carry and metric sums are stored for the global batch: take this rank's slots, and let
+    # rank 0 alone carry the sums, so any number of ranks continues the same run.
+    mine = t.dist.local_rows(t.config.global_batch_size)
+    t.carry = None if state["carry"] is None else ckpt.tree_load(
+        t.model.initial_carry(_dummy_batch(t)), ckpt.map_tensors(lambda rows: rows[mine], state["carry"]))
+    t.window = {k: (v if t.dist.is_main else torch.zeros_like(v)).to(t.dist.device)
+                for k, v in state["window"].items()}
     t.step, t.elapsed = state["step"], state["elapsed"]
     t.last_pass, t.evaluated_pass, t.last_eval = state["last_pass"], state["evaluated_pass"], state["last_eval"]
     ckpt.set_rng_state(state["rng"])
@@ -165,10 +205,12 @@ def _assert_finite(t: Trainer) -> None:
 def save(t: Trainer) -> Path:
     _assert_finite(t)
     path = ckpt.checkpoint_path(t.run_dir, t.step)
+    carry, window = _global_carry(t), _global_window(t)
+    barrier()  # every rank is at this step before rank 0 writes
     if t.dist.is_main:
-        ckpt.save_checkpoint(path, _checkpoint_state(t))
+        ckpt.save_checkpoint(path, _checkpoint_state(t, carry, window))
         ckpt.prune_checkpoints(t.run_dir, t.config.keep_checkpoints)
-    barrier()
+    barrier()  # no rank goes on (or exits) before the checkpoint is complete
     return path
 
 
@@ -192,10 +234,13 @@ def train_step(t: Trainer, batch: dict[str, torch.Tensor]) -> None:
             group["lr"] = lr
         opt.step()
         opt.zero_grad(set_to_none=True)
+    if t.ema is not None:
+        t.ema.update(t.model)
     t.carry = carry
     sums = {k: metrics[k].detach().double() for k in METRIC_KEYS}
     sums["nonfinite"] = (~torch.isfinite(loss.detach())).double()
-    sums["steps_done"] = torch.ones((), dtype=torch.float64, device=loss.device)
+    # Summed over ranks this counts steps, whatever the number of ranks (also across a resume).
+    sums["steps_done"] = torch.full((), 1.0 / t.dist.world_size, dtype=torch.float64, device=loss.device)
     for key, value in sums.items():
         t.window[key] = t.window[key] + value if key in t.window else value
 
@@ -209,7 +254,7 @@ def flush_metrics(t: Trainer, metrics_log: MetricsLog, seconds: float) -> dict[s
     totals = dict(zip(keys, all_reduce_sum(torch.stack([t.window[k] for k in keys])).cpu().tolist()))
     _assert_finite(t)
     t.window = {}
-    steps_done = totals["steps_done"] / t.dist.world_size
+    steps_done = totals["steps_done"]
     count = max(totals["count"], 1.0)
     record: dict[str, Any] = {"step": t.step, "split": "train",
                               "lr": t.optimizers["dense"].param_groups[0]["lr"]}
@@ -227,8 +272,9 @@ def run_evaluation(t: Trainer, metrics_log: MetricsLog) -> dict[str, Any] | None
     if t.test_split is None:
         return None
     batch_size = t.config.eval_batch_size or t.config.global_batch_size
-    result = {"step": t.step, "split": "test", **evaluate(t.model, t.test_split, batch_size, t.dist),
-              "time": round(t.elapsed, 3)}
+    with (t.ema.swapped_in(t.model) if t.ema is not None else nullcontext()):
+        metrics = evaluate(t.model, t.test_split, batch_size, t.dist)
+    result = {"step": t.step, "split": "test", **metrics, "time": round(t.elapsed, 3)}
     if t.dist.is_main:
         folder = t.run_dir / "eval"
         folder.mkdir(exist_ok=True)
@@ -280,7 +326,16 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, for
     when the dataset has no test split). Raises TrainingInterrupted after a signal."""
     run_dir = Path(run_dir)
     dist = setup(config.device)
-    t = build(config, run_dir, dist)
+    if not dist.is_main:
+        set_quiet(True)  # one set of logs and one progress bar per run
+    weights = None
+    if config.init_from and not resume:  # a resumed run's weights come from its checkpoint
+        arch, weights = init_weights(config.init_from, open_dataset(config.data_path),
+                                     config.global_batch_size // dist.world_size)
+        if arch != config.arch:
+            log(f"init_from {config.init_from}: using its architecture {arch}")
+        config = dataclasses.replace(config, arch=arch)
+    t = build(config, run_dir, dist, weights)
     prepare_run(config, run_dir, resume=resume, force=force, is_main=dist.is_main)
     state = ckpt.load_checkpoint(run_dir) if resume and ckpt.latest_checkpoint(run_dir) else None
     if state is not None:
@@ -298,6 +353,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, for
     finally:
         t.loader.close()
         metrics_log.close()
+        teardown()
     return {**(t.last_eval or t.last_train or {"step": t.step}), "run": str(run_dir)}
 
 
