@@ -28,6 +28,7 @@ import torch.distributed as dist
 from builders.common import HrmError
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
+_control_group: "dist.ProcessGroup | None" = None  # None: the default group
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,14 @@ def setup(device: str | None = "auto") -> DistInfo:
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     chosen = select_device(device, local_rank)
+    global _control_group
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if chosen.type == "cuda" else "gloo")
         if chosen.type == "cuda":
             torch.cuda.set_device(chosen)
+        # Control flags (a stop signal) go through a CPU group, so checking them never waits on
+        # the GPU; with gloo the world group is one already.
+        _control_group = dist.new_group(backend="gloo") if chosen.type == "cuda" else None
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=chosen)
 
 
@@ -145,11 +150,22 @@ def gather_rows(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return rows.bool() if is_bool else rows
 
 
+def any_rank(flag: bool) -> bool:
+    """True on every rank when `flag` is true on any rank (so all ranks stop at the same step)."""
+    if not is_distributed():
+        return flag
+    value = torch.tensor([int(flag)])
+    dist.all_reduce(value, op=dist.ReduceOp.MAX, group=_control_group)
+    return bool(value.item())
+
+
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
 
 
 def teardown() -> None:
+    global _control_group
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+    _control_group = None

@@ -36,8 +36,8 @@ from builders.dataset import Dataset, Split, open_dataset
 from train import checkpoint as ckpt
 from train.config import TrainConfig, check_new_run_folder, save_config
 from train.data import TrainLoader, as_torch
-from train.distributed import (DistInfo, all_reduce_gradients, all_reduce_sum, assign_slots, barrier,
-                               broadcast_from_main, gather_rows, setup, teardown)
+from train.distributed import (DistInfo, all_reduce_gradients, all_reduce_sum, any_rank, assign_slots,
+                               barrier, broadcast_from_main, gather_rows, setup, teardown)
 from train.ema import Ema
 from train.inference import build_for_dataset, check_dataset_matches, dataset_signature, evaluate, init_weights
 from train.losses import act_loss
@@ -396,9 +396,10 @@ def _loop(t: Trainer, metrics_log: MetricsLog) -> None:
             bar.set_postfix(loss=f"{record['lm_loss']:.3f}", exact=f"{record['exact_accuracy']:.3f}")
         if cfg.checkpoint_interval and t.step % cfg.checkpoint_interval == 0:
             save(t)
-        if t.stop_signal is not None:
+        if any_rank(t.stop_signal is not None):  # a signal may reach the ranks a step apart
             path = save(t)
-            raise TrainingInterrupted(t.stop_signal, f"interrupted by {signal.Signals(t.stop_signal).name} "
+            signum = t.stop_signal or signal.SIGTERM
+            raise TrainingInterrupted(signum, f"interrupted by {signal.Signals(signum).name} "
                                       f"at step {t.step}; checkpoint {path}; continue with "
                                       f"`hrm train --resume {t.run_dir}`")
         if cfg.max_steps and t.step >= cfg.max_steps:
