@@ -170,3 +170,33 @@ def test_exploration_draws_do_not_depend_on_how_the_batch_is_split():
     assert 0 < int(whole.sum()) < 8  # some slots explore, some halt (seeded: not a coin flip per run)
     assert torch.equal(torch.cat([halted[0, 2], halted[1, 2]]), whole)
     assert all(torch.equal(state, rng_after[0, 1]) for state in rng_after.values())
+
+
+def test_sigterm_to_torchrun_stops_every_process_at_one_checkpoint(data, one_process, tmp_path):
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    endless = [*CONFIG, "epochs=2000", "eval_interval=2000", "max_steps=100000", "checkpoint_interval=0"]
+    process = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                "--nproc-per-node=2", "-m", "hrm_cli", "train", "--quiet", "--data", str(data),
+                                "--out", str(run), *endless],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        metrics = run / "metrics.jsonl"
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert "interrupted by SIGTERM" in stderr and "--resume" in stderr, stderr[-3000:]
+    stopped = load_checkpoint(run)["step"]
+    assert stopped >= 3
+    # The checkpoint is the run of one process at that step: continue it to step 6 if possible.
+    if stopped < 6:
+        train(resume_config(run, ["max_steps=6"]), run, resume=True)
+        torch.testing.assert_close(load_checkpoint(run)["model"][TABLE],
+                                   load_checkpoint(one_process)["model"][TABLE], **TOLERANCE)

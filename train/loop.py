@@ -297,10 +297,16 @@ def _stop_on_signals(t: Trainer) -> Iterator[None]:
         yield
         return
 
+    first = [0.0]
+
     def handler(signum: int, _frame: Any) -> None:
+        # Ctrl-C under torchrun reaches a process twice (from the terminal and from torchrun):
+        # only a repeat after a pause means "stop now".
         if t.stop_signal is not None:
-            raise KeyboardInterrupt
-        t.stop_signal = signum
+            if time.monotonic() - first[0] > 2.0:
+                raise KeyboardInterrupt
+            return
+        t.stop_signal, first[0] = signum, time.monotonic()
         log(f"received {signal.Signals(signum).name}: saving a checkpoint after this step")
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
