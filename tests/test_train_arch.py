@@ -199,3 +199,18 @@ def test_a_checkpoint_for_another_dataset_is_one_line_before_building(data, tmp_
     train(load_config(None, [*SMALL, f"data_path={data}", "max_steps=1"]), run)
     other = write_sudoku4(tmp_path / "other", train_size=16, test_size=8)  # no identifiers
     assert_one_line_error(run_hrm("eval", "--checkpoint", run, "--data", other), "does not match dataset")
+
+
+def test_init_from_an_hrm_run_takes_its_ema_weights_and_arch(data, tmp_path):
+    source = tmp_path / "source"
+    train(load_config(None, [*SMALL, f"data_path={data}", "max_steps=2", "ema=true", "ema_rate=0.5",
+                             "arch.L_cycles=3"]), source)
+    trained = load_checkpoint(source)
+    run = tmp_path / "run"
+    # The new run asks for another L_cycles: init_from's architecture wins (its weights need it).
+    train(load_config(None, [*SMALL, f"data_path={data}", "max_steps=1", "lr=0", "puzzle_emb_lr=0",
+                             f"init_from={source}"]), run)
+    started = load_checkpoint(run)
+    assert started["config"]["arch"]["L_cycles"] == 3
+    for key, tensor in trained["model"].items():
+        assert torch.equal(started["model"][key], trained["ema"].get(key, tensor)), key
