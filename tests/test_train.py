@@ -30,13 +30,7 @@ TINY = ["global_batch_size=16", "epochs=3", "eval_interval=1", "arch.hidden_size
         "device=cpu", "keep_checkpoints=0"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: identical float reductions in-process and in subprocesses."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +176,6 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes_identically(data, tmp_pa
 
 
 def test_cli_train_prints_one_json_line_and_guards_the_run_folder(data, tmp_path, monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a busy 2-core machine stalls 2-thread torch ops
     run = tmp_path / "run"
     result = run_hrm("train", "--data", data, "--out", run, *TINY, "max_steps=3", check=True)
     out = [line for line in result.stdout.splitlines() if line.strip()]

@@ -3,7 +3,6 @@ checkpoints through `hrm eval --checkpoint` and `hrm train --init-from`."""
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +13,11 @@ import yaml
 from builders.dataset import open_dataset
 from conftest import REPO, assert_one_line_error, run_hrm
 from sudoku4_data import write_sudoku4
+from tests.test_reference_checkpoint import HRM_CONFIG, write_reference_run
 from train.checkpoint import list_checkpoints, load_checkpoint
 from train.config import load_config, resume_config
-from train.inference import evaluate, load_for_inference, predict
 from train.distributed import DistInfo
+from train.inference import evaluate, load_for_inference, predict
 from train.loop import train
 from train.registry import build_model
 
@@ -26,13 +26,7 @@ SMALL = ["global_batch_size=8", "epochs=4", "eval_interval=4", "arch.hidden_size
          "log_interval=1", "eval_batch_size=8", "lr=1e-2", "lr_warmup_steps=0", "device=cpu", "keep_checkpoints=0"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # for the CLI subprocesses
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
@@ -119,28 +113,11 @@ def test_ema_is_updated_every_step_saved_resumed_and_evaluated(data, tmp_path):
 
 # ----------------------------------------------------------------------------- reference checkpoints
 
-REFERENCE_CONFIG = """\
-arch:
-  name: hrm.hrm_act_v1@HierarchicalReasoningModel_ACTV1
-  loss:
-    name: losses@ACTLossHead
-    loss_type: stablemax_cross_entropy
-  halt_exploration_prob: 0.1
-  halt_max_steps: 2
-  H_cycles: 1
-  L_cycles: 2
-  H_layers: 1
-  L_layers: 1
-  hidden_size: 16
-  num_heads: 2
-  expansion: 2
-  puzzle_emb_ndim: ${.hidden_size}
-  pos_encodings: rope
-global_batch_size: 768
-"""
-REFERENCE_ARCH = {"name": "hrm", "loss_type": "stablemax_cross_entropy", "halt_exploration_prob": 0.1,
-                  "halt_max_steps": 2, "H_cycles": 1, "L_cycles": 2, "H_layers": 1, "L_layers": 1,
-                  "hidden_size": 16, "num_heads": 2, "expansion": 2, "puzzle_emb_ndim": 16, "pos_encodings": "rope"}
+# HRM_CONFIG's arch (halt_max_steps 3, H 2 x L 3 cycles, 2 + 1 layers, hidden 16, softmax), by hand.
+REFERENCE_ARCH = {"name": "hrm", "loss_type": "softmax_cross_entropy", "halt_exploration_prob": 0.1,
+                  "halt_max_steps": 3, "H_cycles": 2, "L_cycles": 3, "H_layers": 2, "L_layers": 1,
+                  "hidden_size": 16, "num_heads": 2, "expansion": 2, "puzzle_emb_ndim": 16, "pos_encodings": "rope",
+                  "forward_dtype": "bfloat16"}
 
 
 def write_reference(folder: Path, vocab_size: int, num_ids: int) -> tuple[Path, dict[str, torch.Tensor]]:
@@ -151,10 +128,7 @@ def write_reference(folder: Path, vocab_size: int, num_ids: int) -> tuple[Path, 
     with torch.no_grad():
         weights["inner.puzzle_emb.weights"].normal_()
         weights["inner.q_head.weight"].normal_(0, 0.3)
-    folder.mkdir(parents=True)
-    torch.save({f"_orig_mod.model.{k}": v for k, v in weights.items()}, folder / "step_100")
-    (folder / "all_config.yaml").write_text(REFERENCE_CONFIG)
-    return folder / "step_100", weights
+    return write_reference_run(folder, weights, HRM_CONFIG, step=100), weights
 
 
 def test_reference_checkpoint_evaluates_through_the_cli(data, tmp_path):

@@ -29,12 +29,7 @@ CONFIG = ["global_batch_size=8", "epochs=4", "eval_interval=4", "arch.hidden_siz
 TOLERANCE = dict(rtol=1e-4, atol=1e-5)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
