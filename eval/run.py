@@ -48,10 +48,11 @@ class _ModelRunner:
                 batch_size: int | None) -> Iterator[PredictionBatch]:
         import torch.distributed
 
-        from train.inference import check_dataset_matches, load_for_inference, predict_batches
+        from train.inference import load_for_inference, predict_batches
 
-        model, config = load_for_inference(checkpoint, device=self.dist.device)
-        check_dataset_matches(config, dataset)
+        # Checks the checkpoint against the dataset before building the model; also takes
+        # reference checkpoints (weights + all_config.yaml), built for this dataset's shapes.
+        model, config = load_for_inference(checkpoint, device=self.dist.device, dataset=dataset)
         batch_size = batch_size or config.get("eval_batch_size") or config.get("global_batch_size") or 768
         total = dataset.split(split).attrs.get("total_examples")
         with progress(total=total, desc=f"eval {checkpoint.name}", unit="ex") as bar:

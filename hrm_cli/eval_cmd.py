@@ -18,8 +18,9 @@ EXAMPLE = ("Examples: hrm eval --checkpoint runs/arc --data data/arc1 --vote 2 -
 def eval_command(
     data: Data,
     checkpoint: Annotated[Optional[list[Path]], typer.Option(
-        "--checkpoint", "-c", help="Checkpoint (.pt) or run directory (its latest checkpoint); repeat to "
-                                   "ensemble: all checkpoints vote together.")] = None,
+        "--checkpoint", "-c", help="Checkpoint (.pt) or run directory (its latest checkpoint), or a reference "
+                                   "HRM/TRM checkpoint (weights file with all_config.yaml beside it); repeat "
+                                   "to ensemble: all checkpoints vote together.")] = None,
     vote: Annotated[int, typer.Option("--vote", help="Report pass@1..pass@K after voting over the "
                                                      "augmented versions (ARC adds pass@5/10/100/1000 when reached).")] = 2,
     out: Annotated[Optional[Path], typer.Option(

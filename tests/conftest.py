@@ -37,3 +37,16 @@ def shared_arc() -> Path:
     if not (SHARED_ARC / "arc-agi_training_challenges.json").is_file():
         pytest.skip(f"real ARC data not found at {SHARED_ARC} (only present beside the project's own checkout)")
     return SHARED_ARC
+
+
+@pytest.fixture
+def single_thread(monkeypatch):
+    """One torch thread here and in CLI subprocesses: identical float reductions in-process and
+    in subprocesses, and no 2-thread stalls on a busy 2-core machine."""
+    import torch
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

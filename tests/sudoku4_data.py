@@ -46,7 +46,9 @@ def make_puzzles(count: int, blanks: int, rng: np.random.Generator, grids: np.nd
 
 
 def write_sudoku4(out: Path, *, train_size: int = 400, test_size: int = 100, blanks: int = 6,
-                  seed: int = 0) -> Path:
+                  seed: int = 0, identifiers: int = 0) -> Path:
+    """With `identifiers` > 0, puzzle i gets identifier name p{i % identifiers} (so the puzzle
+    embedding has that many trained rows); otherwise every puzzle has the blank identifier."""
     rng = np.random.default_rng(seed)
     grids = all_grids()
     train_in, train_lab = make_puzzles(train_size, blanks, rng, grids)
@@ -54,10 +56,12 @@ def write_sudoku4(out: Path, *, train_size: int = 400, test_size: int = 100, bla
                                      exclude={p.tobytes() for p in train_in})
     with atomic_directory(out, force=True) as tmp:
         writer = DatasetWriter(tmp, task="sudoku", seed=seed, builder={"box": 2, "blanks": blanks})
+        ids = writer.add_identifiers([f"p{j}" for j in range(identifiers)]) if identifiers else None
         for name, inputs, labels in [("train", train_in, train_lab), ("test", test_in, test_lab)]:
             split = writer.split(name, seq_len=16, vocab_size=6, pad_id=0, ignore_label_id=0)
             n = len(inputs)
+            named = {} if ids is None else {"puzzle_identifiers": ids[np.arange(n) % len(ids)]}
             split.set().append(inputs + 1, labels + 1, examples_per_puzzle=np.ones(n, np.int64),
-                               puzzles_per_group=np.ones(n, np.int64))
+                               puzzles_per_group=np.ones(n, np.int64), **named)
         writer.close()
     return out

@@ -137,6 +137,17 @@ def tree_load(template: Any, state: Any) -> Any:
     return state
 
 
+def map_tensors(fn: Any, tree: Any) -> Any:
+    """`fn` applied to every tensor of a plain tree (what `tree_state` returns)."""
+    if isinstance(tree, torch.Tensor):
+        return fn(tree)
+    if isinstance(tree, dict):
+        return {key: map_tensors(fn, value) for key, value in tree.items()}
+    if isinstance(tree, list):
+        return [map_tensors(fn, value) for value in tree]
+    return tree
+
+
 def rng_state() -> dict[str, Any]:
     """Python, NumPy and torch (CPU and CUDA) global RNG states as plain values."""
     version, internal, gauss = random.getstate()
@@ -144,8 +155,10 @@ def rng_state() -> dict[str, Any]:
     state = {"python": [version, list(internal), gauss],
              "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
              "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        # This process's device only: under torchrun every rank's generator is in the same state
+        # (random draws are made for the global batch), so rank 0's fits any rank's device.
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -155,5 +168,5 @@ def set_rng_state(state: dict[str, Any]) -> None:
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if isinstance(state.get("cuda"), torch.Tensor) and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])

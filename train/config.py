@@ -62,6 +62,10 @@ class TrainConfig:
     log_interval: int = 10              # steps per metrics.jsonl line (one host sync each)
     logger: Optional[str] = None        # "wandb" | "tensorboard", only when installed
     loader_cache_mb: int = 2048         # decoded dataset blocks kept in memory by the loader
+    ema: bool = False                   # keep an EMA of the weights; evaluate and export it
+    ema_rate: float = 0.999             # EMA <- rate * EMA + (1 - rate) * weights, every step
+    init_from: Optional[str] = None     # start from these weights (hrm checkpoint or reference
+                                        # checkpoint); the arch comes from the checkpoint
     arch: dict[str, Any] = field(default_factory=lambda: dict(ARCH_DEFAULTS["hrm"]))
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,15 +130,29 @@ def _flatten(mapping: dict[str, Any], where: str) -> list[tuple[str, Any]]:
     return items
 
 
-def _set(values: dict[str, Any], key: str, value: Any, where: str) -> None:
+def arch_defaults(name: str) -> dict[str, Any]:
+    """Every arch key of architecture `name` with its default."""
+    if name in ARCH_DEFAULTS:
+        return dict(ARCH_DEFAULTS[name])
+    from train.registry import default_arch  # imports torch: only when another arch is named
+
+    return default_arch(name)
+
+
+def _set(values: dict[str, Any], key: str, value: Any, where: str, explicit: set[str]) -> None:
     if key.startswith("arch."):
         name = key[len("arch."):]
         if not name or "." in name:
             raise HrmError(f"{where}: unknown config key {key!r} (arch keys are one level deep)")
         if name == "name" and value != values["arch"].get("name"):
-            # A different architecture starts from its own defaults, not from HRM's.
-            values["arch"] = dict(ARCH_DEFAULTS.get(str(value), {}))
+            # A different architecture starts from its own defaults, keeping the keys this file
+            # or these overrides set that it also has (`arch.name=trm` on an HRM preset keeps the
+            # preset's sizes), but not the previous architecture's defaults.
+            fresh = arch_defaults(str(value))
+            kept = {k: v for k, v in values["arch"].items() if k in explicit and k in fresh}
+            values["arch"] = {**fresh, **kept}
         values["arch"][name] = value
+        explicit.add(name)
         return
     if key not in _HINTS or key == "arch":
         known = ", ".join(k for k in _HINTS if k != "arch")
@@ -171,11 +189,12 @@ def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] 
                 base: dict[str, Any] | None = None) -> TrainConfig:
     """Defaults (or `base`, e.g. a resumed run's config) <- YAML file <- `key=value` overrides."""
     values = TrainConfig().to_dict() if base is None else {**base, "arch": dict(base.get("arch", {}))}
+    explicit: set[str] = set(values["arch"]) if base is not None else set()  # arch keys set, not defaulted
     if path is not None:
         for key, value in _flatten(read_yaml(path), str(path)):
-            _set(values, key, value, str(path))
+            _set(values, key, value, str(path), explicit)
     for key, value in parse_overrides(overrides):
-        _set(values, key, value, "override")
+        _set(values, key, value, "override", explicit)
     config = TrainConfig(**values)
     validate(config)
     return config
@@ -192,6 +211,8 @@ def validate(config: TrainConfig) -> None:
     for key in ["lr_warmup_steps", "checkpoint_interval", "keep_checkpoints", "lr", "puzzle_emb_lr"]:
         if getattr(config, key) < 0:
             raise HrmError(f"config key {key!r} must not be negative, got {getattr(config, key)}")
+    if not 0.0 <= config.ema_rate <= 1.0:
+        raise HrmError(f"config key 'ema_rate' must be in [0, 1], got {config.ema_rate}")
     if config.logger not in LOGGERS:
         raise HrmError(f"config key 'logger' must be wandb or tensorboard, got {config.logger!r}")
     if not isinstance(config.arch, dict) or "name" not in config.arch:
@@ -216,3 +237,27 @@ def config_from_dict(values: dict[str, Any], where: str = "checkpoint") -> Train
     config = TrainConfig(**{k: _check_type(k, v) if k != "arch" else dict(v) for k, v in values.items()})
     validate(config)
     return config
+
+
+def check_new_run_folder(run_dir: str | os.PathLike, force: bool) -> None:
+    """A new run never silently mixes with an old one's checkpoints and logs."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())) and not force:
+        raise HrmError(f"{run_dir} already exists; continue it with `hrm train --resume {run_dir}` "
+                       f"or pass --force to start over")
+
+
+def resume_config(run_dir: Path, overrides: list[str], data: str | None = None) -> TrainConfig:
+    """The saved config of a run, with the overrides that do not change the run's math."""
+    config_file = Path(run_dir) / "config.yaml"
+    if not config_file.is_file():
+        raise HrmError(f"{run_dir} is not a training run (no config.yaml); start one with --out")
+    saved = load_config(config_file)
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if key not in RESUMABLE_KEYS:
+            raise HrmError(f"cannot change {key!r} when resuming (allowed: {', '.join(sorted(RESUMABLE_KEYS))})")
+    extra = list(overrides) + ([f"data_path={data}"] if data else [])
+    return load_config(None, extra, base=saved.to_dict())
+
+

@@ -1,9 +1,21 @@
 """Every distributed concern of training in one place: rank, world size, device, reductions.
 
-Single-process today; under `torchrun` (which sets RANK / WORLD_SIZE / LOCAL_RANK) `setup()`
+One process by default; under `torchrun` (which sets RANK / WORLD_SIZE / LOCAL_RANK) `setup()`
 initialises torch.distributed (NCCL on CUDA, gloo otherwise), so the loop, the loader and the
 checkpoint code never need to know how many processes there are: they ask `DistInfo` which rows
-are theirs, reduce metric sums with `all_reduce_sum`, and let only `is_main` write files.
+of each global batch are theirs, sum gradients and metric sums over ranks, and let only
+`is_main` write files.
+
+Why N processes compute the run of one process (up to float reduction order):
+- every rank samples the same global batch and takes rows [r*B/N, (r+1)*B/N) (train/data.py);
+- the loss is divided by the global batch size, so the SUM of the ranks' gradients is the
+  global gradient (`all_reduce_gradients`, bucketed); the sparse puzzle-embedding optimiser
+  gathers every rank's ids and gradient rows (optim.gather_across_ranks);
+- the model's random draws (ACT exploration) are made for the global batch and sliced
+  (`assign_slots`), so every rank's generator stays in the same state as one process's;
+- initial weights come from the same seed and are broadcast from rank 0 anyway;
+- the ACT carry is checkpointed as the global carry (`gather_rows`) and each rank takes its
+  slice on resume, so a run can continue on a different number of processes.
 """
 from __future__ import annotations
 
@@ -16,6 +28,7 @@ import torch.distributed as dist
 from builders.common import HrmError
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
+_control_group: "dist.ProcessGroup | None" = None  # None: the default group
 
 
 @dataclass(frozen=True)
@@ -62,10 +75,14 @@ def setup(device: str | None = "auto") -> DistInfo:
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     chosen = select_device(device, local_rank)
+    global _control_group
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if chosen.type == "cuda" else "gloo")
         if chosen.type == "cuda":
             torch.cuda.set_device(chosen)
+        # Control flags (a stop signal) go through a CPU group, so checking them never waits on
+        # the GPU; with gloo the world group is one already.
+        _control_group = dist.new_group(backend="gloo") if chosen.type == "cuda" else None
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=chosen)
 
 
@@ -80,13 +97,66 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
-def all_reduce_gradients(parameters) -> None:  # noqa: ANN001 - any iterable of parameters
+def all_reduce_gradients(parameters, bucket_bytes: int = 25 << 20) -> None:  # noqa: ANN001 - any iterable of parameters
     """Sum dense gradients over ranks (the loss is already divided by the global batch size, so a
-    sum is the global gradient). The sparse puzzle-embedding optimiser gathers its own rows."""
+    sum is the global gradient), a few flat buckets per call rather than one collective per
+    tensor. The sparse puzzle-embedding optimiser gathers its own rows."""
+    if not is_distributed():
+        return
+    grads = [p.grad for p in parameters if p.grad is not None]
+    bucket: list[torch.Tensor] = []
+    size = 0
+    for index, grad in enumerate(grads):
+        bucket.append(grad)
+        size += grad.numel() * grad.element_size()
+        last = index == len(grads) - 1
+        if size >= bucket_bytes or last or grads[index + 1].dtype != grad.dtype:
+            flat = torch.cat([g.reshape(-1) for g in bucket])
+            dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+            offset = 0
+            for g in bucket:
+                g.copy_(flat[offset:offset + g.numel()].view_as(g))
+                offset += g.numel()
+            bucket, size = [], 0
+
+
+@torch.no_grad()
+def broadcast_from_main(module: torch.nn.Module) -> None:
+    """Make every rank hold rank 0's parameters and buffers (the seed already makes them equal;
+    this guards against any rank-dependent initialisation)."""
     if is_distributed():
-        for parameter in parameters:
-            if parameter.grad is not None:
-                dist.all_reduce(parameter.grad, op=dist.ReduceOp.SUM)
+        for tensor in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(tensor.data, src=0)
+
+
+def assign_slots(model: torch.nn.Module, info: DistInfo, global_batch_size: int) -> None:
+    """Tell the model which slots of the global batch this rank holds (for its random draws)."""
+    if hasattr(model, "global_slots"):
+        model.global_slots = (info.local_rows(global_batch_size).start, global_batch_size)
+
+
+def gather_rows(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Every rank's rows concatenated in rank order (dim 0), on the CPU; the tensor itself in one
+    process. Collectives run on `device` (NCCL needs CUDA tensors)."""
+    if not is_distributed():
+        return tensor.detach().cpu()
+    local = tensor.detach().to(device).contiguous()
+    is_bool = local.dtype == torch.bool
+    if is_bool:  # gloo has no bool collectives
+        local = local.to(torch.uint8)
+    parts = [torch.empty_like(local) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, local)
+    rows = torch.cat(parts).cpu()
+    return rows.bool() if is_bool else rows
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank when `flag` is true on any rank (so all ranks stop at the same step)."""
+    if not is_distributed():
+        return flag
+    value = torch.tensor([int(flag)])
+    dist.all_reduce(value, op=dist.ReduceOp.MAX, group=_control_group)
+    return bool(value.item())
 
 
 def barrier() -> None:
@@ -95,5 +165,7 @@ def barrier() -> None:
 
 
 def teardown() -> None:
+    global _control_group
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+    _control_group = None

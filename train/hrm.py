@@ -242,6 +242,10 @@ class HrmAct(nn.Module):
         self.config = config
         self.inner = HrmInner(config) if inner is None else inner
         self.learns_q_continue = learns_q_continue
+        # (first, total): this process holds slots [first, first + B) of a global batch of `total`
+        # (train.distributed sets it under torchrun). Random draws are made for the whole global
+        # batch and sliced, so N processes explore exactly as one process with the whole batch.
+        self.global_slots: tuple[int, int] | None = None
 
     @property
     def puzzle_emb(self) -> SparsePuzzleEmbedding | None:
@@ -285,8 +289,12 @@ class HrmAct(nn.Module):
                 halted = halted | (q_halt > (q_continue if self.learns_q_continue else 0))
                 # Exploration: with probability halt_exploration_prob a slot must run at least a
                 # uniform draw from 2..halt_max_steps segments before it may halt.
-                explore = torch.rand_like(q_halt) < cfg.halt_exploration_prob
-                min_steps = torch.where(explore, torch.randint_like(steps, 2, cfg.halt_max_steps + 1), 0)
+                first, total = self.global_slots or (0, q_halt.shape[0])
+                mine = slice(first, first + q_halt.shape[0])
+                draw = torch.rand(total, dtype=q_halt.dtype, device=q_halt.device)[mine]
+                explore = draw < cfg.halt_exploration_prob
+                low_steps = torch.randint(2, cfg.halt_max_steps + 1, (total,), dtype=steps.dtype, device=steps.device)
+                min_steps = torch.where(explore, low_steps[mine], 0)
                 halted = halted & (steps >= min_steps)
 
                 if self.learns_q_continue:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -17,9 +18,10 @@ from torch import nn
 from builders.common import HrmError
 from builders.dataset import Dataset, Split, open_dataset
 from train.checkpoint import load_checkpoint
-from train.config import config_from_dict
+from train.config import TrainConfig, config_from_dict
 from train.data import IGNORE_LABEL_ID, EvalBatch, as_torch, eval_batches, prefetched
 from train.distributed import DistInfo, all_reduce_sum, select_device
+from train.reference_checkpoint import load_reference_checkpoint
 from train.registry import build_model
 
 
@@ -53,17 +55,60 @@ def build_for_dataset(arch: dict[str, Any], signature: dict[str, Any], batch_siz
                        num_puzzle_identifiers=signature["num_puzzle_identifiers"], batch_size=batch_size)
 
 
-def load_for_inference(checkpoint: str | os.PathLike, device: str | torch.device | None = None
-                       ) -> tuple[nn.Module, dict[str, Any]]:
-    """(model in eval mode on `device`, config dict with its "dataset" signature) from a .pt file
-    or a run folder (its latest checkpoint)."""
+def is_reference_checkpoint(path: str | os.PathLike) -> bool:
+    """A checkpoint of the reference code: a weights file (or its folder) with all_config.yaml."""
+    path = Path(path)
+    return (path / "all_config.yaml").is_file() if path.is_dir() else (path.parent / "all_config.yaml").is_file()
+
+
+def load_for_inference(checkpoint: str | os.PathLike, device: str | torch.device | None = None,
+                       dataset: Dataset | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """(model in eval mode on `device`, config dict with its "dataset" signature) from a .pt file,
+    a run folder (its latest checkpoint) or a reference checkpoint (weights with all_config.yaml
+    beside them; needs `dataset` for its shapes). With `dataset`, a checkpoint that does not fit
+    it is refused before any model is built. A run trained with `ema` gives its EMA weights."""
+    chosen = device if isinstance(device, torch.device) else select_device(device or "auto")
+    if is_reference_checkpoint(checkpoint):
+        if dataset is None:
+            raise HrmError(f"{checkpoint} is a reference checkpoint: give the dataset to evaluate it on")
+        model, config = load_reference_for(checkpoint, dataset, TrainConfig().global_batch_size)
+        return model.to(chosen).eval(), config
     state = load_checkpoint(checkpoint)
     config = {**config_from_dict(state["config"]).to_dict(), "dataset": state["dataset"],
               "step": state["step"], "checkpoint": state["path"]}
-    chosen = device if isinstance(device, torch.device) else select_device(device or "auto")
+    if dataset is not None:
+        check_dataset_matches(config, dataset)
     model = build_for_dataset(config["arch"], state["dataset"], config["global_batch_size"])
     model.load_state_dict(state["model"])
+    if config["ema"] and state.get("ema"):
+        model.load_state_dict(state["ema"], strict=False)  # the averaged tensors, by state_dict key
     return model.to(chosen).eval(), config
+
+
+def load_reference_for(path: str | os.PathLike, dataset: Dataset, batch_size: int) -> tuple[nn.Module, dict[str, Any]]:
+    """A reference checkpoint built for `dataset`'s shapes (a one-line HrmError when they differ),
+    and a config dict like a run's: defaults, the checkpoint's arch, the dataset's signature."""
+    signature = dataset_signature(dataset)
+    model, arch = load_reference_checkpoint(path, seq_len=signature["seq_len"], vocab_size=signature["vocab_size"],
+                                            num_puzzle_identifiers=signature["num_puzzle_identifiers"],
+                                            batch_size=batch_size)
+    config = {**TrainConfig().to_dict(), "arch": arch, "dataset": signature, "step": 0, "checkpoint": str(path)}
+    return model, config
+
+
+def init_weights(path: str | os.PathLike, dataset: Dataset, batch_size: int) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(arch, model state dict) to start a run from (`init_from`): an hrm checkpoint or run folder
+    (its EMA weights when it kept one), or a reference checkpoint; refused when it does not fit
+    `dataset`."""
+    if is_reference_checkpoint(path):
+        model, config = load_reference_for(path, dataset, batch_size)
+        return config["arch"], model.state_dict()
+    state = load_checkpoint(path)
+    check_dataset_matches(state, dataset)
+    weights = dict(state["model"])
+    if state["config"].get("ema") and state.get("ema"):
+        weights.update(state["ema"])
+    return dict(state["config"]["arch"]), weights
 
 
 @torch.no_grad()

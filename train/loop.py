@@ -8,17 +8,21 @@ by the global batch size, and both optimisers step (AdamAtan2 for the dense weig
 the puzzle-embedding rows) at the scheduled learning rate. Metric sums stay on the device and are
 synchronised every `log_interval` steps. A checkpoint holds everything a resumed run needs to
 continue exactly: weights, both optimisers (the puzzle-embedding table is a model buffer), the
-step, the sampler position, the ACT carry, the unlogged metric sums and the RNG states.
+step, the sampler position, the ACT carry, the unlogged metric sums, the EMA and the RNG states.
+
+Under torchrun (train/distributed.py) each rank trains its slice of every global batch; carry and
+metric sums are checkpointed for the whole global batch, so a run resumes on any number of ranks.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
 import signal
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -27,13 +31,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from builders.common import HrmError, log, progress
+from builders.common import HrmError, log, progress, set_quiet
 from builders.dataset import Dataset, Split, open_dataset
 from train import checkpoint as ckpt
-from train.config import RESUMABLE_KEYS, TrainConfig, config_from_dict, load_config, save_config
+from train.config import TrainConfig, check_new_run_folder, save_config
 from train.data import TrainLoader, as_torch
-from train.distributed import DistInfo, all_reduce_gradients, all_reduce_sum, barrier, setup
-from train.inference import build_for_dataset, check_dataset_matches, dataset_signature, evaluate
+from train.distributed import (DistInfo, all_reduce_gradients, all_reduce_sum, any_rank, assign_slots,
+                               barrier, broadcast_from_main, gather_rows, setup, teardown)
+from train.ema import Ema
+from train.inference import build_for_dataset, check_dataset_matches, dataset_signature, evaluate, init_weights
 from train.losses import act_loss
 from train.metrics import MetricsLog, check_logger
 from train.optim import AdamAtan2, SparseSignSGD, lr_at
@@ -71,7 +77,9 @@ class Trainer:
     last_pass: int = -1        # evaluation interval of the last trained batch
     evaluated_pass: int = -1   # last interval whose closing evaluation ran
     last_eval: dict[str, Any] | None = None
+    last_train: dict[str, Any] | None = None  # the last metrics.jsonl train record
     stop_signal: int | None = None
+    ema: Ema | None = None
 
 
 # ----------------------------------------------------------------------------- build
@@ -83,8 +91,10 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build(config: TrainConfig, run_dir: Path, dist: DistInfo) -> Trainer:
-    """Dataset, model, optimisers, loader; touches nothing on disk."""
+def build(config: TrainConfig, run_dir: Path, dist: DistInfo,
+          weights: dict[str, torch.Tensor] | None = None) -> Trainer:
+    """Dataset, model (with `weights` when given: init_from), optimisers, loader; touches
+    nothing on disk."""
     dataset = open_dataset(config.data_path)
     train_split = dataset.split("train")
     test_split = dataset.split("test") if "test" in dataset.split_names else None
@@ -92,7 +102,12 @@ def build(config: TrainConfig, run_dir: Path, dist: DistInfo) -> Trainer:
     check_logger(config.logger)
     local_batch = config.global_batch_size // dist.world_size
     _seed_everything(config.seed)  # same initial weights on every rank
-    model = build_for_dataset(config.arch, signature, local_batch).to(dist.device).train()
+    model = build_for_dataset(config.arch, signature, local_batch)
+    if weights is not None:
+        model.load_state_dict(weights)
+    model = model.to(dist.device).train()
+    broadcast_from_main(model)
+    assign_slots(model, dist, config.global_batch_size)
     puzzle_emb = getattr(model, "puzzle_emb", None)
     sparse = {id(p) for p in puzzle_emb.parameters()} if puzzle_emb is not None else set()
     dense = [p for p in model.parameters() if p.requires_grad and id(p) not in sparse]
@@ -112,18 +127,36 @@ def build(config: TrainConfig, run_dir: Path, dist: DistInfo) -> Trainer:
                              * attrs.get("mean_puzzle_examples", 1.0) / config.global_batch_size))
     return Trainer(config=config, run_dir=run_dir, dist=dist, dataset=dataset, signature=signature,
                    model=model, forward=forward, optimizers=optimizers, loader=loader,
-                   test_split=test_split, total_steps=total_steps)
+                   test_split=test_split, total_steps=total_steps,
+                   sampler_state=loader.sampler.state_dict(),
+                   ema=Ema(model, config.ema_rate) if config.ema else None)
 
 
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def _checkpoint_state(t: Trainer) -> dict[str, Any]:
+def _global_carry(t: Trainer) -> Any:
+    """The carry of every slot of the global batch, in rank order (all ranks take part)."""
+    if t.carry is None:
+        return None
+    return ckpt.map_tensors(lambda rows: gather_rows(rows, t.dist.device), ckpt.tree_state(t.carry))
+
+
+def _global_window(t: Trainer) -> dict[str, torch.Tensor]:
+    """The unlogged metric sums over all ranks (all ranks take part)."""
+    keys = sorted(t.window)
+    if not keys:
+        return {}
+    totals = all_reduce_sum(torch.stack([t.window[k] for k in keys]).clone()).cpu()
+    return dict(zip(keys, totals))
+
+
+def _checkpoint_state(t: Trainer, carry: Any, window: dict[str, torch.Tensor]) -> dict[str, Any]:
     return {"step": t.step, "model": t.model.state_dict(),
             "optimizers": {name: opt.state_dict() for name, opt in t.optimizers.items()},
-            "ema": None,
-            "sampler": t.sampler_state or t.loader.sampler.state_dict(), "carry": ckpt.tree_state(t.carry),
-            "window": {k: v.detach().cpu() for k, v in t.window.items()}, "rng": ckpt.rng_state(),
+            "ema": t.ema.state_dict() if t.ema is not None else None,
+            "world_size": t.dist.world_size,
+            "sampler": t.sampler_state, "carry": carry, "window": window, "rng": ckpt.rng_state(),
             "elapsed": t.elapsed, "last_pass": t.last_pass, "evaluated_pass": t.evaluated_pass,
             "last_eval": t.last_eval, "config": t.config.to_dict(), "dataset": t.signature}
 
@@ -143,9 +176,18 @@ def restore(t: Trainer, state: dict[str, Any]) -> None:
         opt.load_state_dict(state["optimizers"][name])
     t.loader.sampler.load_state_dict(state["sampler"])
     t.sampler_state = dict(state["sampler"])
-    t.carry = None if state["carry"] is None else ckpt.tree_load(t.model.initial_carry(_dummy_batch(t)),
-                                                                 state["carry"])
-    t.window = {k: v.to(t.dist.device) for k, v in state["window"].items()}
+    if (state["ema"] is not None) != (t.ema is not None):
+        raise HrmError("the checkpoint was saved " + ("with" if state["ema"] is not None else "without")
+                       + " an EMA and the config says otherwise")
+    if t.ema is not None:
+        t.ema.load_state_dict(state["ema"])
+    # The carry and metric sums are stored for the global batch: take this rank's slots, and let
+    # rank 0 alone carry the sums, so any number of ranks continues the same run.
+    mine = t.dist.local_rows(t.config.global_batch_size)
+    t.carry = None if state["carry"] is None else ckpt.tree_load(
+        t.model.initial_carry(_dummy_batch(t)), ckpt.map_tensors(lambda rows: rows[mine], state["carry"]))
+    t.window = {k: (v if t.dist.is_main else torch.zeros_like(v)).to(t.dist.device)
+                for k, v in state["window"].items()}
     t.step, t.elapsed = state["step"], state["elapsed"]
     t.last_pass, t.evaluated_pass, t.last_eval = state["last_pass"], state["evaluated_pass"], state["last_eval"]
     ckpt.set_rng_state(state["rng"])
@@ -163,10 +205,12 @@ def _assert_finite(t: Trainer) -> None:
 def save(t: Trainer) -> Path:
     _assert_finite(t)
     path = ckpt.checkpoint_path(t.run_dir, t.step)
+    carry, window = _global_carry(t), _global_window(t)
+    barrier()  # every rank is at this step before rank 0 writes
     if t.dist.is_main:
-        ckpt.save_checkpoint(path, _checkpoint_state(t))
+        ckpt.save_checkpoint(path, _checkpoint_state(t, carry, window))
         ckpt.prune_checkpoints(t.run_dir, t.config.keep_checkpoints)
-    barrier()
+    barrier()  # no rank goes on (or exits) before the checkpoint is complete
     return path
 
 
@@ -190,34 +234,37 @@ def train_step(t: Trainer, batch: dict[str, torch.Tensor]) -> None:
             group["lr"] = lr
         opt.step()
         opt.zero_grad(set_to_none=True)
+    if t.ema is not None:
+        t.ema.update(t.model)
     t.carry = carry
     sums = {k: metrics[k].detach().double() for k in METRIC_KEYS}
     sums["nonfinite"] = (~torch.isfinite(loss.detach())).double()
-    sums["steps_done"] = torch.ones((), dtype=torch.float64, device=loss.device)
+    # Summed over ranks this counts steps, whatever the number of ranks (also across a resume).
+    sums["steps_done"] = torch.full((), 1.0 / t.dist.world_size, dtype=torch.float64, device=loss.device)
     for key, value in sums.items():
         t.window[key] = t.window[key] + value if key in t.window else value
 
 
 def flush_metrics(t: Trainer, metrics_log: MetricsLog, seconds: float) -> dict[str, Any] | None:
-    """One metrics.jsonl line for the steps since the last one (losses per example of the global
-    batch as the reference logs them, the rest per halted sequence)."""
+    """One metrics.jsonl line for the steps since the last one: every metric is a mean over the
+    sequences that halted in those steps (act_loss sums all of them over the same set)."""
     if not t.window:
         return None
     keys = list(t.window)
     totals = dict(zip(keys, all_reduce_sum(torch.stack([t.window[k] for k in keys])).cpu().tolist()))
     _assert_finite(t)
     t.window = {}
-    steps_done = totals["steps_done"] / t.dist.world_size
+    steps_done = totals["steps_done"]
     count = max(totals["count"], 1.0)
     record: dict[str, Any] = {"step": t.step, "split": "train",
                               "lr": t.optimizers["dense"].param_groups[0]["lr"]}
     for key in METRIC_KEYS[1:]:
-        divisor = t.config.global_batch_size * steps_done if key.endswith("loss") else count
-        record[key] = totals[key] / divisor
+        record[key] = totals[key] / count
     record["count"] = int(totals["count"])
     record["examples_per_s"] = t.config.global_batch_size * steps_done / max(seconds, 1e-9)
     record["time"] = round(t.elapsed, 3)
     metrics_log.write(record)
+    t.last_train = record
     return record
 
 
@@ -225,8 +272,9 @@ def run_evaluation(t: Trainer, metrics_log: MetricsLog) -> dict[str, Any] | None
     if t.test_split is None:
         return None
     batch_size = t.config.eval_batch_size or t.config.global_batch_size
-    result = {"step": t.step, "split": "test", **evaluate(t.model, t.test_split, batch_size, t.dist),
-              "time": round(t.elapsed, 3)}
+    with (t.ema.swapped_in(t.model) if t.ema is not None else nullcontext()):
+        metrics = evaluate(t.model, t.test_split, batch_size, t.dist)
+    result = {"step": t.step, "split": "test", **metrics, "time": round(t.elapsed, 3)}
     if t.dist.is_main:
         folder = t.run_dir / "eval"
         folder.mkdir(exist_ok=True)
@@ -249,10 +297,16 @@ def _stop_on_signals(t: Trainer) -> Iterator[None]:
         yield
         return
 
+    first = [0.0]
+
     def handler(signum: int, _frame: Any) -> None:
+        # Ctrl-C under torchrun reaches a process twice (from the terminal and from torchrun):
+        # only a repeat after a pause means "stop now".
         if t.stop_signal is not None:
-            raise KeyboardInterrupt
-        t.stop_signal = signum
+            if time.monotonic() - first[0] > 2.0:
+                raise KeyboardInterrupt
+            return
+        t.stop_signal, first[0] = signum, time.monotonic()
         log(f"received {signal.Signals(signum).name}: saving a checkpoint after this step")
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -266,27 +320,11 @@ def _stop_on_signals(t: Trainer) -> Iterator[None]:
 def prepare_run(config: TrainConfig, run_dir: Path, *, resume: bool, force: bool, is_main: bool) -> None:
     if resume or not is_main:
         return
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not force:
-            raise HrmError(f"{run_dir} already exists; continue it with `hrm train --resume {run_dir}` "
-                           f"or pass --force to start over")
+    check_new_run_folder(run_dir, force)
+    if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
-
-
-def resume_config(run_dir: Path, overrides: list[str], data: str | None = None) -> TrainConfig:
-    """The saved config of a run, with the overrides that do not change the run's math."""
-    config_file = run_dir / "config.yaml"
-    if not config_file.is_file():
-        raise HrmError(f"{run_dir} is not a training run (no config.yaml); start one with --out")
-    saved = config_from_dict(load_config(config_file).to_dict(), str(config_file))
-    for item in overrides:
-        key = item.partition("=")[0].strip()
-        if key not in RESUMABLE_KEYS:
-            raise HrmError(f"cannot change {key!r} when resuming (allowed: {', '.join(sorted(RESUMABLE_KEYS))})")
-    extra = list(overrides) + ([f"data_path={data}"] if data else [])
-    return load_config(None, extra, base=saved.to_dict())
 
 
 def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, force: bool = False) -> dict[str, Any]:
@@ -294,7 +332,16 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, for
     when the dataset has no test split). Raises TrainingInterrupted after a signal."""
     run_dir = Path(run_dir)
     dist = setup(config.device)
-    t = build(config, run_dir, dist)
+    if not dist.is_main:
+        set_quiet(True)  # one set of logs and one progress bar per run
+    weights = None
+    if config.init_from and not resume:  # a resumed run's weights come from its checkpoint
+        arch, weights = init_weights(config.init_from, open_dataset(config.data_path),
+                                     config.global_batch_size // dist.world_size)
+        if arch != config.arch:
+            log(f"init_from {config.init_from}: using its architecture {arch}")
+        config = dataclasses.replace(config, arch=arch)
+    t = build(config, run_dir, dist, weights)
     prepare_run(config, run_dir, resume=resume, force=force, is_main=dist.is_main)
     state = ckpt.load_checkpoint(run_dir) if resume and ckpt.latest_checkpoint(run_dir) else None
     if state is not None:
@@ -312,7 +359,8 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, for
     finally:
         t.loader.close()
         metrics_log.close()
-    return {**(t.last_eval or {"step": t.step}), "run": str(run_dir)}
+        teardown()
+    return {**(t.last_eval or t.last_train or {"step": t.step}), "run": str(run_dir)}
 
 
 def _loop(t: Trainer, metrics_log: MetricsLog) -> None:
@@ -330,10 +378,11 @@ def _loop(t: Trainer, metrics_log: MetricsLog) -> None:
         t.elapsed += seconds
         return seconds
 
-    def end_of_pass() -> None:
+    def evaluate_and_save(closes_pass: bool) -> None:
         tick()
         result = run_evaluation(t, metrics_log)
-        t.evaluated_pass = t.last_pass
+        if closes_pass:  # an early stop (max_steps) evaluates without closing the interval
+            t.evaluated_pass = t.last_pass
         if result:
             bar.set_postfix(exact=f"{result['exact_accuracy']:.3f}")
         save(t)
@@ -341,7 +390,7 @@ def _loop(t: Trainer, metrics_log: MetricsLog) -> None:
 
     for item in batches:
         if t.evaluated_pass < t.last_pass < item.pass_index:
-            end_of_pass()
+            evaluate_and_save(closes_pass=True)
         batch = as_torch(item.batch, t.dist.device)
         train_step(t, batch)
         # The loader's own sampler runs ahead in its thread; a checkpoint records where the
@@ -353,9 +402,10 @@ def _loop(t: Trainer, metrics_log: MetricsLog) -> None:
             bar.set_postfix(loss=f"{record['lm_loss']:.3f}", exact=f"{record['exact_accuracy']:.3f}")
         if cfg.checkpoint_interval and t.step % cfg.checkpoint_interval == 0:
             save(t)
-        if t.stop_signal is not None:
+        if any_rank(t.stop_signal is not None):  # a signal may reach the ranks a step apart
             path = save(t)
-            raise TrainingInterrupted(t.stop_signal, f"interrupted by {signal.Signals(t.stop_signal).name} "
+            signum = t.stop_signal or signal.SIGTERM
+            raise TrainingInterrupted(signum, f"interrupted by {signal.Signals(signum).name} "
                                       f"at step {t.step}; checkpoint {path}; continue with "
                                       f"`hrm train --resume {t.run_dir}`")
         if cfg.max_steps and t.step >= cfg.max_steps:
@@ -364,6 +414,6 @@ def _loop(t: Trainer, metrics_log: MetricsLog) -> None:
     if t.window:
         flush_metrics(t, metrics_log, tick())
     if t.last_eval is None or t.last_eval["step"] != t.step:
-        end_of_pass()
+        evaluate_and_save(closes_pass=not (cfg.max_steps and t.step >= cfg.max_steps))
     elif ckpt.latest_checkpoint(t.run_dir) != ckpt.checkpoint_path(t.run_dir, t.step):
         save(t)
