@@ -193,9 +193,11 @@ def train_step(t: Trainer, batch: dict[str, torch.Tensor]) -> None:
         opt.step()
         opt.zero_grad(set_to_none=True)
     t.carry = carry
-    sums = {k: metrics[k].detach().double() for k in METRIC_KEYS}
-    sums["nonfinite"] = (~torch.isfinite(loss.detach())).double()
-    sums["steps_done"] = torch.ones((), dtype=torch.float64, device=loss.device)
+    # Sums stay on the device (no host sync per step); MPS has no float64.
+    dtype = torch.float32 if loss.device.type == "mps" else torch.float64
+    sums = {k: metrics[k].detach().to(dtype) for k in METRIC_KEYS}
+    sums["nonfinite"] = (~torch.isfinite(loss.detach())).to(dtype)
+    sums["steps_done"] = torch.ones((), dtype=dtype, device=loss.device)
     for key, value in sums.items():
         t.window[key] = t.window[key] + value if key in t.window else value
 
