@@ -237,10 +237,12 @@ def train_step(t: Trainer, batch: dict[str, torch.Tensor]) -> None:
     if t.ema is not None:
         t.ema.update(t.model)
     t.carry = carry
-    sums = {k: metrics[k].detach().double() for k in METRIC_KEYS}
-    sums["nonfinite"] = (~torch.isfinite(loss.detach())).double()
+    # Sums stay on the device (no host sync per step); MPS has no float64.
+    dtype = torch.float32 if loss.device.type == "mps" else torch.float64
+    sums = {k: metrics[k].detach().to(dtype) for k in METRIC_KEYS}
+    sums["nonfinite"] = (~torch.isfinite(loss.detach())).to(dtype)
     # Summed over ranks this counts steps, whatever the number of ranks (also across a resume).
-    sums["steps_done"] = torch.full((), 1.0 / t.dist.world_size, dtype=torch.float64, device=loss.device)
+    sums["steps_done"] = torch.full((), 1.0 / t.dist.world_size, dtype=dtype, device=loss.device)
     for key, value in sums.items():
         t.window[key] = t.window[key] + value if key in t.window else value
 
