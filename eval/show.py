@@ -11,12 +11,13 @@ import os
 
 import numpy as np
 
+from augment.arc import parse_version_name
 from builders.common import HrmError
 from builders.dataset import Dataset, PuzzleSet, open_dataset
 from builders.render import Figure, Panel
 from builders.show import (check_index, default_split, find_identifier, first_set, grid_of,
                            identifier_name, puzzle_of_row)
-from eval.inverse import SetFrames, task_name
+from eval.inverse import SetFrames
 from eval.predictions import check_table
 from eval.score import read_rows
 from eval.vote import top_answers, vote
@@ -121,7 +122,7 @@ def _arc_prediction_figure(dataset: Dataset, puzzle_set: PuzzleSet, split: str, 
             panels.append(Panel(title, "arc", grid, wrong=_wrong(grid, truth)))
         solved += right
         figure_rows.append(panels)
-    name = task_name(identifier_name(dataset, int(puzzle_set.puzzle_identifiers[original])))
+    name = parse_version_name(identifier_name(dataset, int(puzzle_set.puzzle_identifiers[original])))[0]
     voted = len(np.unique(frames.example_puzzle[rows[voters]])) if len(voters) else 0
     notes = [f"{solved} of {len(pairs)} test pairs solved within {ATTEMPTS} attempts; "
              f"{voted} of {len(versions)} versions gave an answer"]
