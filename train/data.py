@@ -190,14 +190,19 @@ def to_batch(inputs: np.ndarray, labels: np.ndarray, identifiers: np.ndarray,
             "puzzle_identifiers": np.asarray(identifiers, np.int32)}
 
 
-def as_torch(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
-    non_blocking = device.type == "cuda"
+def pinned(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """Page-locked host copies, so that the copy to a CUDA device is asynchronous."""
+    return {key: torch.from_numpy(value).pin_memory() for key, value in batch.items()}
+
+
+def as_torch(batch: dict[str, np.ndarray | torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    cuda = device.type == "cuda"
     out = {}
     for key, value in batch.items():
-        tensor = torch.from_numpy(value)
-        if non_blocking:
+        tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(value)
+        if cuda and not tensor.is_pinned():
             tensor = tensor.pin_memory()
-        out[key] = tensor.to(device, non_blocking=non_blocking)
+        out[key] = tensor.to(device, non_blocking=cuda)
     return out
 
 
@@ -206,7 +211,7 @@ def as_torch(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, to
 
 @dataclass
 class TrainBatch:
-    batch: dict[str, np.ndarray]   # this rank's rows
+    batch: dict[str, Any]          # this rank's rows (numpy; pinned torch tensors for CUDA)
     sampler_state: dict[str, int]  # the sampler position after this batch (for checkpoints)
     epoch: float                   # fractional epochs done after this batch
     pass_index: int                # the evaluation interval ("pass") the batch belongs to
@@ -286,6 +291,8 @@ class TrainLoader:
             rows, puzzles = picked[0][self.rows_of_rank], picked[1][self.rows_of_rank]
             batch = to_batch(self.inputs.take(rows), self.labels.take(rows), identifiers[puzzles],
                              self.attrs.get("ignore_label_id"))
+            if self.dist.device.type == "cuda":  # pin here, in the loader's thread
+                batch = pinned(batch)
             yield TrainBatch(batch, self.sampler.state_dict(), self.sampler.progress_epochs,
                              self.sampler.last_pass)
 
