@@ -46,7 +46,7 @@ def test_every_preset_parses_and_builds_its_model(preset):
         {k: v for k, v in config.arch.items() if k not in ("hidden_size", "num_heads", "puzzle_emb_ndim")}
     model = build_model(small.arch, seq_len=81, vocab_size=11, num_puzzle_identifiers=3, batch_size=2)
     assert type(model.inner).__name__.lower().startswith(config.arch["name"][:3])
-    if preset.startswith("trm-"):
+    if preset.startswith("trm_"):
         assert config.ema and config.ema_rate == 0.999 and config.arch["name"] == "trm"
 
 
