@@ -16,7 +16,6 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -28,17 +27,11 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from _common import peak_rss_mb  # noqa: E402
+from builders.inspect import directory_bytes  # noqa: E402
 
 SUBSETS = ["training", "evaluation", "concept"]
 TEST_SET = "evaluation"
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _disk_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def run_ours(args: argparse.Namespace) -> dict:
@@ -52,12 +45,12 @@ def run_ours(args: argparse.Namespace) -> dict:
                         aug=args.aug, seed=0)
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     examples = summary["train_examples"] + summary["test_examples"]
-    disk = _disk_bytes(out)
+    disk = directory_bytes(out)
     shutil.rmtree(out.parent)
     raw = examples * 900 * 2  # inputs + labels as uint8
     return {"what": "arc_build", "size": f"ARC-1 960 tasks aug {args.aug}", "examples": examples,
             "seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2), "items_per_s": round(examples / seconds),
-            "items_per_cpu_s": round(examples / cpu_seconds), "peak_rss_mb": round(_peak_rss_mb()),
+            "items_per_cpu_s": round(examples / cpu_seconds), "peak_rss_mb": round(peak_rss_mb()),
             "disk_mb": round(disk / 2**20, 1), "raw_mb": round(raw / 2**20, 1), "disk_over_raw": round(disk / raw, 4),
             "shortfall_tasks": summary["shortfall_tasks"]}
 
@@ -149,7 +142,7 @@ def run_baseline(args: argparse.Namespace) -> dict:
     return {"what": "arc_build_baseline", "size": f"{len(sample)} of {len(tasks)} tasks aug {args.aug}",
             "examples": examples, "seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2),
             "items_per_s": round(examples / seconds), "items_per_cpu_s": round(examples / cpu_seconds),
-            "peak_rss_mb": round(_peak_rss_mb())}
+            "peak_rss_mb": round(peak_rss_mb())}
 
 
 def _child(kind: str, args: argparse.Namespace) -> dict:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import tempfile
 import time
@@ -23,16 +22,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import peak_rss_mb  # noqa: E402
 
 from builders.dataset import DatasetWriter, atomic_directory, open_dataset  # noqa: E402
 from train.data import TrainLoader, TrainSampler  # noqa: E402
 from train.distributed import DistInfo  # noqa: E402
 
 BATCH = 768
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def write(out: Path, *, groups: int, puzzles_per_group: int, examples_per_puzzle: int, seq: int,

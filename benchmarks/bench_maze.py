@@ -11,8 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import resource
 import sys
 import tempfile
 import time
@@ -23,20 +21,13 @@ import numpy as np
 from numba import njit, prange
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import emit  # noqa: E402
 
 from builders import maze_kernels as kernels  # noqa: E402
 from builders.maze import build_maze, generate_mazes, stream_base  # noqa: E402
 
 SIZE, MIN_PATH, DENSITY = 30, 110, 0.25
 BASELINE_DENSITY = 0.38  # the best wall density for the rejection sampler (0.3-0.45 swept: ~0.13% accepted)
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def emit(**row) -> None:
-    print(json.dumps({**row, "peak_rss_mb": round(peak_rss_mb(), 1)}), flush=True)
 
 
 @njit(parallel=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -19,12 +18,9 @@ import numba
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import peak_rss_mb  # noqa: E402
 
 from builders.sudoku import DEFAULT_EASY_FRACTION, DEFAULT_SEARCH_STEPS, generate_puzzles  # noqa: E402
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(what: str, count: int, seed: int, steps: int, easy_fraction: float) -> dict:

@@ -11,9 +11,7 @@ Prints one JSON line per measurement.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import resource
 import sys
 import tempfile
 import time
@@ -25,6 +23,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import emit  # noqa: E402
 
 from builders.dataset import DatasetWriter, atomic_directory  # noqa: E402
 from train import layers, loop  # noqa: E402
@@ -33,14 +32,6 @@ from train.data import as_torch  # noqa: E402
 from train.distributed import setup  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def emit(**record) -> None:
-    print(json.dumps({**record, "peak_rss_mb": round(peak_rss_mb(), 1)}), flush=True)
 
 
 def write_data(out: Path, side: int, rows: int) -> Path:

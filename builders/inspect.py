@@ -45,7 +45,7 @@ def summarize(values: np.ndarray) -> dict[str, Any]:
             "histogram": histogram(values)}
 
 
-def _directory_bytes(path: os.PathLike) -> int:
+def directory_bytes(path: os.PathLike) -> int:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
@@ -59,7 +59,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         "seed": dataset.attrs.get("seed"),
         "builder": dataset.attrs.get("builder", {}),
         "num_puzzle_identifiers": dataset.num_identifiers,
-        "bytes_on_disk": _directory_bytes(dataset.path),
+        "bytes_on_disk": directory_bytes(dataset.path),
         "splits": {},
     }
     for key, value in dataset.attrs.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,16 @@ def run_hrm(*args: str | os.PathLike, check: bool = False, timeout: float = 600)
     if check and result.returncode != 0:
         raise AssertionError(f"hrm {' '.join(map(str, args))} exited {result.returncode}:\n{result.stderr}")
     return result
+
+
+def wait_for_lines(path: Path, count: int, process: subprocess.Popen, timeout: float) -> None:
+    """Poll until `path` holds at least `count` lines, the process exits, or `timeout` passes
+    (the caller's assertions then say what went wrong)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        if path.exists() and len(path.read_text().splitlines()) >= count:
+            return
+        time.sleep(0.05)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ import torch
 
 from builders.common import HrmError
 from builders.dataset import DatasetWriter, atomic_directory, open_dataset
-from conftest import REPO, assert_one_line_error, run_hrm
+from conftest import REPO, assert_one_line_error, run_hrm, wait_for_lines
 from sudoku4_data import write_sudoku4
 from train import loop as loop_module
 from train.checkpoint import list_checkpoints, load_checkpoint
@@ -155,12 +154,7 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes_identically(data, tmp_pa
     args = [sys.executable, "-m", "hrm_cli", "train", "--data", str(data), "--out", str(run), "--quiet",
             *TINY, "epochs=200", "max_steps=2000"]
     process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        metrics = run / "metrics.jsonl"
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 4:
-            break
-        time.sleep(0.05)
+    wait_for_lines(run / "metrics.jsonl", 4, process, timeout=120)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM, stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import REPO, wait_for_lines
 from sudoku4_data import write_sudoku4
 from train.checkpoint import load_checkpoint
 from train.config import load_config, resume_config
@@ -169,7 +169,6 @@ def test_exploration_draws_do_not_depend_on_how_the_batch_is_split():
 
 def test_sigterm_to_torchrun_stops_every_process_at_one_checkpoint(data, one_process, tmp_path):
     import signal
-    import time
 
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
@@ -178,12 +177,7 @@ def test_sigterm_to_torchrun_stops_every_process_at_one_checkpoint(data, one_pro
                                 "--nproc-per-node=2", "-m", "hrm_cli", "train", "--quiet", "--data", str(data),
                                 "--out", str(run), *endless],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:
-        metrics = run / "metrics.jsonl"
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.05)
+    wait_for_lines(run / "metrics.jsonl", 3, process, timeout=300)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode != 0
