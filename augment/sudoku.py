@@ -19,6 +19,7 @@ leading row of the input (shapes [B], [B, n], [B, n], [B, n+1]).
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -194,3 +195,58 @@ def augment_pairs(puzzles, solutions, group, transpose, row_perm, col_perm, digi
                 h = (h ^ np.uint64(digit_in * 16 + digit_out)) * np.uint64(0x100000001B3)
         hashes[v] = h
     return inputs, labels, hashes
+
+
+def line_permutations(box: int) -> np.ndarray:
+    """uint8[box! ** (box + 1), n]: every band-preserving permutation of the n = box*box lines
+    (an order of the bands, then an order of the lines inside each band)."""
+    inside = list(itertools.permutations(range(box)))
+    perms = [[band * box + line for band, order in zip(bands, orders) for line in order]
+             for bands in itertools.permutations(range(box)) for orders in itertools.product(inside, repeat=box)]
+    return np.array(perms, np.uint8)
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _canonical_grids(grids, perms):
+    """Row b: the lexicographically smallest grid over every transpose and line permutation,
+    with digits renamed 1, 2, ... in order of first appearance (blanks stay 0)."""
+    count, size = grids.shape
+    n = perms.shape[1]
+    out = np.empty_like(grids)
+    for b in prange(count):
+        best = np.full(size, 127, np.int8)
+        candidate = np.empty(size, np.int8)
+        names = np.empty(n + 1, np.int8)
+        for transpose in range(2):
+            for r in range(perms.shape[0]):
+                for c in range(perms.shape[0]):
+                    names[:] = 0
+                    named = 0
+                    for i in range(n):
+                        for j in range(n):
+                            row, col = perms[r, i], perms[c, j]
+                            digit = grids[b, col * n + row] if transpose else grids[b, row * n + col]
+                            if digit != 0 and names[digit] == 0:
+                                named += 1
+                                names[digit] = named
+                            candidate[i * n + j] = names[digit]
+                    for k in range(size):  # keep the candidate if it is smaller
+                        if candidate[k] != best[k]:
+                            if candidate[k] < best[k]:
+                                best[:] = candidate
+                            break
+        out[b] = best
+    return out
+
+
+def canonical_sudoku(grids: np.ndarray, box: int) -> np.ndarray:
+    """A canonical representative of every grid's orbit under the augmentation group (transpose,
+    band/row and stack/column permutations, digit relabelling): two grids [B, n*n] of digits
+    (0 = blank) get equal rows iff one is a transform of the other.
+
+    Enumerates all 2 * (box! ** (box + 1)) ** 2 line transforms: 128 for 4x4 (instant), 3.4
+    million for 9x9 (a fraction of a second per grid), so the 9x9 builder compares exactly."""
+    grids = np.ascontiguousarray(grids, np.int8)
+    if grids.ndim != 2 or grids.shape[1] != box ** 4:
+        raise ValueError(f"expected [B, {box ** 4}] digit grids, got shape {grids.shape}")
+    return _canonical_grids(grids, line_permutations(box))

@@ -29,7 +29,7 @@ from augment.arc import ARC_SEQ_LEN, ARC_SIDE, ARC_VOCAB, NUM_COLOURS
 from builders.arc_checks import check_tasks
 from builders.arc_io import DEFAULT_SUBSETS, DEFAULT_TEST_SET, ArcTask, packaged_data, read_inputs
 from builders.arc_kernels import encode_versions, pack_grids, pair_tables, version_hashes
-from builders.common import HrmError, log, progress
+from builders.common import HrmError, deferred_interrupt, log, progress
 from builders.dataset import DatasetWriter, SetWriter, atomic_directory
 
 RETRY_FACTOR = 5  # candidate versions per wanted version, as the reference (5 x aug tries)
@@ -65,8 +65,9 @@ def draw_versions(packed: _Packed, aug: int, rng: np.random.Generator) -> tuple[
     maps = np.arange(NUM_COLOURS, dtype=np.uint8)[None]
     if aug <= 0:
         return transforms, maps
-    tables, shapes = pair_tables(packed.cells, packed.starts, packed.heights, packed.widths)
-    kept_hashes = version_hashes(tables, shapes, transforms, maps)
+    with deferred_interrupt():
+        tables, shapes = pair_tables(packed.cells, packed.starts, packed.heights, packed.widths)
+        kept_hashes = version_hashes(tables, shapes, transforms, maps)
     tried, limit = 0, RETRY_FACTOR * aug
     while len(transforms) <= aug and tried < limit:
         # first a batch of the size still wanted (usually enough), then larger batches
@@ -75,7 +76,8 @@ def draw_versions(packed: _Packed, aug: int, rng: np.random.Generator) -> tuple[
         new_transforms = rng.integers(0, 8, size=count, dtype=np.uint8)
         colours = rng.permuted(np.tile(np.arange(1, NUM_COLOURS, dtype=np.uint8), (count, 1)), axis=1)
         new_maps = np.concatenate([np.zeros((count, 1), np.uint8), colours], axis=1)
-        hashes = version_hashes(tables, shapes, new_transforms, new_maps)
+        with deferred_interrupt():
+            hashes = version_hashes(tables, shapes, new_transforms, new_maps)
         both = np.ascontiguousarray(np.concatenate([kept_hashes, hashes])).view("V16").ravel()
         _, first = np.unique(both, return_index=True)
         fresh = np.sort(first[first >= len(kept_hashes)])[:aug + 1 - len(transforms)] - len(kept_hashes)
@@ -157,8 +159,9 @@ def _write_group(submit: Callable, target: SetWriter, packed: _Packed, pairs: np
             rows, cols = _offsets(packed, pairs, batch_t, rng)
         inputs = np.empty(((stop - start) * len(pairs), ARC_SEQ_LEN), np.uint8)
         labels = np.empty_like(inputs)
-        encode_versions(packed.cells, packed.starts, packed.heights, packed.widths, 2 * pairs, 2 * pairs + 1,
-                        batch_t, batch_m, rows, cols, inputs, labels)
+        with deferred_interrupt():
+            encode_versions(packed.cells, packed.starts, packed.heights, packed.widths, 2 * pairs, 2 * pairs + 1,
+                            batch_t, batch_m, rows, cols, inputs, labels)
         submit(partial(target.append_to_group, inputs, labels, examples_per_puzzle=np.full(stop - start, len(pairs)),
                        last=stop == len(transforms), puzzle_identifiers=ids[start:stop],
                        puzzle_fields={"aug_dihedral": batch_t, "aug_colour_map": batch_m}))

@@ -1,12 +1,16 @@
-"""Things every stage shares: the user-error type, stderr logging and progress bars.
+"""Things every stage shares: the user-error type, stderr logging, progress bars, and holding
+Ctrl-C while a numba kernel runs.
 
 Library code raises `HrmError` for anything the user can fix (bad input, missing file,
 wrong format); the CLI turns it into one line on stderr and a non-zero exit.
 """
 from __future__ import annotations
 
+import signal
 import sys
-from typing import Iterable, TypeVar
+import threading
+from contextlib import contextmanager
+from typing import Iterable, Iterator, TypeVar
 
 from tqdm import tqdm
 
@@ -40,3 +44,23 @@ def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, d
     disable = _quiet or not sys.stderr.isatty()
     return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, disable=disable,
                 dynamic_ncols=True, leave=False)
+
+
+@contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) while a numba kernel runs and raise KeyboardInterrupt after it.
+
+    A KeyboardInterrupt raised while numba boxes a kernel's results (it calls back into Python)
+    turns into a SystemError and can crash the interpreter; deferred, it unwinds normally and
+    the atomic output directory is cleaned up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt

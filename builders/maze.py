@@ -21,7 +21,7 @@ import numpy as np
 
 from augment.dihedral import NUM_DIHEDRAL, dihedral
 from builders import maze_kernels as kernels
-from builders.common import HrmError, log, progress
+from builders.common import HrmError, deferred_interrupt, log, progress
 from builders.dataset import DatasetWriter, SetWriter, atomic_directory
 from builders.inspect import histogram, histogram_lines
 from builders.reference_csv import ReferenceCsv, read_reference_csv
@@ -98,8 +98,9 @@ def generate_mazes(count: int, *, size: int, min_path: int, seed: int, stream: i
         labels = np.empty((batch, cells), np.uint8)
         lengths = np.empty(batch, np.int32)
         counts = np.empty(batch, np.int32)
-        kernels.generate_batch(base, tried, size, min_path, wall_density, unique_path,
-                               inputs, labels, lengths, counts)
+        with deferred_interrupt():
+            kernels.generate_batch(base, tried, size, min_path, wall_density, unique_path,
+                                   inputs, labels, lengths, counts)
         tried += batch
         keep = []
         for row, digest in zip(np.flatnonzero(lengths >= 0), canonical_digests(inputs[lengths >= 0], size)):
@@ -161,7 +162,8 @@ def validate_csv(csv: ReferenceCsv, side: int, skip_invalid: bool) -> tuple[Refe
     n = len(csv)
     codes, lengths, marked = np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, np.int32)
     counts = np.empty(n, np.int32)
-    kernels.check_solutions(side, inputs, labels, codes, lengths, marked, counts)
+    with deferred_interrupt():
+        kernels.check_solutions(side, inputs, labels, codes, lengths, marked, counts)
     messages = {kernels.CHECK_UNREACHABLE: "G is not reachable from S",
                 kernels.CHECK_PATH_BROKEN: "the cells marked 'o' do not connect S to G",
                 kernels.CHECK_PATH_LONGER: "the marked path is not a shortest path ({m} moves marked, shortest is {s})"}

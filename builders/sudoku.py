@@ -5,7 +5,13 @@ then a hill-climbing search for hardness (see `builders.sudoku_kernels.generate_
 numba and in parallel over puzzles. Puzzle i of a split uses its own random stream derived
 from (seed, split, i), so the output does not depend on thread scheduling or batch sizes.
 A minority (`easy_fraction`) gets no hardness search, as the reference mixes easy puzzles with
-hard ones; `--min-difficulty` makes every puzzle climb until it reaches the rating.
+hard ones; `--min-difficulty` makes every puzzle climb until it reaches the rating. With
+`--blanks N` a puzzle is instead a random solved grid with clues removed (keeping it unique)
+until exactly N cells are blank: the smoke runs' 4x4 task, whose minimal puzzles are too few.
+
+Held out: a generated test puzzle equal to a train puzzle up to symmetry (`puzzle_keys`: the
+canonical form for 4x4, the puzzle itself for 9x9) is drawn again, so that test accuracy
+measures generalisation and not recall of a train puzzle's augmented versions.
 
 Augmentation: each group is the original puzzle (identity descriptors) followed by `aug`
 random versions (`augment.sudoku`). A version equal to one already kept for that puzzle
@@ -25,15 +31,17 @@ from typing import Any, Iterator
 import numba
 import numpy as np
 
-from augment.sudoku import augment_pairs, draw_transforms
-from builders.common import HrmError, log, progress
+from augment.sudoku import augment_pairs, canonical_sudoku, draw_transforms
+from builders.common import HrmError, deferred_interrupt, log, progress
 from builders.dataset import DatasetWriter, SplitWriter, atomic_directory
 from builders.sudoku_import import import_csv
-from builders.sudoku_kernels import deferred_interrupt, generate_batch, sudoku_tables
+from builders.sudoku_kernels import generate_batch, generate_blanks_batch, sudoku_tables
 
 DEFAULT_SEARCH_STEPS = 90  # hill-climbing proposals per hard puzzle (mean rating ~30 on 9x9)
 DEFAULT_EASY_FRACTION = 0.1  # puzzles left as random minimal puzzles (rating ~2)
 _MAX_DRAWS_PER_VERSION = 5  # dedup retry bound, as the reference's 5 x K for ARC
+_MAX_GRIDS_PER_BLANKS_PUZZLE = 1000  # random solved grids tried per --blanks puzzle
+_MAX_REDRAWS = 200  # new draws of a test puzzle that coincides with a train puzzle
 _GENERATE_CHUNK = 64  # puzzles per parallel kernel call (progress and Ctrl-C granularity)
 _ROWS_PER_APPEND = 1 << 16  # examples augmented and written per step (bounded memory)
 _SPLIT_TAGS = {"train": 0, "test": 1}
@@ -60,7 +68,7 @@ class SplitSummary:
     ratings: list[np.ndarray] = field(default_factory=list)
     short_groups: int = 0  # groups with fewer versions than asked (only possible for 4x4)
     skipped_rows: int = 0  # CSV rows skipped with --skip-invalid
-    originals: set[bytes] = field(default_factory=set)  # distinct original puzzles
+    originals: set[bytes] = field(default_factory=set)  # distinct originals (`puzzle_keys`)
     in_train: int = 0  # (test) originals that are also train originals
 
     def as_dict(self) -> dict[str, Any]:
@@ -75,13 +83,32 @@ class SplitSummary:
                 "puzzles_also_in_train": self.in_train}
 
 
+def puzzle_keys(puzzles: np.ndarray, box: int) -> list[bytes]:
+    """Keys that are equal for puzzles equal up to the augmentation group (transpose, line
+    permutations, digit relabelling): the canonical form for 4x4, whose orbits are cheap to
+    enumerate (128 line transforms) and small enough for train and test to meet by chance;
+    the puzzle itself for 9x9, where an orbit has 1.2e12 members and two generated puzzles
+    coincide up to symmetry with negligible probability."""
+    grids = canonical_sudoku(puzzles, box) if box == 2 else np.asarray(puzzles, np.int8)
+    return [grid.tobytes() for grid in grids]
+
+
+def max_blanks(box: int) -> int:
+    """The most blanks a unique puzzle can have: 4x4 needs 4 clues, 9x9 needs 17."""
+    return {2: 12, 3: 64}[box]
+
+
 def generate_puzzles(count: int, *, box: int = 3, seed: int = 0, split: str = "train",
                      search_steps: int = DEFAULT_SEARCH_STEPS,
                      easy_fraction: float = DEFAULT_EASY_FRACTION, min_difficulty: int = 0,
+                     blanks: int = 0, exclude: set[bytes] | None = None,
                      chunk: int = _GENERATE_CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yield (puzzles int8[B, N], solutions int8[B, N], ratings int64[B]) chunk by chunk.
 
-    Every puzzle is unique, minimal and rated; puzzle i depends only on (seed, split, i)."""
+    Every puzzle is unique and rated: minimal and hardened by search, or with exactly `blanks`
+    blanks when `blanks` > 0. A puzzle whose `puzzle_keys` key is in `exclude` (the train split's,
+    when generating test) is drawn again from a new stream. Puzzle i depends only on (seed, split,
+    i) and `exclude`."""
     n = box * box
     peers, units = sudoku_tables(box)
     tag = _SPLIT_TAGS[split]
@@ -91,16 +118,45 @@ def generate_puzzles(count: int, *, box: int = 3, seed: int = 0, split: str = "t
     steps = np.where(easy, 0, search_steps).astype(np.int64)
     # Past the budget, a puzzle under --min-difficulty keeps climbing up to this many proposals.
     max_steps = max(10 * search_steps, 1000) if min_difficulty > 0 else 0
-    for start in range(0, count, chunk):
-        stop = min(count, start + chunk)
+
+    def generate(seeds: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         # chunk size 1: threads take puzzles one by one (their cost varies ~10x)
         with numba.parallel_chunksize(1), deferred_interrupt():
-            puzzles, solutions, ratings, _ = generate_batch(seeds[start:stop], steps[start:stop], peers,
-                                                            units, n, min_difficulty, max_steps)
+            if blanks:
+                puzzles, solutions, ratings, _ = generate_blanks_batch(seeds, blanks, peers, units, n,
+                                                                       _MAX_GRIDS_PER_BLANKS_PUZZLE)
+            else:
+                puzzles, solutions, ratings, _ = generate_batch(seeds, steps, peers, units, n,
+                                                                min_difficulty, max_steps)
+        if blanks and (ratings < 0).any():
+            raise HrmError(f"could not make a unique {n}x{n} puzzle with {blanks} blanks from "
+                           f"{_MAX_GRIDS_PER_BLANKS_PUZZLE} random grids; choose fewer --blanks")
         if (ratings < min_difficulty).any():
             best = int(ratings[ratings < min_difficulty].max())
             raise HrmError(f"could not reach --min-difficulty {min_difficulty} within {max_steps} "
                            f"search steps (a puzzle stopped at {best}); choose a lower difficulty")
+        return puzzles, solutions, ratings
+
+    def coincides(puzzles: np.ndarray) -> np.ndarray:
+        if not exclude:
+            return np.zeros(len(puzzles), bool)
+        return np.array([key in exclude for key in puzzle_keys(puzzles, box)], bool)
+
+    for start in range(0, count, chunk):
+        stop = min(count, start + chunk)
+        puzzles, solutions, ratings = generate(seeds[start:stop], steps[start:stop])
+        clash = np.flatnonzero(coincides(puzzles))
+        for attempt in range(1, _MAX_REDRAWS + 1):
+            if not len(clash):
+                break
+            redraw = np.array([np.random.SeedSequence([seed, tag, 4, start + i, attempt]).generate_state(1, np.uint64)[0]
+                               for i in clash], np.uint64)
+            puzzles[clash], solutions[clash], ratings[clash] = generate(redraw, steps[start + clash])
+            clash = clash[coincides(puzzles[clash])]
+        if len(clash):
+            raise HrmError(f"{split} puzzles keep coinciding with train puzzles up to symmetry after "
+                           f"{_MAX_REDRAWS} redraws: the train split covers nearly all {n}x{n} puzzles of "
+                           "this kind; use a smaller --train-size or other --blanks")
         yield puzzles, solutions, ratings
 
 
@@ -229,7 +285,7 @@ def _log_ratings(name: str, summary: SplitSummary) -> None:
         log(f"  {span:>9} {row['count']:>7}")
     if info["repeated_puzzles"] or info["puzzles_also_in_train"]:
         log(f"{name}: {info['repeated_puzzles']} repeated puzzles, {info['puzzles_also_in_train']} also "
-            "in train (only expected for 4x4, which has few distinct minimal puzzles)")
+            "in train (4x4: up to symmetry; generated test puzzles are redrawn until none is)")
     if summary.short_groups:
         log(f"{name}: {summary.short_groups} puzzles have fewer distinct versions than asked "
             "(all that exist, or all found within the retry bound)")
@@ -240,7 +296,7 @@ def build_sudoku(out: str | os.PathLike, *, train_size: int = 1000, test_size: i
                  seed: int = 0, from_csv: str | os.PathLike | None = None,
                  skip_invalid: bool = False, force: bool = False,
                  search_steps: int = DEFAULT_SEARCH_STEPS,
-                 easy_fraction: float = DEFAULT_EASY_FRACTION) -> dict[str, Any]:
+                 easy_fraction: float = DEFAULT_EASY_FRACTION, blanks: int = 0) -> dict[str, Any]:
     """Build a sudoku dataset at `out`; returns a JSON-ready summary (also logged on stderr)."""
     if box not in (2, 3):
         raise HrmError(f"--box must be 2 (4x4) or 3 (9x9), got {box}")
@@ -252,6 +308,13 @@ def build_sudoku(out: str | os.PathLike, *, train_size: int = 1000, test_size: i
         if value < 0:
             raise HrmError(f"{name} must be >= 0, got {value}")
     csv_dir = Path(from_csv) if from_csv is not None else None
+    if blanks:
+        if not 1 <= blanks <= max_blanks(box):
+            raise HrmError(f"--blanks must be between 1 and {max_blanks(box)} for a unique "
+                           f"{box * box}x{box * box} sudoku, got {blanks}")
+        for name, clash in (("--from-csv", csv_dir is not None), ("--min-difficulty", min_difficulty > 0)):
+            if clash:
+                raise HrmError(f"--blanks cannot be combined with {name} (it sets how puzzles are generated)")
     if csv_dir is not None:
         for name in ("train.csv", "test.csv"):
             if not (csv_dir / name).is_file():
@@ -262,7 +325,7 @@ def build_sudoku(out: str | os.PathLike, *, train_size: int = 1000, test_size: i
     builder_args = {"train_size": train_size, "test_size": test_size, "min_difficulty": min_difficulty,
                     "aug": aug, "test_aug": test_aug, "box": box, "seed": seed,
                     "from_csv": str(csv_dir) if csv_dir else None, "skip_invalid": skip_invalid,
-                    "search_steps": search_steps, "easy_fraction": easy_fraction}
+                    "search_steps": search_steps, "easy_fraction": easy_fraction, "blanks": blanks}
     summaries: dict[str, SplitSummary] = {}
     with atomic_directory(out, force=force) as tmp:
         writer = DatasetWriter(tmp, task="sudoku", seed=seed, builder=builder_args,
@@ -279,18 +342,20 @@ def build_sudoku(out: str | os.PathLike, *, train_size: int = 1000, test_size: i
                     summary.skipped_rows = len(imported.skipped)
                     summary.ratings.append(imported.ratings)
                     bar = progress(total=len(imported.puzzles), desc=f"{name} (import)", unit="puzzle")
-                    summary.originals.update(map(bytes, imported.puzzles))
+                    summary.originals.update(puzzle_keys(imported.puzzles, box))
                     group_writer.write(imported.puzzles, imported.solutions,
                                        {"rating": imported.ratings.astype(np.int32),
                                         "source_rating": imported.source_ratings.astype(np.int32)})
                     bar.update(len(imported.puzzles))
                 else:
                     bar = progress(total=size, desc=f"{name} (generate)", unit="puzzle")
+                    exclude = summaries["train"].originals if name == "test" else None
                     for puzzles, solutions, ratings in generate_puzzles(
                             size, box=box, seed=seed, split=name, search_steps=search_steps,
-                            easy_fraction=easy_fraction, min_difficulty=min_difficulty):
+                            easy_fraction=easy_fraction, min_difficulty=min_difficulty, blanks=blanks,
+                            exclude=exclude):
                         summary.ratings.append(ratings)
-                        summary.originals.update(map(bytes, puzzles))
+                        summary.originals.update(puzzle_keys(puzzles, box))
                         group_writer.write(puzzles, solutions, {"rating": ratings.astype(np.int32)})
                         bar.update(len(puzzles))
                 bar.close()

@@ -1,4 +1,5 @@
-"""numba kernels for sudoku: solver/rater, random solved grids, minimal puzzles, hardness search.
+"""numba kernels for sudoku: solver/rater, random solved grids, minimal (or fixed-blank) puzzles,
+hardness search.
 
 Grids are flat int8 arrays of n*n digits (n = box*box, 0 = blank). Candidates are bit masks
 (bit d-1 set = digit d still possible). Every kernel takes the peer/unit tables of
@@ -21,11 +22,7 @@ whatever the thread schedule.
 """
 from __future__ import annotations
 
-import signal
-import threading
-from contextlib import contextmanager
 from functools import lru_cache
-from typing import Iterator
 
 import numpy as np
 from numba import njit, prange
@@ -62,26 +59,6 @@ def sudoku_tables(box: int) -> tuple[np.ndarray, np.ndarray]:
         seen = sorted({p for unit in units.tolist() if cell in unit for p in unit} - {cell})
         peers.append(seen)
     return np.array(peers, np.int16), units
-
-
-@contextmanager
-def deferred_interrupt() -> Iterator[None]:
-    """Hold Ctrl-C (SIGINT) while a numba kernel runs and raise KeyboardInterrupt after it.
-
-    A KeyboardInterrupt raised while numba boxes a kernel's results (it calls back into Python)
-    turns into a SystemError and can crash the interpreter; deferred, it unwinds normally and
-    the atomic output directory is cleaned up."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        raise KeyboardInterrupt
 
 
 # ----------------------------------------------------------------------------- solver
@@ -288,10 +265,11 @@ def random_solution(peers, units, n, rng, workspace) -> np.ndarray:
 
 
 @njit(cache=True)
-def minimise(puzzle, peers, units, n, rng, workspace) -> None:
-    """Remove clues of a unique `puzzle` (in place) in random order while it stays unique.
+def minimise(puzzle, peers, units, n, rng, workspace, max_blanks=-1) -> None:
+    """Remove clues of a unique `puzzle` (in place) in random order while it stays unique,
+    stopping once it has `max_blanks` blanks (-1: no limit).
 
-    One pass gives a minimal puzzle: a clue that had to stay when more clues were present
+    One full pass gives a minimal puzzle: a clue that had to stay when more clues were present
     still has to stay once others are gone (fewer clues never make a puzzle more constrained).
     Without clue c = v the puzzle stays unique iff no solution has c != v, so each test is a
     search for ONE solution with v forbidden at c (cheaper than counting to two)."""
@@ -300,13 +278,20 @@ def minimise(puzzle, peers, units, n, rng, workspace) -> None:
     shuffle(order, rng)
     solutions = np.zeros((1, size), np.int8)
     stats = np.zeros(NUM_STATS, np.int64)
+    blanks = 0
+    for cell in range(size):
+        blanks += puzzle[cell] == 0
     for cell in order:
+        if blanks == max_blanks:
+            return
         digit = puzzle[cell]
         if digit == 0:
             continue
         puzzle[cell] = 0
         if search(puzzle, peers, units, n, 1, False, rng, workspace, solutions, stats, cell, digit) != 0:
             puzzle[cell] = digit
+        else:
+            blanks += 1
 
 
 @njit(cache=True)
@@ -398,4 +383,33 @@ def generate_batch(seeds, steps, peers, units, n, min_rating, max_steps):
         solutions[i] = solution
         ratings[i] = rating
         tried[i] = proposals
+    return puzzles, solutions, ratings, tried
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def generate_blanks_batch(seeds, blanks, peers, units, n, max_tries):
+    """Puzzle i: a random solved grid with clues removed in random order while the puzzle stays
+    unique, until exactly `blanks` cells are blank (not minimal, no hardness search). A pass that
+    ends minimal with fewer blanks starts again from a new grid, up to `max_tries` grids.
+
+    Returns (puzzles int8[B, N], solutions int8[B, N], ratings int64[B], grids tried int64[B]);
+    the rating is -1 where no grid of the `max_tries` reached `blanks`."""
+    count = seeds.shape[0]
+    size = n * n
+    puzzles = np.zeros((count, size), np.int8)
+    solutions = np.zeros((count, size), np.int8)
+    ratings = np.full(count, -1, np.int64)
+    tried = np.zeros(count, np.int64)
+    for i in prange(count):
+        rng = np.full(1, seeds[i], np.uint64)
+        workspace = new_workspace(size)
+        while tried[i] < max_tries and ratings[i] < 0:
+            tried[i] += 1
+            solution = random_solution(peers, units, n, rng, workspace)
+            puzzle = solution.copy()
+            minimise(puzzle, peers, units, n, rng, workspace, blanks)
+            if (puzzle == 0).sum() == blanks:
+                ratings[i] = rate(puzzle, peers, units, n, workspace)
+            puzzles[i] = puzzle
+            solutions[i] = solution
     return puzzles, solutions, ratings, tried

@@ -12,7 +12,7 @@ from hrm_cli.options import Force, Json, Out, Quiet, Seed
 EXAMPLE = ("Examples:\n\n"
            "hrm build-data sudoku --out data/sudoku    (1000 hard train puzzles x 1001 versions, 1000 test)\n\n"
            "hrm build-data sudoku --out data/sudoku-x --from-csv sudoku-extreme/ --train-size 1000 --test-aug 8\n\n"
-           "hrm build-data sudoku --out data/tiny --box 2 --train-size 50 --aug 20")
+           "hrm build-data sudoku --out data/tiny --box 2 --blanks 8 --train-size 500 --aug 20")
 
 
 def sudoku(
@@ -25,6 +25,9 @@ def sudoku(
     test_aug: Annotated[int, typer.Option(
         help="Augmented versions per test puzzle, for test-time voting.")] = 0,
     box: Annotated[int, typer.Option(help="Box side: 3 = 9x9 sudoku, 2 = 4x4 (smoke runs).")] = 3,
+    blanks: Annotated[int, typer.Option(
+        help="Give every puzzle exactly this many blanks (unique, not minimal, no hardness search) "
+             "instead of hard minimal puzzles; 0 = off.")] = 0,
     seed: Seed = 0,
     from_csv: Annotated[Optional[Path], typer.Option(
         help="Folder with train.csv and test.csv in the reference layout (source,question,answer,rating) "
@@ -41,7 +44,7 @@ def sudoku(
     set_quiet(quiet)
     result = build_sudoku(out, train_size=train_size, test_size=test_size, min_difficulty=min_difficulty,
                           aug=aug, test_aug=test_aug, box=box, seed=seed, from_csv=from_csv,
-                          skip_invalid=skip_invalid, force=force)
+                          skip_invalid=skip_invalid, force=force, blanks=blanks)
     if as_json:
         typer.echo(json.dumps(result))
         return

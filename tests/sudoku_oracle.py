@@ -9,6 +9,7 @@ kernel's counts.
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 
@@ -125,3 +126,19 @@ def rate_reference(puzzle: list[int], n: int) -> tuple[int, int]:
 
     recurse(cands)
     return min(state["solutions"], 2), state["dead_ends"]
+
+
+def orbit_4x4(grid) -> set[bytes]:
+    """Every transform of a flat 4x4 digit grid (int8 bytes), looping over the whole group:
+    transpose or not, 8 band-preserving row orders, 8 column orders, 24 digit relabellings.
+    A[r, c] = digit_map[T[rows[r], cols[c]]] with T the grid or its transpose."""
+    grid = [[int(grid[i * 4 + j]) for j in range(4)] for i in range(4)]
+    lines = [p for p in itertools.permutations(range(4)) if p[0] // 2 == p[1] // 2 and p[2] // 2 == p[3] // 2]
+    orbit = set()
+    for t in ([row[:] for row in grid], [list(col) for col in zip(*grid)]):
+        for rows in lines:
+            for cols in lines:
+                for digits in itertools.permutations(range(1, 5)):
+                    relabel = (0, *digits)
+                    orbit.add(bytes(relabel[t[rows[r]][cols[c]]] for r in range(4) for c in range(4)))
+    return orbit

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from augment.sudoku import (augment_pairs, apply_sudoku_transform, identity_transforms,
+from augment.sudoku import (augment_pairs, apply_sudoku_transform, canonical_sudoku, identity_transforms,
                             draw_transforms, inverse_transforms, invert_sudoku_transform)
 from builders.sudoku_kernels import generate_batch, sudoku_tables
-from tests.sudoku_oracle import is_valid_solution
+from tests.sudoku_oracle import is_valid_solution, orbit_4x4
 
 
 def _literal(grid: np.ndarray, transpose: int, row_perm, col_perm, digit_map) -> np.ndarray:
@@ -130,3 +130,20 @@ def test_inverse_on_predictions_keeps_pad_blank_and_unknown_tokens():
             expected[i * 9 + j] = token
         back = invert_sudoku_transform(prediction, *(a[v] for a in descriptors))
         assert np.array_equal(back, expected)
+
+
+def test_canonical_form_is_equal_exactly_within_an_orbit():
+    rng = np.random.default_rng(0)
+    puzzles, _ = _puzzles(2, 6)
+    # partial grids too: blank some cells of each puzzle at random
+    grids = np.concatenate([puzzles, np.where(rng.random(puzzles.shape) < 0.3, 0, puzzles)]).astype(np.int8)
+    canonical = canonical_sudoku(grids, 2)
+    for grid, form in zip(grids, canonical):
+        orbit = orbit_4x4(grid)
+        assert form.tobytes() in orbit  # a member of the orbit...
+        members = np.frombuffer(b"".join(sorted(orbit)), np.int8).reshape(-1, 16)
+        assert (canonical_sudoku(members, 2) == form).all()  # ...shared by every member
+        for other, other_form in zip(grids, canonical):  # and by no grid outside the orbit
+            assert (other.tobytes() in orbit) == np.array_equal(other_form, form)
+    with pytest.raises(ValueError, match="16"):
+        canonical_sudoku(grids[:, :9], 2)

@@ -8,9 +8,9 @@ import pytest
 from augment.sudoku import invert_sudoku_transform
 from builders.common import HrmError
 from builders.dataset import open_dataset
-from builders.sudoku import build_sudoku
+from builders.sudoku import build_sudoku, generate_puzzles
 from builders.sudoku_kernels import generate_batch, sudoku_tables
-from tests.sudoku_oracle import count_solutions, is_valid_solution, rate_reference
+from tests.sudoku_oracle import count_solutions, is_valid_solution, orbit_4x4, rate_reference
 
 DESCRIPTORS = ("aug_transpose", "aug_row_perm", "aug_col_perm", "aug_digit_map")
 
@@ -106,6 +106,40 @@ def test_min_difficulty_is_respected(tmp_path):
         ratings = open_dataset(tmp_path / "d").split(split).set("all").field("rating", "group")
         assert (ratings >= 5).all()
         assert summary["splits"][split]["rating_min"] >= 5
+
+
+def _originals(path, split_name: str) -> tuple[np.ndarray, np.ndarray]:
+    data = open_dataset(path).split(split_name).set("all")
+    inputs, labels = data.rows(0, data.num_examples)
+    first = data.group_indices[:-1]
+    return inputs[first].astype(np.int8) - 1, labels[first].astype(np.int8) - 1
+
+
+def test_blanks_build_has_exactly_that_many_blanks_and_holds_test_out_up_to_symmetry(tmp_path):
+    summary = build_sudoku(tmp_path / "d", train_size=150, test_size=40, aug=3, box=2, blanks=8, seed=3)
+    _check_split(tmp_path / "d", "train", 2, 4)  # unique, labelled, versions invertible
+    _check_split(tmp_path / "d", "test", 2, 1)
+    train, _ = _originals(tmp_path / "d", "train")
+    test, _ = _originals(tmp_path / "d", "test")
+    assert ((train == 0).sum(1) == 8).all() and ((test == 0).sum(1) == 8).all()
+    seen = set().union(*(orbit_4x4(puzzle) for puzzle in train))
+    assert not any(puzzle.tobytes() in seen for puzzle in test)
+    assert summary["splits"]["test"]["puzzles_also_in_train"] == 0
+    # the rule is not vacuous: the same test stream without it meets train puzzles' orbits
+    unfiltered = np.concatenate([p for p, _, _ in generate_puzzles(40, box=2, seed=3, split="test", blanks=8)])
+    assert sum(puzzle.tobytes() in seen for puzzle in unfiltered) >= 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (dict(box=2, blanks=13), "--blanks must be between 1 and 12"),
+    (dict(box=2, blanks=4, min_difficulty=2), "cannot be combined with --min-difficulty"),
+    # 4x4 puzzles with 12 blanks (4 givens) form ~9 orbits: 300 train puzzles cover them all
+    (dict(box=2, blanks=12, train_size=300, test_size=2, aug=0), "keep coinciding with train puzzles"),
+])
+def test_blanks_errors(tmp_path, args, message):
+    with pytest.raises(HrmError, match=message):
+        build_sudoku(tmp_path / "d", **{"train_size": 4, "test_size": 2, **args})
+    assert not (tmp_path / "d").exists()
 
 
 # ----------------------------------------------------------------------------- CSV import

@@ -34,6 +34,7 @@ def test_json_summary_and_dataset(tmp_path):
     (("--train-size", "0"), ("--train-size must be at least 1",)),
     (("--aug", "-1"), ("--aug must be >= 0",)),
     (("--from-csv", "nowhere"), ("nowhere", "train.csv not found")),
+    (("--box", "2", "--blanks", "13"), ("--blanks must be between 1 and 12",)),
 ])
 def test_bad_arguments_give_one_line(tmp_path, args, fragments):
     result = run_hrm("build-data", "sudoku", "--out", tmp_path / "d", *args)
