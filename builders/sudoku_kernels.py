@@ -265,9 +265,9 @@ def random_solution(peers, units, n, rng, workspace) -> np.ndarray:
 
 
 @njit(cache=True)
-def minimise(puzzle, peers, units, n, rng, workspace, max_blanks=-1) -> None:
+def minimise(puzzle, peers, units, n, rng, workspace, stop_at_blanks=-1) -> None:
     """Remove clues of a unique `puzzle` (in place) in random order while it stays unique,
-    stopping once it has `max_blanks` blanks (-1: no limit).
+    stopping once it has `stop_at_blanks` blanks (-1: no limit).
 
     One full pass gives a minimal puzzle: a clue that had to stay when more clues were present
     still has to stay once others are gone (fewer clues never make a puzzle more constrained).
@@ -282,7 +282,7 @@ def minimise(puzzle, peers, units, n, rng, workspace, max_blanks=-1) -> None:
     for cell in range(size):
         blanks += puzzle[cell] == 0
     for cell in order:
-        if blanks == max_blanks:
+        if blanks == stop_at_blanks:
             return
         digit = puzzle[cell]
         if digit == 0:
