@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the pictures of the README's "Looking at things" with hrm itself, from small real
-# datasets and CPU smoke runs (about 45 minutes on 2 busy cores; the models are barely trained,
-# which is what the pictures show). Run from the repository root: bash docs/make_pictures.sh
+# datasets and CPU smoke runs (about 45 minutes on 2 busy cores; the ARC model is barely trained,
+# which is what its picture shows). Run from the repository root: bash docs/make_pictures.sh
 set -euo pipefail
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -37,7 +37,7 @@ hrm train --data "$work/arc" --out "$work/runarc" --config examples/smoke.yaml m
 hrm eval --checkpoint "$work/runarc" --data "$work/arc" --predictions "$work/arc.parquet" -q >/dev/null
 hrm show --predictions "$work/arc.parquet" --data "$work/arc" --task 009d5c81 --png docs/show_predictions.png -q >/dev/null
 
-# 4. training curves: the 4x4 sudoku smoke run
-hrm build-data sudoku --out "$work/s4" --box 2 --train-size 200 --test-size 50 --aug 10 -q
-hrm train --data "$work/s4" --out "$work/run4" --config examples/smoke.yaml max_steps=600 eval_interval=10 -q >/dev/null
+# 4. training curves: the 4x4 sudoku smoke run (examples/smoke.sh's data and preset, evaluated more often)
+hrm build-data sudoku --out "$work/s4" --box 2 --blanks 8 --train-size 600 --test-size 500 --aug 31 -q
+hrm train --data "$work/s4" --out "$work/run4" --config examples/smoke.yaml eval_interval=16 -q >/dev/null
 hrm show "$work/run4" --png docs/show_curves.png -q
