@@ -149,8 +149,8 @@ def generate_puzzles(count: int, *, box: int = 3, seed: int = 0, split: str = "t
         for attempt in range(1, _MAX_REDRAWS + 1):
             if not len(clash):
                 break
-            redraw = np.array([np.random.SeedSequence([seed, tag, 4, start + i, attempt]).generate_state(1, np.uint64)[0]
-                               for i in clash], np.uint64)
+            redraw = np.array([np.random.SeedSequence([seed, tag, 4, start + i, attempt]).generate_state(1, np.uint64)
+                               for i in clash], np.uint64).reshape(-1)
             puzzles[clash], solutions[clash], ratings[clash] = generate(redraw, steps[start + clash])
             clash = clash[coincides(puzzles[clash])]
         if len(clash):
