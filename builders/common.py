@@ -1,15 +1,18 @@
-"""Things every stage shares: the user-error type, stderr logging, progress bars, and holding
-Ctrl-C while a numba kernel runs.
+"""Things every stage shares: the user-error type, stderr logging, progress bars, atomic file
+writes, and holding Ctrl-C while a numba kernel runs.
 
 Library code raises `HrmError` for anything the user can fix (bad input, missing file,
 wrong format); the CLI turns it into one line on stderr and a non-zero exit.
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
+import uuid
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterable, Iterator, TypeVar
 
 from tqdm import tqdm
@@ -44,6 +47,19 @@ def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, d
     disable = _quiet or not sys.stderr.isatty()
     return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, disable=disable,
                 dynamic_ncols=True, leave=False)
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling of `path` to write; when the block completes it is renamed over
+    `path`, and if the block fails it is removed, so `path` is never seen half-written."""
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @contextmanager

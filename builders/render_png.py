@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builders.common import HrmError
+from builders.common import HrmError, atomic_file
 from builders.render import Figure, Panel
 
 if TYPE_CHECKING:  # Pillow is imported lazily so that the rest of hrm works without it
@@ -180,12 +179,10 @@ def save_png(image: "Image.Image", path: str | os.PathLike) -> Path:
         raise HrmError(f"{path} is a directory; give a file name for the PNG")
     if not path.parent.exists():
         raise HrmError(f"cannot write {path}: directory {path.parent} does not exist")
-    tmp = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
     try:
-        image.save(tmp, format="PNG")
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            image.save(tmp, format="PNG")
     except OSError as error:
-        tmp.unlink(missing_ok=True)
         raise HrmError(f"cannot write {path}: {error.strerror or error}") from None
     return path
 

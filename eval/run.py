@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pyarrow.parquet as pq
 
-from builders.common import HrmError, log, progress
+from builders.common import HrmError, atomic_file, log, progress
 from builders.dataset import Dataset, open_dataset
 from eval.predictions import PredictionBatch, PredictionWriter, dataset_signature
 from eval.score import ScoreResult, Scorer
@@ -84,12 +83,8 @@ def _write_results(out: Path, result: ScoreResult) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, write in ((RESULTS_FILE, lambda p: pq.write_table(result.per_group, p, compression="zstd")),
                         (METRICS_FILE, lambda p: p.write_text(json.dumps(result.summary, indent=2) + "\n"))):
-        tmp = out / f".{name}.partial-{uuid.uuid4().hex[:8]}"
-        try:
+        with atomic_file(out / name) as tmp:
             write(tmp)
-            os.replace(tmp, out / name)
-        finally:
-            tmp.unlink(missing_ok=True)
 
 
 def _run_models(runner: _ModelRunner, checkpoints: list[Path], dataset: Dataset, split: str,

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from builders.common import HrmError, log
+from builders.common import HrmError, atomic_file, log
 from eval.score import ScoreResult
 from eval.vote import top_answers
 
@@ -53,9 +52,5 @@ def write_submission(path: str | os.PathLike, submission: dict[str, Any]) -> Non
     """Write the JSON atomically (temp file + rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
-    try:
+    with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(submission, separators=(",", ":")))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

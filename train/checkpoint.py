@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from builders.common import HrmError
+from builders.common import HrmError, atomic_file
 
 FORMAT = "hrm-checkpoint"
 VERSION = 1
@@ -49,12 +49,10 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Atomic: a crash mid-write leaves the previous checkpoints and no partial `step_N.pt`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
+    with atomic_file(path) as tmp, open(tmp, "wb") as handle:
         torch.save({"format": FORMAT, "version": VERSION, **state}, handle)
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> None:

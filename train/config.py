@@ -20,7 +20,7 @@ from typing import Any, Iterable, Optional
 
 import yaml
 
-from builders.common import HrmError
+from builders.common import HrmError, atomic_file
 
 # Reference defaults (HRM's cfg_pretrain.yaml + arch/hrm_v1.yaml). puzzle_emb_ndim None follows
 # hidden_size as the reference's `${.hidden_size}` does; forward_dtype applies on CUDA only (CPU
@@ -223,10 +223,8 @@ def validate(config: TrainConfig) -> None:
 
 def save_config(config: TrainConfig, path: str | os.PathLike) -> None:
     """Write the resolved config (temp file + rename, like everything else in a run folder)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def config_from_dict(values: dict[str, Any], where: str = "checkpoint") -> TrainConfig:

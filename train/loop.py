@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from builders.common import HrmError, log, progress, set_quiet
+from builders.common import HrmError, atomic_file, log, progress, set_quiet
 from builders.dataset import Dataset, Split, open_dataset
 from train import checkpoint as ckpt
 from train.config import TrainConfig, check_new_run_folder, save_config
@@ -280,9 +280,8 @@ def run_evaluation(t: Trainer, metrics_log: MetricsLog) -> dict[str, Any] | None
     if t.dist.is_main:
         folder = t.run_dir / "eval"
         folder.mkdir(exist_ok=True)
-        tmp = folder / f".step_{t.step}.json.tmp"
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        tmp.replace(folder / f"step_{t.step}.json")
+        with atomic_file(folder / f"step_{t.step}.json") as tmp:
+            tmp.write_text(json.dumps(result, indent=2) + "\n")
     metrics_log.write(result)
     t.last_eval = result
     return result

@@ -8,11 +8,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from builders.common import HrmError
+from builders.common import HrmError, atomic_file
 
 _PACKAGES = {"wandb": "wandb", "tensorboard": "tensorboard"}
 
@@ -38,9 +37,8 @@ class MetricsLog:
         if resume_step is not None and self.path.exists():
             kept = [line for line in self.path.read_text().splitlines()
                     if line.strip() and json.loads(line)["step"] <= resume_step]
-            tmp = self.path.with_name(".metrics.jsonl.tmp")
-            tmp.write_text("".join(line + "\n" for line in kept))
-            os.replace(tmp, self.path)
+            with atomic_file(self.path) as tmp:
+                tmp.write_text("".join(line + "\n" for line in kept))
         self.handle = open(self.path, "a")
         check_logger(logger)
         if logger == "wandb":
