@@ -37,7 +37,7 @@ from builders.dataset import DatasetWriter, SplitWriter, atomic_directory
 from builders.sudoku_import import import_csv
 from builders.sudoku_kernels import generate_batch, generate_blanks_batch, sudoku_tables
 
-DEFAULT_SEARCH_STEPS = 70  # hill-climbing proposals per hard puzzle (mean rating ~26 on 9x9, ~57 puzzles/s on 2 cores)
+DEFAULT_SEARCH_STEPS = 70  # hill-climbing proposals per hard puzzle (mean rating ~25 on 9x9, ~57 puzzles/s on 2 cores)
 DEFAULT_EASY_FRACTION = 0.1  # puzzles left as random minimal puzzles (rating ~2)
 _MAX_DRAWS_PER_VERSION = 5  # dedup retry bound, as the reference's 5 x K for ARC
 _MAX_GRIDS_PER_BLANKS_PUZZLE = 1000  # random solved grids tried per --blanks puzzle
