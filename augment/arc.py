@@ -12,8 +12,8 @@ import re
 
 import numpy as np
 
-from augment.colour import apply_colour_map, inverse_colour_map
-from augment.dihedral import dihedral, inverse_dihedral
+from hrm.augment.colour import apply_colour_map, inverse_colour_map
+from hrm.augment.dihedral import dihedral, inverse_dihedral
 
 ARC_SIDE = 30
 ARC_SEQ_LEN = ARC_SIDE * ARC_SIDE

@@ -25,7 +25,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from augment.random_stream import rng_below, shuffle
+from hrm.augment.random_stream import rng_below, shuffle
 
 
 def _side(length: int) -> tuple[int, int]:

@@ -28,15 +28,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from _common import peak_rss_mb  # noqa: E402
-from builders.inspect import directory_bytes  # noqa: E402
+from hrm.builders.inspect import directory_bytes  # noqa: E402
 
 SUBSETS = ["training", "evaluation", "concept"]
 TEST_SET = "evaluation"
 
 
 def run_ours(args: argparse.Namespace) -> dict:
-    from builders.arc import build_arc
-    from builders.common import set_quiet
+    from hrm.builders.arc import build_arc
+    from hrm.common import set_quiet
 
     set_quiet(True)
     out = Path(tempfile.mkdtemp(prefix="bench_arc_")) / "arc1"
@@ -86,7 +86,7 @@ def _pad_example(inp: np.ndarray, out: np.ndarray, translate: bool, rng: np.rand
 
 
 def baseline_build(tasks: list, aug: int, out: Path, seed: int = 0) -> int:
-    from augment.dihedral import dihedral
+    from hrm.augment.dihedral import dihedral
 
     rng = np.random.default_rng(seed)
     rows = {"train": ([], []), "test": ([], [])}
@@ -124,8 +124,8 @@ def baseline_build(tasks: list, aug: int, out: Path, seed: int = 0) -> int:
 
 
 def run_baseline(args: argparse.Namespace) -> dict:
-    from builders.arc_checks import check_tasks
-    from builders.arc_io import packaged_data, read_inputs
+    from hrm.builders.arc_checks import check_tasks
+    from hrm.builders.arc_io import packaged_data, read_inputs
 
     if args.input:
         tasks = read_inputs([args.input], SUBSETS)

@@ -24,9 +24,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import peak_rss_mb  # noqa: E402
 
-from builders.dataset import DatasetWriter, atomic_directory, open_dataset  # noqa: E402
-from train.data import TrainLoader, TrainSampler  # noqa: E402
-from train.distributed import DistInfo  # noqa: E402
+from hrm.builders.dataset import DatasetWriter, atomic_directory, open_dataset  # noqa: E402
+from hrm.train.data import TrainLoader, TrainSampler  # noqa: E402
+from hrm.train.distributed import DistInfo  # noqa: E402
 
 BATCH = 768
 

@@ -23,8 +23,8 @@ from numba import njit, prange
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import emit  # noqa: E402
 
-from builders import maze_kernels as kernels  # noqa: E402
-from builders.maze import build_maze, generate_mazes, stream_base  # noqa: E402
+from hrm.builders import maze_kernels as kernels  # noqa: E402
+from hrm.builders.maze import build_maze, generate_mazes, stream_base  # noqa: E402
 
 SIZE, MIN_PATH, DENSITY = 30, 110, 0.25
 BASELINE_DENSITY = 0.38  # the best wall density for the rejection sampler (0.3-0.45 swept: ~0.13% accepted)

@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import peak_rss_mb  # noqa: E402
 
-from builders.sudoku import DEFAULT_EASY_FRACTION, DEFAULT_SEARCH_STEPS, generate_puzzles  # noqa: E402
+from hrm.builders.sudoku import DEFAULT_EASY_FRACTION, DEFAULT_SEARCH_STEPS, generate_puzzles  # noqa: E402
 
 
 def measure(what: str, count: int, seed: int, steps: int, easy_fraction: float) -> dict:

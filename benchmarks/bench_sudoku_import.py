@@ -31,7 +31,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from builders.sudoku import generate_puzzles  # noqa: E402
+from hrm.builders.sudoku import generate_puzzles  # noqa: E402
 
 
 def write_reference_csv(path: Path, puzzles: np.ndarray, solutions: np.ndarray) -> None:
@@ -95,7 +95,7 @@ def main() -> None:
         write_reference_csv(tmp / "csv" / "test.csv", puzzles[:10], solutions[:10])
 
         env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        hrm = [sys.executable, "-m", "hrm_cli", "build-data", "sudoku", "--from-csv", str(tmp / "csv"), "--quiet"]
+        hrm = [sys.executable, "-m", "hrm", "build-data", "sudoku", "--from-csv", str(tmp / "csv"), "--quiet"]
         # a tiny build first, so that numba's on-disk cache exists before the timed run
         subprocess.run([*hrm, "--out", str(tmp / "warm"), "--train-size", "2", "--test-size", "1", "--aug", "1"],
                        env=env, check=True, capture_output=True)

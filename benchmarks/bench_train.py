@@ -25,11 +25,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import emit  # noqa: E402
 
-from builders.dataset import DatasetWriter, atomic_directory  # noqa: E402
-from train import layers, loop  # noqa: E402
-from train.config import load_config  # noqa: E402
-from train.data import as_torch  # noqa: E402
-from train.distributed import setup  # noqa: E402
+from hrm.builders.dataset import DatasetWriter, atomic_directory  # noqa: E402
+from hrm.train import layers, loop  # noqa: E402
+from hrm.train.config import load_config  # noqa: E402
+from hrm.train.data import as_torch  # noqa: E402
+from hrm.train.distributed import setup  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -23,13 +23,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from augment.colour import inverse_colour_map  # noqa: E402
-from augment.dihedral import dihedral, inverse_dihedral  # noqa: E402
-from builders.dataset import DatasetWriter, atomic_directory, open_dataset  # noqa: E402
-from builders.render import arc_grid_from_tokens  # noqa: E402
-from eval.predictions import PredictionWriter  # noqa: E402
-from builders.common import set_quiet  # noqa: E402
-from eval.run import evaluate  # noqa: E402
+from hrm.augment.colour import inverse_colour_map  # noqa: E402
+from hrm.augment.dihedral import dihedral, inverse_dihedral  # noqa: E402
+from hrm.builders.dataset import DatasetWriter, atomic_directory, open_dataset  # noqa: E402
+from hrm.builders.render import arc_grid_from_tokens  # noqa: E402
+from hrm.eval.predictions import PredictionWriter  # noqa: E402
+from hrm.common import set_quiet  # noqa: E402
+from hrm.eval.run import evaluate  # noqa: E402
 
 SIDE = 30
 

@@ -25,12 +25,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from augment.arc import ARC_SEQ_LEN, ARC_SIDE, ARC_VOCAB, NUM_COLOURS
-from builders.arc_checks import check_tasks
-from builders.arc_io import DEFAULT_SUBSETS, DEFAULT_TEST_SET, ArcTask, packaged_data, read_inputs
-from builders.arc_kernels import encode_versions, pack_grids, pair_tables, version_hashes
-from builders.common import HrmError, deferred_interrupt, log, progress
-from builders.dataset import DatasetWriter, SetWriter, atomic_directory
+from hrm.augment.arc import ARC_SEQ_LEN, ARC_SIDE, ARC_VOCAB, NUM_COLOURS
+from hrm.builders.arc_checks import check_tasks
+from hrm.builders.arc_io import DEFAULT_SUBSETS, DEFAULT_TEST_SET, ArcTask, packaged_data, read_inputs
+from hrm.builders.arc_kernels import encode_versions, pack_grids, pair_tables, version_hashes
+from hrm.common import HrmError, deferred_interrupt, log, progress
+from hrm.builders.dataset import DatasetWriter, SetWriter, atomic_directory
 
 RETRY_FACTOR = 5  # candidate versions per wanted version, as the reference (5 x aug tries)
 _ROWS_PER_BATCH = 8192  # ~15 MB of inputs + labels per batch

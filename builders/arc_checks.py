@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from augment.dihedral import NUM_DIHEDRAL, dihedral
-from builders.arc_io import ArcTask
-from builders.common import HrmError, log
+from hrm.augment.dihedral import NUM_DIHEDRAL, dihedral
+from hrm.builders.arc_io import ArcTask
+from hrm.common import HrmError, log
 
 
 @dataclass

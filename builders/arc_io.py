@@ -26,8 +26,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from augment.arc import ARC_SIDE, NUM_COLOURS
-from builders.common import HrmError, log
+from hrm.augment.arc import ARC_SIDE, NUM_COLOURS
+from hrm.common import HrmError, log
 
 # The largest real ARC file (ARC-AGI-2 training challenges) is 4 MB; anything far beyond is
 # refused before json parses it (a 1 GB JSON would need several GB of Python objects).
@@ -225,7 +225,7 @@ def _sources(entry: str, subsets: Sequence[str]) -> dict[str, list[tuple[str, Pa
 @contextmanager
 def packaged_data() -> Iterator[Path]:
     """The folder of the ARC copy shipped in the package (xz-compressed Kaggle files)."""
-    with resources.as_file(resources.files("builders").joinpath("arc_data")) as folder:
+    with resources.as_file(resources.files("hrm.builders").joinpath("arc_data")) as folder:
         if not folder.is_dir():
             raise HrmError("the packaged ARC data (builders/arc_data) is missing from this install; "
                            "pass --input")

@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from augment.arc import ARC_SIDE, COLOUR_OFFSET, END_TOKEN, NUM_COLOURS
-from augment.dihedral import NUM_DIHEDRAL
+from hrm.augment.arc import ARC_SIDE, COLOUR_OFFSET, END_TOKEN, NUM_COLOURS
+from hrm.augment.dihedral import NUM_DIHEDRAL
 
 _LANES = 2
 _KEYS = np.random.default_rng(0x41524321).integers(

@@ -30,7 +30,7 @@ import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
 
-from builders.common import HrmError
+from hrm.common import HrmError
 
 FORMAT_NAME = "hrm-dataset"
 FORMAT_VERSION = 1

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from augment.arc import parse_version_name
-from builders.arc_io import read_json
-from builders.common import HrmError, log, progress
-from builders.dataset import BLANK_IDENTIFIER, DatasetWriter, SetWriter, atomic_directory
+from hrm.augment.arc import parse_version_name
+from hrm.builders.arc_io import read_json
+from hrm.common import HrmError, log, progress
+from hrm.builders.dataset import BLANK_IDENTIFIER, DatasetWriter, SetWriter, atomic_directory
 
 FIELDS = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
 TASKS = ("sudoku", "maze", "arc")

@@ -19,12 +19,12 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from augment.dihedral import NUM_DIHEDRAL, dihedral
-from builders import maze_kernels as kernels
-from builders.common import HrmError, deferred_interrupt, log, progress
-from builders.dataset import DatasetWriter, SetWriter, atomic_directory
-from builders.inspect import histogram, histogram_lines
-from builders.reference_csv import ReferenceCsv, read_reference_csv
+from hrm.augment.dihedral import NUM_DIHEDRAL, dihedral
+from hrm.builders import maze_kernels as kernels
+from hrm.common import HrmError, deferred_interrupt, log, progress
+from hrm.builders.dataset import DatasetWriter, SetWriter, atomic_directory
+from hrm.builders.inspect import histogram, histogram_lines
+from hrm.builders.reference_csv import ReferenceCsv, read_reference_csv
 
 CHARSET = "# SGo"
 VOCAB_SIZE = len(CHARSET) + 1

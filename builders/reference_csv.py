@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from builders.common import HrmError, log
+from hrm.common import HrmError, log
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from augment.arc import arc_grid_from_tokens  # noqa: F401  (the SPEC 6 crop; re-exported for callers)
+from hrm.augment.arc import arc_grid_from_tokens  # noqa: F401  (the SPEC 6 crop; re-exported for callers)
 
 # Maze tokens (SPEC 3): 1 '#' wall, 2 ' ' open, 3 'S', 4 'G', 5 'o' path; 0 (pad) renders as a space.
 MAZE_CHARS = " # SGo"

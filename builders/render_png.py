@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builders.common import HrmError, atomic_file
-from builders.render import Figure, Panel
+from hrm.common import HrmError, atomic_file
+from hrm.builders.render import Figure, Panel
 
 if TYPE_CHECKING:  # Pillow is imported lazily so that the rest of hrm works without it
     from PIL import Image

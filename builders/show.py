@@ -9,9 +9,9 @@ import os
 
 import numpy as np
 
-from builders.common import HrmError
-from builders.dataset import Dataset, PuzzleSet, open_dataset
-from builders.render import Figure, Panel, arc_grid_from_canvas, sudoku_digits
+from hrm.common import HrmError
+from hrm.builders.dataset import Dataset, PuzzleSet, open_dataset
+from hrm.builders.render import Figure, Panel, arc_grid_from_canvas, sudoku_digits
 
 
 def grid_of(task: str, tokens: np.ndarray) -> np.ndarray:

@@ -31,11 +31,11 @@ from typing import Any, Iterator
 import numba
 import numpy as np
 
-from augment.sudoku import augment_pairs, canonical_sudoku, draw_transforms
-from builders.common import HrmError, deferred_interrupt, log, progress
-from builders.dataset import DatasetWriter, SplitWriter, atomic_directory
-from builders.sudoku_import import import_csv
-from builders.sudoku_kernels import generate_batch, generate_blanks_batch, sudoku_tables
+from hrm.augment.sudoku import augment_pairs, canonical_sudoku, draw_transforms
+from hrm.common import HrmError, deferred_interrupt, log, progress
+from hrm.builders.dataset import DatasetWriter, SplitWriter, atomic_directory
+from hrm.builders.sudoku_import import import_csv
+from hrm.builders.sudoku_kernels import generate_batch, generate_blanks_batch, sudoku_tables
 
 DEFAULT_SEARCH_STEPS = 70  # hill-climbing proposals per hard puzzle (mean rating ~25 on 9x9, ~57 puzzles/s on 2 cores)
 DEFAULT_EASY_FRACTION = 0.1  # puzzles left as random minimal puzzles (rating ~2)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from builders.common import HrmError, deferred_interrupt, log
-from builders.reference_csv import ReferenceCsv, read_reference_csv
-from builders.sudoku_kernels import STAT_DEAD_ENDS, solve_batch, sudoku_tables
+from hrm.common import HrmError, deferred_interrupt, log
+from hrm.builders.reference_csv import ReferenceCsv, read_reference_csv
+from hrm.builders.sudoku_kernels import STAT_DEAD_ENDS, solve_batch, sudoku_tables
 
 _BLANK_CHARS = (ord("."), ord("0"))
 _SOLVE_CHUNK = 4096  # rows solved per parallel call while drawing a subsample

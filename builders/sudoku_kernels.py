@@ -27,7 +27,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit, prange
 
-from augment.random_stream import rng_below, shuffle
+from hrm.augment.random_stream import rng_below, shuffle
 
 MAX_DIGITS = 9  # box 3; masks and tables below cover up to 9 digits
 

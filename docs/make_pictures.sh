@@ -5,7 +5,7 @@
 set -euo pipefail
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-hrm() { python -m hrm_cli "$@"; }
+hrm() { python -m hrm "$@"; }
 
 # 1. a dataset example: a generated 9x9 sudoku
 hrm build-data sudoku --out "$work/s9" --train-size 8 --test-size 4 --aug 1 -q

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-from augment.dihedral import INVERSE_DIHEDRAL, inverse_dihedral
-from augment.sudoku import invert_sudoku_transform
-from builders.arc_kernels import transform_grid
-from builders.common import HrmError
-from builders.maze_kernels import mix64
-from builders.dataset import PuzzleSet
+from hrm.augment.dihedral import INVERSE_DIHEDRAL, inverse_dihedral
+from hrm.augment.sudoku import invert_sudoku_transform
+from hrm.builders.arc_kernels import transform_grid
+from hrm.common import HrmError
+from hrm.builders.maze_kernels import mix64
+from hrm.builders.dataset import PuzzleSet
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)

@@ -21,7 +21,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from builders import maze_kernels
+from hrm.builders import maze_kernels
 
 ARC_PASS_KS = (1, 2, 5, 10, 100, 1000)
 

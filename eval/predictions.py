@@ -26,8 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from builders.common import HrmError
-from builders.dataset import Dataset, Split
+from hrm.common import HrmError
+from hrm.builders.dataset import Dataset, Split
 
 SCHEMA = pa.schema([("set", pa.string()), ("example", pa.int64()),
                     ("prediction", pa.list_(pa.uint8())), ("q_halt", pa.float32())])

@@ -18,11 +18,11 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pyarrow.parquet as pq
 
-from builders.common import HrmError, atomic_file, log, progress
-from builders.dataset import Dataset, open_dataset
-from eval.predictions import PredictionBatch, PredictionWriter, dataset_signature
-from eval.score import ScoreResult, Scorer
-from eval.submission import build_submission, write_submission
+from hrm.common import HrmError, atomic_file, log, progress
+from hrm.builders.dataset import Dataset, open_dataset
+from hrm.eval.predictions import PredictionBatch, PredictionWriter, dataset_signature
+from hrm.eval.score import ScoreResult, Scorer
+from hrm.eval.submission import build_submission, write_submission
 
 PREDICTIONS_FILE = "predictions.parquet"
 RESULTS_FILE = "results.parquet"
@@ -35,7 +35,7 @@ class _ModelRunner:
     and writes. torch and the model load only here, so scoring a table stays light."""
 
     def __init__(self, device: str | None):
-        from train.distributed import setup
+        from hrm.train.distributed import setup
 
         self.dist = setup(device or "auto")
 
@@ -47,7 +47,7 @@ class _ModelRunner:
                 batch_size: int | None) -> Iterator[PredictionBatch]:
         import torch.distributed
 
-        from train.inference import load_for_inference, predict_batches
+        from hrm.train.inference import load_for_inference, predict_batches
 
         # Checks the checkpoint against the dataset before building the model; also takes
         # reference checkpoints (weights + all_config.yaml), built for this dataset's shapes.
@@ -69,7 +69,7 @@ class _ModelRunner:
                         yield PredictionBatch(set_name, rows, tokens, q)
 
     def close(self) -> None:
-        from train.distributed import teardown
+        from hrm.train.distributed import teardown
 
         teardown()
 

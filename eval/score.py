@@ -20,13 +20,13 @@ import numpy as np
 import pyarrow as pa
 import zarr
 
-from builders.common import log
-from builders.dataset import Dataset
-from augment.arc import parse_version_name
-from eval.inverse import SetFrames
-from eval.metrics import group_means, maze_valid, pass_ks, sudoku_valid, token_metrics
-from eval.predictions import PredictionBatch, iter_predictions
-from eval.vote import Votes, best_rank, vote
+from hrm.common import log
+from hrm.builders.dataset import Dataset
+from hrm.augment.arc import parse_version_name
+from hrm.eval.inverse import SetFrames
+from hrm.eval.metrics import group_means, maze_valid, pass_ks, sudoku_valid, token_metrics
+from hrm.eval.predictions import PredictionBatch, iter_predictions
+from hrm.eval.vote import Votes, best_rank, vote
 
 T = TypeVar("T")
 

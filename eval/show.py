@@ -11,16 +11,16 @@ import os
 
 import numpy as np
 
-from augment.arc import parse_version_name
-from builders.common import HrmError
-from builders.dataset import Dataset, PuzzleSet, open_dataset
-from builders.render import Figure, Panel
-from builders.show import (check_index, default_split, find_identifier, first_set, grid_of,
+from hrm.augment.arc import parse_version_name
+from hrm.common import HrmError
+from hrm.builders.dataset import Dataset, PuzzleSet, open_dataset
+from hrm.builders.render import Figure, Panel
+from hrm.builders.show import (check_index, default_split, find_identifier, first_set, grid_of,
                            identifier_name, puzzle_of_row)
-from eval.inverse import SetFrames
-from eval.predictions import check_table
-from eval.score import read_rows
-from eval.vote import top_answers, vote
+from hrm.eval.inverse import SetFrames
+from hrm.eval.predictions import check_table
+from hrm.eval.score import read_rows
+from hrm.eval.vote import top_answers, vote
 
 ATTEMPTS = 2
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from builders.common import HrmError, atomic_file, log
-from eval.score import ScoreResult
-from eval.vote import top_answers
+from hrm.common import HrmError, atomic_file, log
+from hrm.eval.score import ScoreResult
+from hrm.eval.vote import top_answers
 
 ATTEMPTS = 2
 _EMPTY = [[0]]

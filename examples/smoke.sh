@@ -14,7 +14,7 @@ if command -v hrm >/dev/null 2>&1; then
     hrm=(hrm)
 else  # a source checkout without `pip install -e .`
     export PYTHONPATH="$here/..${PYTHONPATH:+:$PYTHONPATH}"
-    hrm=(python -m hrm_cli)
+    hrm=(python -m hrm)
 fi
 # 4x4 sudoku with 8 of 16 cells blank (labels differ from inputs in half the positions): 600 train
 # puzzles x 32 versions, 500 test puzzles none of which is a train puzzle up to symmetry.

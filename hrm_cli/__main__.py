@@ -1,3 +1,3 @@
-from hrm_cli.app import main
+from hrm.cli.app import main
 
 main()

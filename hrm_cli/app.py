@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from builders.common import HrmError
-from hrm_cli import build_arc, build_maze, build_sudoku, eval_cmd, inspect_cmd, show_cmd, train_cmd
+from hrm.common import HrmError
+from hrm.cli import build_arc, build_maze, build_sudoku, eval_cmd, inspect_cmd, show_cmd, train_cmd
 
 app = typer.Typer(
     name="hrm",

@@ -8,9 +8,9 @@ from typing import Annotated, Any, Optional
 import typer
 from typer.core import TyperCommand
 
-from builders.arc_io import DEFAULT_SUBSETS, DEFAULT_TEST_SET
-from builders.common import set_quiet
-from hrm_cli.options import Force, Json, Out, Quiet, Seed, expand_multi_value_options
+from hrm.builders.arc_io import DEFAULT_SUBSETS, DEFAULT_TEST_SET
+from hrm.common import set_quiet
+from hrm.cli.options import Force, Json, Out, Quiet, Seed, expand_multi_value_options
 
 EXAMPLE = (
     "Examples:\n\n"
@@ -55,7 +55,7 @@ def arc(
     The train split holds the train pairs of every task (and the test pairs of tasks outside
     --test-set); the test split holds the test pairs of the --test-set tasks. Every task comes
     with up to --aug distinct augmented versions (dihedral transform + colours 1-9 permuted)."""
-    from builders.arc import build_arc  # imported here: numba would slow every other command's start
+    from hrm.builders.arc import build_arc  # imported here: numba would slow every other command's start
 
     set_quiet(quiet)
     summary = build_arc(out, inputs=inputs, subsets=subsets, test_set=test_set, aug=aug, seed=seed,
@@ -80,7 +80,7 @@ def import_hrm_cmd(
     as_json: Json = False,
 ) -> None:
     """Convert a dataset built by the reference HRM code (.npy files) into this format."""
-    from builders.import_hrm import import_hrm
+    from hrm.builders.import_hrm import import_hrm
 
     set_quiet(quiet)
     summary = import_hrm(src, out, task=task, force=force)

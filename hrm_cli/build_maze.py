@@ -7,8 +7,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from builders.common import set_quiet
-from hrm_cli.options import Force, Json, Out, Quiet, Seed
+from hrm.common import set_quiet
+from hrm.cli.options import Force, Json, Out, Quiet, Seed
 
 EXAMPLE = ("Example: hrm build-data maze --out data/maze --aug   "
            "(smoke test: hrm build-data maze --out data/maze-small --size 10 --min-path 15 "
@@ -42,7 +42,7 @@ def maze(
 ) -> None:
     """Build Maze-Hard: mazes whose label marks a shortest start-to-goal path with 'o'."""
     set_quiet(quiet)
-    from builders.maze import build_maze  # numba loads only when a maze is built
+    from hrm.builders.maze import build_maze  # numba loads only when a maze is built
 
     summary = build_maze(out, size=size, train_size=train_size, test_size=test_size, min_path=min_path,
                          aug=aug, test_aug=test_aug, unique_path=unique_path, seed=seed,

@@ -6,8 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from builders.common import set_quiet
-from hrm_cli.options import Force, Json, Out, Quiet, Seed
+from hrm.common import set_quiet
+from hrm.cli.options import Force, Json, Out, Quiet, Seed
 
 EXAMPLE = ("Examples:\n\n"
            "hrm build-data sudoku --out data/sudoku    (1000 hard train puzzles x 1001 versions, 1000 test)\n\n"
@@ -39,7 +39,7 @@ def sudoku(
     as_json: Json = False,
 ) -> None:
     """Build Sudoku-Extreme: hard generated (or imported) puzzles with unique solutions, augmented."""
-    from builders.sudoku import build_sudoku  # numba import deferred so --help stays fast
+    from hrm.builders.sudoku import build_sudoku  # numba import deferred so --help stays fast
 
     set_quiet(quiet)
     result = build_sudoku(out, train_size=train_size, test_size=test_size, min_difficulty=min_difficulty,

@@ -6,9 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from builders.common import set_quiet
-from eval.run import evaluate, format_result
-from hrm_cli.options import Data, Force, Json, Quiet
+from hrm.common import set_quiet
+from hrm.eval.run import evaluate, format_result
+from hrm.cli.options import Data, Force, Json, Quiet
 
 EXAMPLE = ("Examples: hrm eval --checkpoint runs/arc --data data/arc1 --vote 2 --out runs/arc/eval "
            "--submission submission.json  |  hrm eval --predictions runs/arc/eval/predictions.parquet "

@@ -6,8 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from builders.inspect import describe, example_text, format_description
-from hrm_cli.options import Json
+from hrm.builders.inspect import describe, example_text, format_description
+from hrm.cli.options import Json
 
 EXAMPLE = "Example: hrm inspect data/sudoku --split test --index 3"
 

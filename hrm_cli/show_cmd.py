@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from builders.common import HrmError, log, set_quiet
-from hrm_cli.options import Json, Quiet
+from hrm.common import HrmError, log, set_quiet
+from hrm.cli.options import Json, Quiet
 
 if TYPE_CHECKING:
-    from builders.render import Figure
+    from hrm.builders.render import Figure
 
 EXAMPLE = """Examples:
 
@@ -56,7 +56,7 @@ def show(
         data = data or target
         if data is None:
             raise HrmError("--predictions needs --data DIR, the dataset the predictions were made on")
-        from eval.show import prediction_figure
+        from hrm.eval.show import prediction_figure
         _output(prediction_figure(predictions, data, split=split, index=index, task=task), png, as_json)
         return
     target = target or data
@@ -67,15 +67,15 @@ def show(
             raise HrmError(f"--split/--index/--task apply to datasets; {target} is a run directory")
         _curves(target, png or target / "curves.png", as_json)
         return
-    from builders.show import arc_task_figure, example_figure
+    from hrm.builders.show import arc_task_figure, example_figure
     figure = arc_task_figure(target, task) if task else example_figure(target, split, index or 0)
     _output(figure, png, as_json)
 
 
 def _output(figure: "Figure", png: Optional[Path], as_json: bool) -> None:
-    from builders.render import figure_json, figure_text
+    from hrm.builders.render import figure_json, figure_text
     if png is not None:
-        from builders.render_png import write_figure_png
+        from hrm.builders.render_png import write_figure_png
         log(f"wrote {write_figure_png(figure, png)}")
     if as_json:
         typer.echo(json.dumps({**figure_json(figure), "png": str(png) if png else None}))
@@ -84,7 +84,7 @@ def _output(figure: "Figure", png: Optional[Path], as_json: bool) -> None:
 
 
 def _curves(run: Path, png: Path, as_json: bool) -> None:
-    from train.curves import format_last, last_values, plot_curves, read_metrics
+    from hrm.train.curves import format_last, last_values, plot_curves, read_metrics
     records = read_metrics(run)
     last = last_values(records)
     plot_curves(records, png, title=run.name)

@@ -8,12 +8,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from builders.common import HrmError, set_quiet
-from hrm_cli.options import Force, Quiet
+from hrm.common import HrmError, set_quiet
+from hrm.cli.options import Force, Quiet
 
 EXAMPLE = ("Example: hrm train --data data/sudoku --out runs/sudoku --config examples/sudoku_extreme_1k.yaml "
            "arch.L_cycles=8 lr=7e-5    |    hrm train --resume runs/sudoku    |    "
-           "torchrun --nproc-per-node 2 -m hrm_cli train ... (see README, Training)")
+           "torchrun --nproc-per-node 2 -m hrm train ... (see README, Training)")
 
 
 def train(
@@ -38,8 +38,8 @@ def train(
     Prints the final test metrics as one JSON line on stdout.
     """
     set_quiet(quiet)
-    from builders.dataset import open_dataset
-    from train.config import check_new_run_folder, load_config, resume_config
+    from hrm.builders.dataset import open_dataset
+    from hrm.train.config import check_new_run_folder, load_config, resume_config
 
     extra = list(overrides or [])
     if device is not None:
@@ -60,7 +60,7 @@ def train(
         cfg = load_config(config, [*extra, f"data_path={data}"])
         check_new_run_folder(run_dir, force)
     open_dataset(cfg.data_path)  # bad input fails before torch is even imported
-    from train.loop import TrainingInterrupted, train as run_training
+    from hrm.train.loop import TrainingInterrupted, train as run_training
 
     try:
         result = run_training(cfg, run_dir, resume=resume is not None, force=force)

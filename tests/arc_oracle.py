@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from builders.dataset import open_dataset
+from hrm.builders.dataset import open_dataset
 
 # undo dihedral transform d (SPEC 3.4 ids), written out independently of augment.dihedral
 INVERSE = {0: lambda g: g, 1: lambda g: np.rot90(g, -1), 2: lambda g: np.rot90(g, 2), 3: lambda g: np.rot90(g, 1),

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from builders.dataset import DatasetWriter, atomic_directory
-from eval.predictions import PredictionWriter
+from hrm.builders.dataset import DatasetWriter, atomic_directory
+from hrm.eval.predictions import PredictionWriter
 
 ARC_SIDE = 30
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from builders.dataset import DatasetWriter, atomic_directory
+from hrm.builders.dataset import DatasetWriter, atomic_directory
 
 
 def all_grids() -> np.ndarray:

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import builders.arc as arc_builder
-from builders.arc import build_arc
-from builders.dataset import open_dataset
+import hrm.builders.arc as arc_builder
+from hrm.builders.arc import build_arc
+from hrm.builders.dataset import open_dataset
 from tests.arc_oracle import FORWARD, check_dataset, read_tasks_json
 from tests.conftest import REPO, run_hrm
 
@@ -93,7 +93,7 @@ def test_draw_versions_finds_every_distinct_version(fixture_tasks):
 
 
 def _as_arc_task(name, task):
-    from builders.arc_io import ArcTask
+    from hrm.builders.arc_io import ArcTask
     as_uint8 = lambda pairs: [(a.astype(np.uint8), b.astype(np.uint8)) for a, b in pairs]
     return ArcTask(name, task["subset"], "test", as_uint8(task["train"]), as_uint8(task["test"]))
 
@@ -146,7 +146,7 @@ def test_inspect_shows_tasks_versions_and_shortfalls(tmp_path):
 
 
 def test_a_failing_write_stops_the_build_and_leaves_nothing(tmp_path, monkeypatch):
-    from builders.dataset import SetWriter
+    from hrm.builders.dataset import SetWriter
 
     def disk_full(*args, **kwargs):
         raise OSError("disk full")

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import builders.arc_io as arc_io
-from builders.arc_checks import check_tasks
-from builders.arc_io import packaged_data, read_inputs
-from builders.common import HrmError
+import hrm.builders.arc_io as arc_io
+from hrm.builders.arc_checks import check_tasks
+from hrm.builders.arc_io import packaged_data, read_inputs
+from hrm.common import HrmError
 from tests.conftest import REPO, assert_one_line_error, run_hrm
 
 FIXTURES = REPO / "tests" / "fixtures" / "arc"
@@ -182,7 +182,7 @@ def test_packaged_copy_holds_arc1_arc2_and_conceptarc():
 
 
 def test_options_take_several_values_as_documented(tmp_path):
-    from hrm_cli.options import expand_multi_value_options
+    from hrm.cli.options import expand_multi_value_options
 
     names = {"--input", "--subsets"}
     assert expand_multi_value_options(["--input", "a", "b", "--aug", "3", "--subsets=x", "y"], names) == \

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from augment.arc import (arc_grid_from_tokens, arc_grid_to_tokens, augment_grid, original_grid,
+from hrm.augment.arc import (arc_grid_from_tokens, arc_grid_to_tokens, augment_grid, original_grid,
                          parse_version_name, version_name)
-from augment.colour import random_colour_map
-from augment.dihedral import dihedral
-from builders.arc_kernels import encode_versions, pack_grids, pair_tables, transform_grid, version_hashes
+from hrm.augment.colour import random_colour_map
+from hrm.augment.dihedral import dihedral
+from hrm.builders.arc_kernels import encode_versions, pack_grids, pair_tables, transform_grid, version_hashes
 
 
 def test_canvas_by_hand():

@@ -6,11 +6,11 @@ import lzma
 
 import pytest
 
-from builders.arc import build_arc
-from builders.arc_checks import check_tasks
-from builders.arc_io import packaged_data, read_inputs
-from builders.common import HrmError
-from builders.dataset import open_dataset
+from hrm.builders.arc import build_arc
+from hrm.builders.arc_checks import check_tasks
+from hrm.builders.arc_io import packaged_data, read_inputs
+from hrm.common import HrmError
+from hrm.builders.dataset import open_dataset
 from tests.arc_oracle import check_dataset, read_tasks_json
 from tests.conftest import run_hrm
 

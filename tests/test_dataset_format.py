@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from builders.common import HrmError
-from builders.dataset import DatasetWriter, atomic_directory, open_dataset
+from hrm.common import HrmError
+from hrm.builders.dataset import DatasetWriter, atomic_directory, open_dataset
 from tests.conftest import assert_one_line_error, run_hrm
 
 

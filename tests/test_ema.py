@@ -7,10 +7,10 @@ import io
 import pytest
 import torch
 
-from builders.common import HrmError
+from hrm.common import HrmError
 from tests.test_model import one_thread, random_batch, tiny_model  # noqa: F401 - fixture
 from tests.test_model_trm import TINY_TRANSFORMER, TINY_TRM
-from train.ema import Ema
+from hrm.train.ema import Ema
 
 QKV = "inner.H_level.layers.0.self_attn.qkv_proj.weight"
 TABLE = "inner.puzzle_emb.weights"

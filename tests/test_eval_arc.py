@@ -12,13 +12,13 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from augment.colour import inverse_colour_map
-from augment.dihedral import inverse_dihedral
-from augment.arc import arc_grid_from_tokens
-from eval.inverse import arc_answers
-from builders.dataset import open_dataset
-from eval.run import evaluate
-from eval.score import Scorer
+from hrm.augment.colour import inverse_colour_map
+from hrm.augment.dihedral import inverse_dihedral
+from hrm.augment.arc import arc_grid_from_tokens
+from hrm.eval.inverse import arc_answers
+from hrm.builders.dataset import open_dataset
+from hrm.eval.run import evaluate
+from hrm.eval.score import Scorer
 from tests.conftest import run_hrm
 from tests.eval_helpers import arc_canvas, arc_version, random_arc_tasks, write_arc_dataset, write_table
 

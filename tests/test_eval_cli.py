@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from builders.common import HrmError
-from builders.dataset import open_dataset
-from eval.predictions import PredictionWriter, dataset_signature, iter_predictions
-from eval.run import evaluate
+from hrm.common import HrmError
+from hrm.builders.dataset import open_dataset
+from hrm.eval.predictions import PredictionWriter, dataset_signature, iter_predictions
+from hrm.eval.run import evaluate
 from tests.conftest import assert_one_line_error, run_hrm
 from tests.eval_helpers import (arc_canvas, arc_version, random_arc_tasks, write_arc_dataset,
                                 write_grid_dataset, write_table)

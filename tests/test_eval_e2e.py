@@ -53,7 +53,7 @@ def test_torchrun_ranks_share_the_work(trained, tmp_path):
                                 "--batch-size", "16", "--quiet", check=True).stdout)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                             "--master_port", str(29400 + os.getpid() % 500), "-m", "hrm_cli", "eval",
+                             "--master_port", str(29400 + os.getpid() % 500), "-m", "hrm", "eval",
                              "--checkpoint", trained / "run", "--data", trained / "data", "--json",
                              "--batch-size", "16", "--quiet", "--predictions", tmp_path / "p.parquet"],
                             capture_output=True, text=True, env=env, timeout=600, stdin=subprocess.DEVNULL)

@@ -8,10 +8,10 @@ from collections import deque
 import numpy as np
 import pytest
 
-from eval.metrics import maze_valid, sudoku_valid
-from builders.dataset import open_dataset
-from eval.run import evaluate
-from eval.score import Scorer
+from hrm.eval.metrics import maze_valid, sudoku_valid
+from hrm.builders.dataset import open_dataset
+from hrm.eval.run import evaluate
+from hrm.eval.score import Scorer
 from tests.eval_helpers import forward_dihedral, write_grid_dataset, write_table
 
 WALL, OPEN, START, GOAL, PATH = 1, 2, 3, 4, 5
@@ -84,7 +84,7 @@ def _sudoku_version(solution, transpose, row_perm, col_perm, digit_map):
 
 
 def test_sudoku_votes_across_augmented_versions(tmp_path):
-    pytest.importorskip("augment.sudoku", reason="augment/sudoku.py (the inverse) not merged yet")
+    pytest.importorskip("hrm.augment.sudoku", reason="augment/sudoku.py (the inverse) not merged yet")
     rng = np.random.default_rng(2)
     solution = _solution()
     clues = np.where(rng.random((9, 9)) < 0.4, solution, 0)

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from builders.dataset import open_dataset
+from hrm.builders.dataset import open_dataset
 from tests.conftest import run_hrm
 from tests.eval_helpers import arc_canvas, arc_version, write_table
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import builders.import_hrm as import_module
-from builders.dataset import open_dataset
-from builders.import_hrm import import_hrm
+import hrm.builders.import_hrm as import_module
+from hrm.builders.dataset import open_dataset
+from hrm.builders.import_hrm import import_hrm
 from tests.conftest import assert_one_line_error, run_hrm
 
 ARC_NAMES = ["<blank>", "abc", "abc_t1_0213456789", "xyz", "xyz_t7_0987654321", "xyz_t0_0123456798"]

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from builders.common import HrmError
-from builders.dataset import DatasetWriter, atomic_directory, open_dataset
-from train.data import BlockReader, Prefetcher, TrainLoader, TrainSampler, eval_batches
-from train.distributed import DistInfo
+from hrm.common import HrmError
+from hrm.builders.dataset import DatasetWriter, atomic_directory, open_dataset
+from hrm.train.data import BlockReader, Prefetcher, TrainLoader, TrainSampler, eval_batches
+from hrm.train.distributed import DistInfo
 
 SEQ = 8
 

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from builders.common import HrmError
-from train.losses import IGNORE_LABEL_ID, act_loss, softmax_cross_entropy, stablemax_cross_entropy
+from hrm.common import HrmError
+from hrm.train.losses import IGNORE_LABEL_ID, act_loss, softmax_cross_entropy, stablemax_cross_entropy
 
 
 def hand_stablemax_nll(row: list[float], label: int) -> float:

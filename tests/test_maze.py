@@ -10,11 +10,11 @@ import numba
 import numpy as np
 import pytest
 
-from augment.dihedral import inverse_dihedral
-from builders import maze_kernels as kernels
-from builders.common import HrmError
-from builders.dataset import open_dataset
-from builders.maze import build_maze, generate_mazes, stream_base
+from hrm.augment.dihedral import inverse_dihedral
+from hrm.builders import maze_kernels as kernels
+from hrm.common import HrmError
+from hrm.builders.dataset import open_dataset
+from hrm.builders.maze import build_maze, generate_mazes, stream_base
 from tests.conftest import assert_one_line_error, run_hrm
 
 CHARS = "# SGo"  # token t (1..5) is CHARS[t - 1]
@@ -373,7 +373,7 @@ def test_csv_missing_files(tmp_path):
 
 
 def test_inspect_histogram_of_wide_counts_uses_geometric_bins():
-    from builders.inspect import histogram
+    from hrm.builders.inspect import histogram
 
     values = np.array([1, 1, 3, 70, 5000, 2**20, 2**30])
     bins = histogram(values)

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from builders.common import HrmError
-from train import layers
-from train.hrm import HrmAct
-from train.registry import build_model
+from hrm.common import HrmError
+from hrm.train import layers
+from hrm.train.hrm import HrmAct
+from hrm.train.registry import build_model
 
 TINY = dict(H_cycles=2, L_cycles=3, H_layers=2, L_layers=1, hidden_size=16, num_heads=2, expansion=2.0,
             puzzle_emb_ndim=20, halt_max_steps=4, halt_exploration_prob=0.0, forward_dtype="float32")

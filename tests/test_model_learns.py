@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from train.losses import act_loss
-from train.optim import AdamAtan2, SparseSignSGD, lr_at
-from train.registry import build_model
+from hrm.train.losses import act_loss
+from hrm.train.optim import AdamAtan2, SparseSignSGD, lr_at
+from hrm.train.registry import build_model
 
 VOCAB, SEQ_LEN, BATCH = 6, 8, 64
 

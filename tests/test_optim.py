@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from train.layers import SparsePuzzleEmbedding
+from hrm.train.layers import SparsePuzzleEmbedding
 from tests.test_model import one_thread, random_batch, tiny_model  # noqa: F401 - one_thread: fixture
-from train.optim import AdamAtan2, SparseSignSGD, lr_at
+from hrm.train.optim import AdamAtan2, SparseSignSGD, lr_at
 
 
 def test_adam_atan2_matches_the_spec_formula_step_by_step():

@@ -11,9 +11,9 @@ import math
 import numpy as np
 import pytest
 
-from builders.dataset import DatasetWriter, atomic_directory
-from builders.render import Figure, Panel, figure_text, maze_text, sudoku_text
-from builders.show import arc_task_figure, example_figure
+from hrm.builders.dataset import DatasetWriter, atomic_directory
+from hrm.builders.render import Figure, Panel, figure_text, maze_text, sudoku_text
+from hrm.builders.show import arc_task_figure, example_figure
 from tests.conftest import assert_one_line_error, run_hrm
 
 PIL = pytest.importorskip("PIL.Image")
@@ -208,7 +208,7 @@ def _near(pixel, expected, tolerance=0):
 
 
 def test_arc_panel_png_size_palette_and_grid_lines():
-    from builders.render_png import panel_image
+    from hrm.builders.render_png import panel_image
 
     grid = np.arange(10).reshape(2, 5)
     image = panel_image(Panel("", "arc", grid))
@@ -223,7 +223,7 @@ def test_arc_panel_png_size_palette_and_grid_lines():
 
 
 def test_wrong_arc_cell_is_crossed_but_keeps_its_colour():
-    from builders.render_png import panel_image
+    from hrm.builders.render_png import panel_image
 
     wrong = np.array([[False, True]])
     image = panel_image(Panel("", "arc", np.array([[2, 2]]), wrong=wrong))
@@ -234,7 +234,7 @@ def test_wrong_arc_cell_is_crossed_but_keeps_its_colour():
 
 
 def test_sudoku_panel_png_clues_filled_and_wrong_cells():
-    from builders.render_png import panel_image
+    from hrm.builders.render_png import panel_image
 
     digits = np.array([int(c) for c in SOLUTION]).reshape(9, 9)
     clues = np.array([c != "0" for c in PUZZLE]).reshape(9, 9)
@@ -258,7 +258,7 @@ def test_sudoku_panel_png_clues_filled_and_wrong_cells():
 
 
 def test_cli_png_of_maze_example(tmp_path):
-    from builders.render_png import MARGIN, TITLE_HEIGHT
+    from hrm.builders.render_png import MARGIN, TITLE_HEIGHT
 
     write_maze(tmp_path / "m")
     run_hrm("show", tmp_path / "m", "--png", tmp_path / "m.png", check=True)
@@ -297,7 +297,7 @@ def test_predictions_sudoku_marks_wrong_cells(tmp_path):
 
 
 def test_predictions_maze_marks_the_missed_path_cell(tmp_path):
-    from eval.show import prediction_figure
+    from hrm.eval.show import prediction_figure
 
     write_maze(tmp_path / "m")
     predicted = [row.replace("#Gooo#", "#Goo #") for row in MAZE_OUT]  # one path cell missed
@@ -354,7 +354,7 @@ def _record(step, split, k):
 
 
 def test_curves_png_and_last_values(tmp_path):
-    from train.curves import CHART_HEIGHT, CHART_WIDTH, HEADER_HEIGHT, SERIES_COLOURS
+    from hrm.train.curves import CHART_HEIGHT, CHART_WIDTH, HEADER_HEIGHT, SERIES_COLOURS
 
     records = [_record(10 * k, "train", k) for k in range(1, 11)]
     records += [_record(50, "test", 4), _record(100, "test", 9)]
@@ -376,7 +376,7 @@ def test_curves_png_and_last_values(tmp_path):
 
 
 def test_nice_ticks_cover_the_range_with_round_steps():
-    from train.curves import nice_ticks
+    from hrm.train.curves import nice_ticks
 
     for low, high in [(0, 1), (0.013, 2.47), (0, 100000), (3, 3), (1e-5, 7e-5)]:
         ticks = nice_ticks(low, high)
@@ -402,8 +402,8 @@ def test_more_bad_inputs_raise_clear_errors(tmp_path):
     """In process (faster): each raises HrmError, which the CLI prints as one line (tested above)."""
     from typer.testing import CliRunner
 
-    from builders.common import HrmError
-    from hrm_cli.app import app
+    from hrm.common import HrmError
+    from hrm.cli.app import app
 
     write_sudoku(tmp_path / "s")
     (tmp_path / "empty").mkdir()

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from builders.dataset import open_dataset
+from hrm.builders.dataset import open_dataset
 from tests.conftest import REPO
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from augment.sudoku import (augment_pairs, apply_sudoku_transform, canonical_sudoku, identity_transforms,
+from hrm.augment.sudoku import (augment_pairs, apply_sudoku_transform, canonical_sudoku, identity_transforms,
                             draw_transforms, inverse_transforms, invert_sudoku_transform)
-from builders.sudoku_kernels import generate_batch, sudoku_tables
+from hrm.builders.sudoku_kernels import generate_batch, sudoku_tables
 from tests.sudoku_oracle import is_valid_solution, orbit_4x4
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from augment.sudoku import invert_sudoku_transform
-from builders.common import HrmError
-from builders.dataset import open_dataset
-from builders.sudoku import build_sudoku, generate_puzzles
-from builders.sudoku_kernels import generate_batch, sudoku_tables
+from hrm.augment.sudoku import invert_sudoku_transform
+from hrm.common import HrmError
+from hrm.builders.dataset import open_dataset
+from hrm.builders.sudoku import build_sudoku, generate_puzzles
+from hrm.builders.sudoku_kernels import generate_batch, sudoku_tables
 from tests.sudoku_oracle import count_solutions, is_valid_solution, orbit_4x4, rate_reference
 
 DESCRIPTORS = ("aug_transpose", "aug_row_perm", "aug_col_perm", "aug_digit_map")

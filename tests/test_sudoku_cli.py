@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from builders.dataset import open_dataset
+from hrm.builders.dataset import open_dataset
 from tests.conftest import REPO, assert_one_line_error, run_hrm
 from tests.test_sudoku_build import _arrays, csv_with_bad_row
 
@@ -75,7 +75,7 @@ def test_bad_csv_row_is_one_line_naming_the_line(tmp_path, case):
 def test_interrupted_build_leaves_no_dataset(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = tmp_path / "d"
-    process = subprocess.Popen([sys.executable, "-m", "hrm_cli", "build-data", "sudoku", "--out", str(out),
+    process = subprocess.Popen([sys.executable, "-m", "hrm", "build-data", "sudoku", "--out", str(out),
                                 "--box", "2", "--train-size", "100000", "--aug", "100", "--quiet"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

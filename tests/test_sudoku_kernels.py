@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from builders.sudoku_kernels import (STAT_DEAD_ENDS, generate_batch, solve_batch, sudoku_tables)
+from hrm.builders.sudoku_kernels import (STAT_DEAD_ENDS, generate_batch, solve_batch, sudoku_tables)
 from tests.sudoku_oracle import count_solutions, is_valid_solution, rate_reference
 
 # A hard 9x9 puzzle ("AI Escargot") and a classic easy one, as digit strings

@@ -12,16 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-from builders.common import HrmError
-from builders.dataset import DatasetWriter, atomic_directory, open_dataset
-from builders.sudoku import build_sudoku
+from hrm.common import HrmError
+from hrm.builders.dataset import DatasetWriter, atomic_directory, open_dataset
+from hrm.builders.sudoku import build_sudoku
 from conftest import REPO, assert_one_line_error, run_hrm, wait_for_lines
 from sudoku4_data import write_sudoku4
-from train import loop as loop_module
-from train.checkpoint import list_checkpoints, load_checkpoint
-from train.config import load_config, resume_config
-from train.inference import check_dataset_matches, load_for_inference, predict
-from train.loop import train
+from hrm.train import loop as loop_module
+from hrm.train.checkpoint import list_checkpoints, load_checkpoint
+from hrm.train.config import load_config, resume_config
+from hrm.train.inference import check_dataset_matches, load_for_inference, predict
+from hrm.train.loop import train
 
 # A model small enough for ~50 steps/s on one core; two passes (epochs) of 12 batches each.
 TINY = ["global_batch_size=16", "epochs=3", "eval_interval=1", "arch.hidden_size=16", "arch.num_heads=2",
@@ -152,7 +152,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path, monke
 def test_sigterm_saves_a_checkpoint_and_the_run_resumes_identically(data, tmp_path):
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    args = [sys.executable, "-m", "hrm_cli", "train", "--data", str(data), "--out", str(run), "--quiet",
+    args = [sys.executable, "-m", "hrm", "train", "--data", str(data), "--out", str(run), "--quiet",
             *TINY, "epochs=200", "max_steps=2000"]
     process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_lines(run / "metrics.jsonl", 4, process, timeout=120)

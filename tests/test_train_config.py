@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from builders.common import HrmError
+from hrm.common import HrmError
 from conftest import assert_one_line_error, run_hrm
-from train.config import TrainConfig, load_config, save_config
+from hrm.train.config import TrainConfig, load_config, save_config
 
 
 def test_defaults_are_the_reference_recipe():
@@ -77,7 +77,7 @@ def test_cli_unknown_override_is_one_line(tmp_path):
 def test_a_missing_logger_is_a_clear_error_not_an_import_error(tmp_path):
     import importlib.util
 
-    from train.metrics import check_logger
+    from hrm.train.metrics import check_logger
     check_logger(None)  # no logger: nothing is imported
     for name in ("wandb", "tensorboard"):
         if importlib.util.find_spec(name) is None:

@@ -15,9 +15,9 @@ import torch
 
 from conftest import REPO, wait_for_lines
 from sudoku4_data import write_sudoku4
-from train.checkpoint import load_checkpoint
-from train.config import load_config, resume_config
-from train.loop import train
+from hrm.train.checkpoint import load_checkpoint
+from hrm.train.config import load_config, resume_config
+from hrm.train.loop import train
 
 TABLE = "inner.puzzle_emb.weights"
 # Global batch 8 (4 rows per rank), 6 steps, a checkpoint at step 3, an EMA, a puzzle embedding
@@ -41,7 +41,7 @@ def data(tmp_path_factory) -> Path:
 def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "hrm_cli", "train", "--quiet", *args]
+               "-m", "hrm", "train", "--quiet", *args]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -145,7 +145,7 @@ def test_exploration_draws_do_not_depend_on_how_the_batch_is_split():
     """A process holding slots [4, 8) of a global batch of 8 explores exactly as slots 4..7 of
     one process with the whole batch: same halting decisions, same generator state after."""
     from tests.test_model import random_batch, tiny_model
-    from train.distributed import DistInfo, assign_slots
+    from hrm.train.distributed import DistInfo, assign_slots
 
     batch = random_batch(0, size=8)
     halted, rng_after = {}, {}
@@ -174,7 +174,7 @@ def test_sigterm_to_torchrun_stops_every_process_at_one_checkpoint(data, one_pro
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     endless = [*CONFIG, "epochs=2000", "eval_interval=2000", "max_steps=100000", "checkpoint_interval=0"]
     process = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                "--nproc-per-node=2", "-m", "hrm_cli", "train", "--quiet", "--data", str(data),
+                                "--nproc-per-node=2", "-m", "hrm", "train", "--quiet", "--data", str(data),
                                 "--out", str(run), *endless],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_lines(run / "metrics.jsonl", 3, process, timeout=300)

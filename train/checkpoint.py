@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from builders.common import HrmError, atomic_file
+from hrm.common import HrmError, atomic_file
 
 FORMAT = "hrm-checkpoint"
 VERSION = 1

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Optional
 
 import yaml
 
-from builders.common import HrmError, atomic_file
+from hrm.common import HrmError, atomic_file
 
 # Reference defaults (HRM's cfg_pretrain.yaml + arch/hrm_v1.yaml). puzzle_emb_ndim None follows
 # hidden_size as the reference's `${.hidden_size}` does; forward_dtype applies on CUDA only (CPU
@@ -134,7 +134,7 @@ def arch_defaults(name: str) -> dict[str, Any]:
     """Every arch key of architecture `name` with its default."""
     if name in ARCH_DEFAULTS:
         return dict(ARCH_DEFAULTS[name])
-    from train.registry import default_arch  # imports torch: only when another arch is named
+    from hrm.train.registry import default_arch  # imports torch: only when another arch is named
 
     return default_arch(name)
 

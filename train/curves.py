@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from builders.common import HrmError, log
-from builders.render_png import font, require_pillow, save_png
+from hrm.common import HrmError, log
+from hrm.builders.render_png import font, require_pillow, save_png
 
 METRICS = ("lr", "lm_loss", "q_halt_loss", "q_continue_loss", "accuracy", "exact_accuracy",
            "q_halt_accuracy", "steps", "examples_per_s")

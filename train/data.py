@@ -25,9 +25,9 @@ import numpy as np
 import torch
 import zarr
 
-from builders.common import HrmError
-from builders.dataset import PuzzleSet, Split
-from train.distributed import DistInfo
+from hrm.common import HrmError
+from hrm.builders.dataset import PuzzleSet, Split
+from hrm.train.distributed import DistInfo
 
 IGNORE_LABEL_ID = -100  # the value train/losses.py skips (cross-entropy's ignore_index)
 

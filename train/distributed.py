@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from builders.common import HrmError
+from hrm.common import HrmError
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 _control_group: "dist.ProcessGroup | None" = None  # None: the default group

@@ -27,8 +27,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from builders.common import HrmError
-from train.layers import SparsePuzzleEmbedding
+from hrm.common import HrmError
+from hrm.train.layers import SparsePuzzleEmbedding
 
 
 def averaged_tensors(model: nn.Module) -> dict[str, torch.Tensor]:

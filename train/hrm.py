@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from builders.common import HrmError
-from train.layers import (CastedEmbedding, CastedLinear, CosSin, RotaryEmbedding, SparsePuzzleEmbedding,
+from hrm.common import HrmError
+from hrm.train.layers import (CastedEmbedding, CastedLinear, CosSin, RotaryEmbedding, SparsePuzzleEmbedding,
                           TransformerBlock, attention_backend, trunc_normal_)
 
 Batch = dict[str, torch.Tensor]

@@ -15,14 +15,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from builders.common import HrmError
-from builders.dataset import Dataset, Split, open_dataset
-from train.checkpoint import load_checkpoint
-from train.config import TrainConfig, config_from_dict
-from train.data import IGNORE_LABEL_ID, EvalBatch, as_torch, eval_batches, prefetched
-from train.distributed import DistInfo, all_reduce_sum, select_device
-from train.reference_checkpoint import load_reference_checkpoint
-from train.registry import build_model
+from hrm.common import HrmError
+from hrm.builders.dataset import Dataset, Split, open_dataset
+from hrm.train.checkpoint import load_checkpoint
+from hrm.train.config import TrainConfig, config_from_dict
+from hrm.train.data import IGNORE_LABEL_ID, EvalBatch, as_torch, eval_batches, prefetched
+from hrm.train.distributed import DistInfo, all_reduce_sum, select_device
+from hrm.train.reference_checkpoint import load_reference_checkpoint
+from hrm.train.registry import build_model
 
 
 def dataset_signature(dataset: Dataset) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from builders.common import log
+from hrm.common import log
 
 CosSin = tuple[torch.Tensor, torch.Tensor]
 HALF_DTYPES = (torch.float16, torch.bfloat16)

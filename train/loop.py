@@ -31,18 +31,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from builders.common import HrmError, atomic_file, log, progress, set_quiet
-from builders.dataset import Dataset, Split, open_dataset
-from train import checkpoint as ckpt
-from train.config import TrainConfig, check_new_run_folder, save_config
-from train.data import TrainLoader, as_torch
-from train.distributed import (DistInfo, all_reduce_gradients, all_reduce_sum, any_rank, assign_slots,
+from hrm.common import HrmError, atomic_file, log, progress, set_quiet
+from hrm.builders.dataset import Dataset, Split, open_dataset
+from hrm.train import checkpoint as ckpt
+from hrm.train.config import TrainConfig, check_new_run_folder, save_config
+from hrm.train.data import TrainLoader, as_torch
+from hrm.train.distributed import (DistInfo, all_reduce_gradients, all_reduce_sum, any_rank, assign_slots,
                                barrier, broadcast_from_main, gather_rows, setup, teardown)
-from train.ema import Ema
-from train.inference import build_for_dataset, check_dataset_matches, dataset_signature, evaluate, init_weights
-from train.losses import act_loss
-from train.metrics import MetricsLog, check_logger
-from train.optim import AdamAtan2, SparseSignSGD, lr_at
+from hrm.train.ema import Ema
+from hrm.train.inference import build_for_dataset, check_dataset_matches, dataset_signature, evaluate, init_weights
+from hrm.train.losses import act_loss
+from hrm.train.metrics import MetricsLog, check_logger
+from hrm.train.optim import AdamAtan2, SparseSignSGD, lr_at
 
 METRIC_KEYS = ("count", "lm_loss", "q_halt_loss", "q_continue_loss", "accuracy", "exact_accuracy",
                "q_halt_accuracy", "steps")

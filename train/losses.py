@@ -6,7 +6,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from builders.common import HrmError
+from hrm.common import HrmError
 
 IGNORE_LABEL_ID = -100
 

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from builders.common import HrmError, atomic_file
+from hrm.common import HrmError, atomic_file
 
 _PACKAGES = {"wandb": "wandb", "tensorboard": "tensorboard"}
 

@@ -23,8 +23,8 @@ import torch
 import yaml
 from torch import nn
 
-from builders.common import HrmError
-from train.registry import ARCH_CONFIGS, SHAPE_KEYS, build_model
+from hrm.common import HrmError
+from hrm.train.registry import ARCH_CONFIGS, SHAPE_KEYS, build_model
 
 # The reference's model classes (the part of `arch.name` after "@") and their names here.
 REFERENCE_MODELS = {

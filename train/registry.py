@@ -11,10 +11,10 @@ from typing import Any, Callable
 
 from torch import nn
 
-from builders.common import HrmError
-from train.hrm import HrmAct, HrmConfig
-from train.transformer import TransformerConfig, transformer_model
-from train.trm import TrmConfig, trm_model
+from hrm.common import HrmError
+from hrm.train.hrm import HrmAct, HrmConfig
+from hrm.train.transformer import TransformerConfig, transformer_model
+from hrm.train.trm import TrmConfig, trm_model
 
 SHAPE_KEYS = ("seq_len", "vocab_size", "num_puzzle_identifiers", "batch_size")
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from builders.common import HrmError
-from train.hrm import Batch, HrmAct, HrmConfig, InnerModel, ReasoningModule, transformer_blocks
-from train.layers import CosSin, SwiGLU, rms_norm
+from hrm.common import HrmError
+from hrm.train.hrm import Batch, HrmAct, HrmConfig, InnerModel, ReasoningModule, transformer_blocks
+from hrm.train.layers import CosSin, SwiGLU, rms_norm
 
 
 @dataclass
