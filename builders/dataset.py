@@ -18,10 +18,9 @@ version, and any row range can be fetched without reading the rest.
 """
 from __future__ import annotations
 
+import json
 import os
-import shutil
-import uuid
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -30,7 +29,8 @@ import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
 
-from hrm.common import HrmError
+from hrm.common import HrmError, outputs
+from hrm.common.outputs import OutputKind
 
 FORMAT_NAME = "hrm-dataset"
 FORMAT_VERSION = 1
@@ -98,30 +98,26 @@ class _Appender:
             self.array.append(rows)
 
 
-@contextmanager
-def atomic_directory(out: str | os.PathLike, *, force: bool = False) -> Iterator[Path]:
+def is_dataset_dir(path: Path) -> bool:
+    """Whether `path` holds a dataset written by hrm (its zarr.json names our format)."""
+    try:
+        meta = json.loads((Path(path) / "zarr.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and (meta.get("attributes") or {}).get("format") == FORMAT_NAME
+
+
+DATASET_OUTPUT = OutputKind("an hrm dataset", directory=True, written_by_hrm=is_dataset_dir)
+
+
+def atomic_directory(out: str | os.PathLike, *, force: bool = False) -> AbstractContextManager[Path]:
     """Yield a hidden temporary sibling of `out`; rename it to `out` only if the block succeeds.
 
     An interrupted or failed build leaves no directory that looks complete. An existing `out`
-    is refused unless `force`, and then replaced only after the new one is complete.
+    is refused unless `force`, and even then only an hrm dataset or an empty folder is replaced,
+    after the new one is complete (`hrm.common.outputs`).
     """
-    out = Path(out)
-    if out.exists() and not force:
-        raise HrmError(f"{out} already exists; pass --force to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(out, old)
-        os.rename(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, out)
+    return outputs.atomic_directory(out, DATASET_OUTPUT, force=force)
 
 
 class SetWriter:

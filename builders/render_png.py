@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hrm.common import HrmError, atomic_file
+from hrm.common import HrmError
+from hrm.common.outputs import OutputKind, output_file
 from hrm.builders.render import Figure, Panel
 
 if TYPE_CHECKING:  # Pillow is imported lazily so that the rest of hrm works without it
@@ -43,6 +44,7 @@ def require_pillow() -> Any:
         import PIL.Image
         import PIL.ImageDraw
         import PIL.ImageFont
+        import PIL.PngImagePlugin
     except ImportError:
         raise HrmError("PNG output needs Pillow: pip install 'pillow>=10.1'") from None
     return PIL
@@ -172,20 +174,35 @@ def figure_image(figure: Figure) -> "Image.Image":
     return image
 
 
-def save_png(image: "Image.Image", path: str | os.PathLike) -> Path:
-    """Write `image` as PNG through a temporary sibling + rename (never a half-written file)."""
-    path = Path(path)
-    if path.is_dir():
-        raise HrmError(f"{path} is a directory; give a file name for the PNG")
-    if not path.parent.exists():
-        raise HrmError(f"cannot write {path}: directory {path.parent} does not exist")
+_SOFTWARE = "hrm"  # the PNG text chunk that marks our pictures, so --force may replace them
+
+
+def is_hrm_png(path: Path) -> bool:
+    """Whether `path` is a PNG that hrm drew (its Software text chunk says so)."""
     try:
-        with atomic_file(path) as tmp:
-            image.save(tmp, format="PNG")
+        PIL = require_pillow()
+        with PIL.Image.open(path) as image:
+            return image.format == "PNG" and image.info.get("Software") == _SOFTWARE
+    except (OSError, ValueError, HrmError):
+        return False
+
+
+PNG_OUTPUT = OutputKind("a PNG picture", directory=False, written_by_hrm=is_hrm_png)
+
+
+def save_png(image: "Image.Image", path: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write `image` as PNG through a temporary sibling + rename (never a half-written file),
+    under the output rule (hrm.common.outputs)."""
+    PIL = require_pillow()
+    info = PIL.PngImagePlugin.PngInfo()
+    info.add_text("Software", _SOFTWARE)
+    try:
+        with output_file(path, PNG_OUTPUT, force=force) as tmp:
+            image.save(tmp, format="PNG", pnginfo=info)
     except OSError as error:
         raise HrmError(f"cannot write {path}: {error.strerror or error}") from None
-    return path
+    return Path(path)
 
 
-def write_figure_png(figure: Figure, path: str | os.PathLike) -> Path:
-    return save_png(figure_image(figure), path)
+def write_figure_png(figure: Figure, path: str | os.PathLike, *, force: bool = False) -> Path:
+    return save_png(figure_image(figure), path, force=force)

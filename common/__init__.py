@@ -13,9 +13,10 @@ import threading
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Iterable, Iterator, TypeVar
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 T = TypeVar("T")
 
@@ -42,8 +43,10 @@ def log(message: str) -> None:
 
 
 def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "",
-             unit: str = "it") -> tqdm:
+             unit: str = "it") -> "tqdm":
     """A tqdm bar on stderr, silent when stderr is not a TTY or when --quiet was given."""
+    from tqdm import tqdm  # here, so that `hrm --help` does not pay for it
+
     disable = _quiet or not sys.stderr.isatty()
     return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, disable=disable,
                 dynamic_ncols=True, leave=False)

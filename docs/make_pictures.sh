@@ -9,6 +9,7 @@ hrm() { python -m hrm "$@"; }
 
 # 1. a dataset example: a generated 9x9 sudoku
 hrm build-data sudoku --out "$work/s9" --train-size 8 --test-size 4 --aug 1 -q
+rm -f docs/show_*.png  # remade below (hrm replaces only pictures it drew, and these may predate that)
 hrm show "$work/s9" --split test --index 0 --png docs/show_sudoku.png -q >/dev/null
 
 # 2. an ARC task: 3 training + 4 evaluation tasks of ARC-AGI-1 (per-task JSON), 8 versions each

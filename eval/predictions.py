@@ -27,12 +27,25 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hrm.common import HrmError
+from hrm.common.outputs import OutputKind
 from hrm.builders.dataset import Dataset, Split
 
 SCHEMA = pa.schema([("set", pa.string()), ("example", pa.int64()),
                     ("prediction", pa.list_(pa.uint8())), ("q_halt", pa.float32())])
 METADATA_KEY = b"hrm.predictions"
 _ROW_GROUP_ROWS = 65536
+
+
+def is_hrm_table(path: Path) -> bool:
+    """Whether `path` is a Parquet table written by hrm (predictions or per-task results)."""
+    try:
+        keys = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowException):
+        return False
+    return any(key.startswith(b"hrm.") for key in keys)
+
+
+PREDICTIONS_OUTPUT = OutputKind("an hrm predictions table", directory=False, written_by_hrm=is_hrm_table)
 
 
 def dataset_signature(dataset: Dataset, split: str = "test") -> dict[str, Any]:

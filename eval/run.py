@@ -18,11 +18,12 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pyarrow.parquet as pq
 
-from hrm.common import HrmError, atomic_file, log, progress
+from hrm.common import HrmError, log, progress
+from hrm.common.outputs import OutputKind, check_output, output_file
 from hrm.builders.dataset import Dataset, open_dataset
-from hrm.eval.predictions import PredictionBatch, PredictionWriter, dataset_signature
+from hrm.eval.predictions import PREDICTIONS_OUTPUT, PredictionBatch, PredictionWriter, dataset_signature, is_hrm_table
 from hrm.eval.score import ScoreResult, Scorer
-from hrm.eval.submission import build_submission, write_submission
+from hrm.eval.submission import SUBMISSION_OUTPUT, build_submission, write_submission
 
 PREDICTIONS_FILE = "predictions.parquet"
 RESULTS_FILE = "results.parquet"
@@ -74,17 +75,26 @@ class _ModelRunner:
         teardown()
 
 
-def _refuse_existing(path: Path, force: bool) -> None:
-    if path.exists() and not force:
-        raise HrmError(f"{path} already exists; pass --force to overwrite it")
+def _is_metrics_file(path: Path) -> bool:
+    try:
+        summary = json.loads(path.read_text()) if path.stat().st_size < 2**24 else None
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and {"task", "data", "split"} <= set(summary)
 
 
-def _write_results(out: Path, result: ScoreResult) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    for name, write in ((RESULTS_FILE, lambda p: pq.write_table(result.per_group, p, compression="zstd")),
-                        (METRICS_FILE, lambda p: p.write_text(json.dumps(result.summary, indent=2) + "\n"))):
-        with atomic_file(out / name) as tmp:
-            write(tmp)
+RESULTS_OUTPUT = OutputKind("an hrm results table", directory=False, written_by_hrm=is_hrm_table)
+METRICS_OUTPUT = OutputKind("an hrm eval metrics file", directory=False, written_by_hrm=_is_metrics_file)
+_RESULTS_KEY = b"hrm.results"
+
+
+def _write_results(out: Path, result: ScoreResult, force: bool) -> None:
+    table = result.per_group.replace_schema_metadata(
+        {**(result.per_group.schema.metadata or {}), _RESULTS_KEY: json.dumps({"data": result.summary["data"]}).encode()})
+    with output_file(out / RESULTS_FILE, RESULTS_OUTPUT, force=force) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    with output_file(out / METRICS_FILE, METRICS_OUTPUT, force=force) as tmp:
+        tmp.write_text(json.dumps(result.summary, indent=2) + "\n")
 
 
 def _run_models(runner: _ModelRunner, checkpoints: list[Path], dataset: Dataset, split: str,
@@ -137,16 +147,20 @@ def evaluate(checkpoints: Sequence[str | os.PathLike] = (), data: str | os.PathL
     out = Path(out) if out is not None else None
     if submission is not None and dataset.task != "arc":
         raise HrmError(f"--submission writes the Kaggle ARC format; {dataset.path} is a {dataset.task} dataset")
-    if out is not None:
-        for name in (RESULTS_FILE, METRICS_FILE):
-            _refuse_existing(out / name, force)
+    if out is not None:  # every output is checked before any model runs
+        if out.exists() and not out.is_dir():
+            raise HrmError(f"--out {out} is a file; give a folder for the eval outputs")
+        check_output(out / RESULTS_FILE, RESULTS_OUTPUT, force=force)
+        check_output(out / METRICS_FILE, METRICS_OUTPUT, force=force)
+    if submission is not None:
+        check_output(submission, SUBMISSION_OUTPUT, force=force)
     if checkpoints:
         for checkpoint in checkpoints:  # fail on a missing one before loading any model
             if not checkpoint.exists():
                 raise HrmError(f"checkpoint {checkpoint} does not exist")
         target = tables[0] if tables else (out / PREDICTIONS_FILE if out is not None else None)
         if target is not None:
-            _refuse_existing(target, force)
+            check_output(target, PREDICTIONS_OUTPUT, force=force)
         runner = _ModelRunner(device)
         try:
             if not runner.is_main:  # other torchrun ranks only predict their slices
@@ -164,10 +178,10 @@ def evaluate(checkpoints: Sequence[str | os.PathLike] = (), data: str | os.PathL
             scorer.add_table(table)
     result = scorer.result(vote_k)
     if out is not None:
-        _write_results(out, result)
+        _write_results(out, result, force)
         log(f"wrote per-task results to {out / RESULTS_FILE}")
     if submission is not None:
-        write_submission(submission, build_submission(result))
+        write_submission(submission, build_submission(result), force=force)
         log(f"wrote the submission to {submission}")
     return result.summary
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from hrm.common import HrmError, atomic_file, log
+from hrm.common import HrmError, log
+from hrm.common.outputs import OutputKind, output_file
 from hrm.eval.score import ScoreResult
 from hrm.eval.vote import top_answers
 
@@ -48,9 +49,23 @@ def build_submission(result: ScoreResult) -> dict[str, list[dict[str, Any]]]:
     return submission
 
 
-def write_submission(path: str | os.PathLike, submission: dict[str, Any]) -> None:
-    """Write the JSON atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(path) as tmp:
+def is_submission_file(path: Path) -> bool:
+    """Whether `path` holds an ARC submission (the Kaggle shape: task -> list of attempts)."""
+    try:
+        if path.stat().st_size > 256 * 2**20:
+            return False
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(value, dict) and all(
+        isinstance(pairs, list) and all(isinstance(p, dict) and "attempt_1" in p for p in pairs)
+        for pairs in value.values())
+
+
+SUBMISSION_OUTPUT = OutputKind("an ARC submission", directory=False, written_by_hrm=is_submission_file)
+
+
+def write_submission(path: str | os.PathLike, submission: dict[str, Any], *, force: bool = False) -> None:
+    """Write the JSON atomically (temp file + rename), under the output rule (hrm.common.outputs)."""
+    with output_file(path, SUBMISSION_OUTPUT, force=force) as tmp:
         tmp.write_text(json.dumps(submission, separators=(",", ":")))

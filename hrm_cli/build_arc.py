@@ -8,7 +8,6 @@ from typing import Annotated, Any, Optional
 import typer
 from typer.core import TyperCommand
 
-from hrm.builders.arc_io import DEFAULT_SUBSETS, DEFAULT_TEST_SET
 from hrm.common import set_quiet
 from hrm.cli.options import Force, Json, Out, Quiet, Seed, expand_multi_value_options
 
@@ -37,10 +36,12 @@ def arc(
         "--input", "-i", help="Task sources, one or more: a folder (Kaggle files, or subset folders of "
         "per-task JSON), a Kaggle prefix (DIR/arc-agi), or NAME=FOLDER (subset NAME). "
         "Default: the ARC-AGI-1/2 + ConceptARC copy shipped with hrm.")] = None,
-    subsets: Annotated[list[str], typer.Option(
-        "--subsets", help="Subsets to use (Kaggle <prefix>_<subset>_* files or subset folders).")] = list(DEFAULT_SUBSETS),
-    test_set: Annotated[str, typer.Option(
-        "--test-set", help="Subset whose test pairs form the test split (its train pairs still train).")] = DEFAULT_TEST_SET,
+    subsets: Annotated[Optional[list[str]], typer.Option(
+        "--subsets", help="Subsets to use (Kaggle <prefix>_<subset>_* files or subset folders). "
+                          "Default: training evaluation concept.", show_default=False)] = None,
+    test_set: Annotated[Optional[str], typer.Option(
+        "--test-set", help="Subset whose test pairs form the test split (its train pairs still train). "
+                           "Default: evaluation.", show_default=False)] = None,
     aug: Annotated[int, typer.Option("--aug", help="Augmented versions per task (dihedral + colour "
                                      "permutation); paper: 1000.")] = 1000,
     seed: Seed = 0,
@@ -56,9 +57,11 @@ def arc(
     --test-set); the test split holds the test pairs of the --test-set tasks. Every task comes
     with up to --aug distinct augmented versions (dihedral transform + colours 1-9 permuted)."""
     from hrm.builders.arc import build_arc  # imported here: numba would slow every other command's start
+    from hrm.builders.arc_io import DEFAULT_SUBSETS, DEFAULT_TEST_SET
 
     set_quiet(quiet)
-    summary = build_arc(out, inputs=inputs, subsets=subsets, test_set=test_set, aug=aug, seed=seed,
+    summary = build_arc(out, inputs=inputs, subsets=subsets or list(DEFAULT_SUBSETS),
+                        test_set=test_set or DEFAULT_TEST_SET, aug=aug, seed=seed,
                         skip_invalid=skip_invalid, force=force)
     if as_json:
         typer.echo(json.dumps(summary))

@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 import typer
 
 from hrm.common import set_quiet
-from hrm.eval.run import evaluate, format_result
 from hrm.cli.options import Data, Force, Json, Quiet
 
 EXAMPLE = ("Examples: hrm eval --checkpoint runs/arc --data data/arc1 --vote 2 --out runs/arc/eval "
@@ -38,6 +37,8 @@ def eval_command(
     quiet: Quiet = False,
 ) -> None:
     """Score checkpoints (or a saved predictions table): inverse-transform voting, pass@K, ARC submission."""
+    from hrm.eval.run import evaluate, format_result  # here: torch and numba load only when needed
+
     set_quiet(quiet)
     summary = evaluate(checkpoint or [], data, vote_k=vote, out=out, predictions=predictions or [],
                        submission=submission, batch_size=batch_size, device=device, split=split, force=force)

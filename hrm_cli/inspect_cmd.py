@@ -6,7 +6,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from hrm.builders.inspect import describe, example_text, format_description
 from hrm.cli.options import Json
 
 EXAMPLE = "Example: hrm inspect data/sudoku --split test --index 3"
@@ -19,6 +18,8 @@ def inspect(
     as_json: Json = False,
 ) -> None:
     """Show what a dataset holds: task, splits, counts, per-group statistics, one example."""
+    from hrm.builders.inspect import describe, example_text, format_description
+
     info = describe(path)
     if as_json:
         typer.echo(json.dumps(info))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from hrm.common import HrmError, log, set_quiet
-from hrm.cli.options import Json, Quiet
+from hrm.cli.options import Force, Json, Quiet
 
 if TYPE_CHECKING:
     from hrm.builders.render import Figure
@@ -46,6 +46,7 @@ def show(
     png: Annotated[Optional[Path], typer.Option(
         help="Also write a PNG here (runs: default RUN/curves.png).")] = None,
     as_json: Json = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --png picture (only one that hrm drew).")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Look at things: a dataset example or ARC task, a model's predictions, a run's training curves."""
@@ -57,7 +58,7 @@ def show(
         if data is None:
             raise HrmError("--predictions needs --data DIR, the dataset the predictions were made on")
         from hrm.eval.show import prediction_figure
-        _output(prediction_figure(predictions, data, split=split, index=index, task=task), png, as_json)
+        _output(prediction_figure(predictions, data, split=split, index=index, task=task), png, as_json, force)
         return
     target = target or data
     if target is None:
@@ -65,29 +66,31 @@ def show(
     if _kind(target) == "run":
         if index is not None or task is not None or split is not None:
             raise HrmError(f"--split/--index/--task apply to datasets; {target} is a run directory")
-        _curves(target, png or target / "curves.png", as_json)
+        # The run's own RUN/curves.png is redrawn each time (it is hrm's, and the run is live);
+        # a picture the user names follows the rule of every output.
+        _curves(target, png or target / "curves.png", as_json, force=force or png is None)
         return
     from hrm.builders.show import arc_task_figure, example_figure
     figure = arc_task_figure(target, task) if task else example_figure(target, split, index or 0)
-    _output(figure, png, as_json)
+    _output(figure, png, as_json, force)
 
 
-def _output(figure: "Figure", png: Optional[Path], as_json: bool) -> None:
+def _output(figure: "Figure", png: Optional[Path], as_json: bool, force: bool) -> None:
     from hrm.builders.render import figure_json, figure_text
     if png is not None:
         from hrm.builders.render_png import write_figure_png
-        log(f"wrote {write_figure_png(figure, png)}")
+        log(f"wrote {write_figure_png(figure, png, force=force)}")
     if as_json:
         typer.echo(json.dumps({**figure_json(figure), "png": str(png) if png else None}))
     else:
         typer.echo(figure_text(figure))
 
 
-def _curves(run: Path, png: Path, as_json: bool) -> None:
+def _curves(run: Path, png: Path, as_json: bool, *, force: bool) -> None:
     from hrm.train.curves import format_last, last_values, plot_curves, read_metrics
     records = read_metrics(run)
     last = last_values(records)
-    plot_curves(records, png, title=run.name)
+    plot_curves(records, png, title=run.name, force=force)
     log(f"wrote {png}")
     if as_json:
         typer.echo(json.dumps({"run": str(run), "png": str(png), "records": len(records), "last": last}))

@@ -13,11 +13,12 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_ARC = REPO.parent / "shared" / "data" / "arc"
 
 
-def run_hrm(*args: str | os.PathLike, check: bool = False, timeout: float = 600) -> subprocess.CompletedProcess:
-    """`hrm ARGS...` in a subprocess (stdout/stderr captured, text); `check` asserts exit 0."""
+def run_hrm(*args: str | os.PathLike, check: bool = False, timeout: float = 600,
+            cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
+    """`hrm ARGS...` in a subprocess (stdout/stderr captured, text, in `cwd`); `check` asserts exit 0."""
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     result = subprocess.run([sys.executable, "-m", "hrm", *map(str, args)], capture_output=True,
-                            text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL)
+                            text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL, cwd=cwd)
     if check and result.returncode != 0:
         raise AssertionError(f"hrm {' '.join(map(str, args))} exited {result.returncode}:\n{result.stderr}")
     return result

@@ -427,7 +427,7 @@ def test_more_bad_inputs_raise_clear_errors(tmp_path):
          "no prediction for test/all example 1"),
         (["show", "--predictions", tmp_path / "short.parquet", "--data", tmp_path / "s"], "seq_len is 81"),
         (["show", "--predictions", tmp_path / "q.parquet"], "needs --data"),
-        (["show", tmp_path / "s", "--png", tmp_path / "no" / "x.png"], "does not exist"),
+        (["show", tmp_path / "s", "--png", tmp_path / "empty"], "is a folder"),
     ]
     runner = CliRunner()
     for args, fragment in cases:

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Optional
 import yaml
 
 from hrm.common import HrmError, atomic_file
+from hrm.common.outputs import OutputKind, check_output
 
 # Reference defaults (HRM's cfg_pretrain.yaml + arch/hrm_v1.yaml). puzzle_emb_ndim None follows
 # hidden_size as the reference's `${.hidden_size}` does; forward_dtype applies on CUDA only (CPU
@@ -237,12 +238,26 @@ def config_from_dict(values: dict[str, Any], where: str = "checkpoint") -> Train
     return config
 
 
+def is_run_folder(path: Path) -> bool:
+    """Whether `path` is a training run written by hrm (its config.yaml is one of ours)."""
+    try:
+        saved = yaml.safe_load((Path(path) / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(saved, dict) and "data_path" in saved and isinstance(saved.get("arch"), dict)
+
+
+RUN_OUTPUT = OutputKind("an hrm training run", directory=True, written_by_hrm=is_run_folder)
+
+
 def check_new_run_folder(run_dir: str | os.PathLike, force: bool) -> None:
-    """A new run never silently mixes with an old one's checkpoints and logs."""
+    """A new run never silently mixes with an old one's checkpoints and logs, and `--force`
+    replaces only an old run (or an empty folder), never a folder of the user's."""
     run_dir = Path(run_dir)
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())) and not force:
+    if not force and is_run_folder(run_dir):
         raise HrmError(f"{run_dir} already exists; continue it with `hrm train --resume {run_dir}` "
                        f"or pass --force to start over")
+    check_output(run_dir, RUN_OUTPUT, force=force)
 
 
 def resume_config(run_dir: Path, overrides: list[str], data: str | None = None) -> TrainConfig:

@@ -153,8 +153,9 @@ def _draw_chart(draw: Any, x0: int, y0: int, title: str, series: list[tuple[str,
                 draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
 
 
-def plot_curves(records: list[dict[str, Any]], out: str | os.PathLike, title: str = "") -> Path:
-    """Write the 2 x 2 chart PNG of `records` to `out` (atomically)."""
+def plot_curves(records: list[dict[str, Any]], out: str | os.PathLike, title: str = "", *,
+                force: bool = False) -> Path:
+    """Write the 2 x 2 chart PNG of `records` to `out` (atomically; `force` as for every output)."""
     PIL = require_pillow()
     image = PIL.Image.new("RGB", (2 * CHART_WIDTH, HEADER_HEIGHT + 2 * CHART_HEIGHT), "#FFFFFF")
     draw = PIL.ImageDraw.Draw(image)
@@ -167,4 +168,4 @@ def plot_curves(records: list[dict[str, Any]], out: str | os.PathLike, title: st
         series = [(metric, split, _series(records, split, metric)) for split in splits for metric in metrics]
         series = [s for s in series if s[2]]
         _draw_chart(draw, (i % 2) * CHART_WIDTH, HEADER_HEIGHT + (i // 2) * CHART_HEIGHT, chart_title, series)
-    return save_png(image, out)
+    return save_png(image, out, force=force)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-import shutil
 import signal
 import threading
 import time
@@ -32,9 +31,10 @@ import torch
 from torch import nn
 
 from hrm.common import HrmError, atomic_file, log, progress, set_quiet
+from hrm.common.outputs import replace_run_folder
 from hrm.builders.dataset import Dataset, Split, open_dataset
 from hrm.train import checkpoint as ckpt
-from hrm.train.config import TrainConfig, check_new_run_folder, save_config
+from hrm.train.config import RUN_OUTPUT, TrainConfig, check_new_run_folder, save_config
 from hrm.train.data import TrainLoader, as_torch
 from hrm.train.distributed import (DistInfo, all_reduce_gradients, all_reduce_sum, any_rank, assign_slots,
                                barrier, broadcast_from_main, gather_rows, setup, teardown)
@@ -322,9 +322,7 @@ def prepare_run(config: TrainConfig, run_dir: Path, *, resume: bool, force: bool
     if resume or not is_main:
         return
     check_new_run_folder(run_dir, force)
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    replace_run_folder(run_dir, RUN_OUTPUT, force=True)  # checked just above
     save_config(config, run_dir / "config.yaml")
 
 
