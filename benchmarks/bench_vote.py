@@ -2,7 +2,7 @@
 predictions, synthetic), through `eval.run.evaluate` exactly as `hrm eval --predictions` runs
 it: Parquet read, label reads from zarr, crop + inverse transforms, voting, pass@K, per-task
 results and the Kaggle submission. Baseline: the per-prediction Python/NumPy loop (crop with
-builders.render.arc_grid_from_tokens, augment inverses, a dict of grid bytes), timed on a
+hrm.show.render.arc_grid_from_tokens, augment inverses, a dict of grid bytes), timed on a
 slice and scaled.
 
     python benchmarks/bench_vote.py [--tasks 400] [--versions 1000]
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hrm.augment.colour import inverse_colour_map  # noqa: E402
 from hrm.augment.dihedral import dihedral, inverse_dihedral  # noqa: E402
 from hrm.builders.dataset import DatasetWriter, atomic_directory, open_dataset  # noqa: E402
-from hrm.builders.render import arc_grid_from_tokens  # noqa: E402
+from hrm.show.render import arc_grid_from_tokens  # noqa: E402
 from hrm.eval.predictions import PredictionWriter  # noqa: E402
 from hrm.common import set_quiet  # noqa: E402
 from hrm.eval.run import evaluate  # noqa: E402

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from hrm.builders.dataset import open_dataset
-from hrm.builders.render import render_tokens, side_by_side
+from hrm.show.render import render_tokens, side_by_side
 
 _HISTOGRAM_BINS = 10
 

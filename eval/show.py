@@ -14,8 +14,8 @@ import numpy as np
 from hrm.augment.arc import parse_version_name
 from hrm.common import HrmError
 from hrm.builders.dataset import Dataset, PuzzleSet, open_dataset
-from hrm.builders.render import Figure, Panel
-from hrm.builders.show import (check_index, default_split, find_identifier, first_set, grid_of,
+from hrm.show.render import Figure, Panel
+from hrm.show.views import (check_index, default_split, find_identifier, first_set, grid_of,
                            identifier_name, puzzle_of_row)
 from hrm.eval.inverse import SetFrames
 from hrm.eval.predictions import check_table

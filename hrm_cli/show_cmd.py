@@ -11,7 +11,7 @@ from hrm.common import HrmError, log, set_quiet
 from hrm.cli.options import Force, Json, Quiet
 
 if TYPE_CHECKING:
-    from hrm.builders.render import Figure
+    from hrm.show.render import Figure
 
 EXAMPLE = """Examples:
 
@@ -70,15 +70,15 @@ def show(
         # a picture the user names follows the rule of every output.
         _curves(target, png or target / "curves.png", as_json, force=force or png is None)
         return
-    from hrm.builders.show import arc_task_figure, example_figure
+    from hrm.show.views import arc_task_figure, example_figure
     figure = arc_task_figure(target, task) if task else example_figure(target, split, index or 0)
     _output(figure, png, as_json, force)
 
 
 def _output(figure: "Figure", png: Optional[Path], as_json: bool, force: bool) -> None:
-    from hrm.builders.render import figure_json, figure_text
+    from hrm.show.render import figure_json, figure_text
     if png is not None:
-        from hrm.builders.render_png import write_figure_png
+        from hrm.show.render_png import write_figure_png
         log(f"wrote {write_figure_png(figure, png, force=force)}")
     if as_json:
         typer.echo(json.dumps({**figure_json(figure), "png": str(png) if png else None}))

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from hrm.builders.dataset import DatasetWriter, atomic_directory
-from hrm.builders.render import Figure, Panel, figure_text, maze_text, sudoku_text
-from hrm.builders.show import arc_task_figure, example_figure
+from hrm.show.render import Figure, Panel, figure_text, maze_text, sudoku_text
+from hrm.show.views import arc_task_figure, example_figure
 from tests.conftest import assert_one_line_error, run_hrm
 
 PIL = pytest.importorskip("PIL.Image")
@@ -208,7 +208,7 @@ def _near(pixel, expected, tolerance=0):
 
 
 def test_arc_panel_png_size_palette_and_grid_lines():
-    from hrm.builders.render_png import panel_image
+    from hrm.show.render_png import panel_image
 
     grid = np.arange(10).reshape(2, 5)
     image = panel_image(Panel("", "arc", grid))
@@ -223,7 +223,7 @@ def test_arc_panel_png_size_palette_and_grid_lines():
 
 
 def test_wrong_arc_cell_is_crossed_but_keeps_its_colour():
-    from hrm.builders.render_png import panel_image
+    from hrm.show.render_png import panel_image
 
     wrong = np.array([[False, True]])
     image = panel_image(Panel("", "arc", np.array([[2, 2]]), wrong=wrong))
@@ -234,7 +234,7 @@ def test_wrong_arc_cell_is_crossed_but_keeps_its_colour():
 
 
 def test_sudoku_panel_png_clues_filled_and_wrong_cells():
-    from hrm.builders.render_png import panel_image
+    from hrm.show.render_png import panel_image
 
     digits = np.array([int(c) for c in SOLUTION]).reshape(9, 9)
     clues = np.array([c != "0" for c in PUZZLE]).reshape(9, 9)
@@ -258,7 +258,7 @@ def test_sudoku_panel_png_clues_filled_and_wrong_cells():
 
 
 def test_cli_png_of_maze_example(tmp_path):
-    from hrm.builders.render_png import MARGIN, TITLE_HEIGHT
+    from hrm.show.render_png import MARGIN, TITLE_HEIGHT
 
     write_maze(tmp_path / "m")
     run_hrm("show", tmp_path / "m", "--png", tmp_path / "m.png", check=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from hrm.common import HrmError, log
-from hrm.builders.render_png import font, require_pillow, save_png
+from hrm.show.render_png import font, require_pillow, save_png
 
 METRICS = ("lr", "lm_loss", "q_halt_loss", "q_continue_loss", "accuracy", "exact_accuracy",
            "q_halt_accuracy", "steps", "examples_per_s")

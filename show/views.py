@@ -1,7 +1,7 @@
 """Views of a dataset for `hrm show`: one example, or every pair of one ARC task.
 
-Each view is a `builders.render.Figure`, drawn as text by `builders.render.figure_text` and as a
-PNG by `builders.render_png.write_figure_png`.
+Each view is a `hrm.show.render.Figure`, drawn as text by `hrm.show.render.figure_text` and as a
+PNG by `hrm.show.render_png.write_figure_png`.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from hrm.common import HrmError
 from hrm.builders.dataset import Dataset, PuzzleSet, open_dataset
-from hrm.builders.render import Figure, Panel, arc_grid_from_canvas, sudoku_digits
+from hrm.show.render import Figure, Panel, arc_grid_from_canvas, sudoku_digits
 
 
 def grid_of(task: str, tokens: np.ndarray) -> np.ndarray:

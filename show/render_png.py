@@ -1,4 +1,4 @@
-"""PNG renderings of puzzles with Pillow: the same `Figure`s that `builders.render` prints.
+"""PNG renderings of puzzles with Pillow: the same `Figure`s that `hrm.show.render` prints.
 
 Geometry (pixels) is fixed per kind so that pictures are comparable and tests can find cells:
 a grid of h x w cells is drawn as boundary lines and cells alternating along each axis, with
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from hrm.common import HrmError
 from hrm.common.outputs import OutputKind, output_file
-from hrm.builders.render import Figure, Panel
+from hrm.show.render import Figure, Panel
 
 if TYPE_CHECKING:  # Pillow is imported lazily so that the rest of hrm works without it
     from PIL import Image

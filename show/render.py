@@ -2,7 +2,7 @@
 
 Grids are decoded first (sudoku digits 0-9 with 0 = blank, maze tokens, ARC colours 0-9) and
 then drawn either as plain text or with ANSI colours. A `Figure` (rows of titled `Panel`s) is the
-common description that both this module and `builders.render_png` draw, so a view is built once.
+common description that both this module and `hrm.show.render_png` draw, so a view is built once.
 Wrong cells (a prediction against the truth) are coloured inline with ANSI; plain text cannot
 colour, so it adds a separate "wrong" block with `X` at every wrong cell.
 """

@@ -1,0 +1,1 @@
+"""What shows things: text and PNG renderings of puzzles (`hrm show`, `hrm inspect`)."""
