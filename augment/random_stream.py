@@ -10,14 +10,26 @@ import numpy as np
 from numba import njit
 
 
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_S27, _S30, _S31 = np.uint64(27), np.uint64(30), np.uint64(31)
+
+
+@njit(cache=True)
+def mix64(x: np.uint64) -> np.uint64:
+    """splitmix64 finaliser: a bijective scramble of 64 bits (also the mixing step of eval's
+    answer hashes, so that short inputs' high bits are well mixed)."""
+    x = (x ^ (x >> _S30)) * _MIX1
+    x = (x ^ (x >> _S27)) * _MIX2
+    return x ^ (x >> _S31)
+
+
 @njit(cache=True)
 def rng_next(rng: np.ndarray) -> np.uint64:
     """splitmix64: advance the uint64[1] state and return the next 64-bit output."""
-    rng[0] += np.uint64(0x9E3779B97F4A7C15)
-    z = rng[0]
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+    rng[0] += _GAMMA
+    return mix64(rng[0])
 
 
 @njit(cache=True)

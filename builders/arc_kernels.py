@@ -2,7 +2,7 @@
 
 A task is packed once into flat arrays (`pack_grids`): all its grids' cells in one uint8 buffer
 with per-grid start, height and width. Every dihedral transform is then a strided read of a grid
-(`_strides`), so no transformed copy is ever made.
+(`augment.dihedral_kernels.dihedral_strides`), so no transformed copy is ever made.
 
 Dedup hash: a version must differ from every kept version as a whole task (multiset of pairs,
 as the reference compares sorted pair hashes). A pair's hash is Zobrist-style: the sum over its
@@ -20,6 +20,7 @@ from numba import njit
 
 from hrm.augment.arc import ARC_SIDE, COLOUR_OFFSET, END_TOKEN, NUM_COLOURS
 from hrm.augment.dihedral import NUM_DIHEDRAL
+from hrm.augment.dihedral_kernels import dihedral_strides
 
 _LANES = 2
 _KEYS = np.random.default_rng(0x41524321).integers(
@@ -37,42 +38,6 @@ def pack_grids(grids: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndar
     starts = np.concatenate([[0], np.cumsum(heights * widths)[:-1]]).astype(np.int64)
     cells = np.concatenate([np.ascontiguousarray(g, dtype=np.uint8).ravel() for g in grids])
     return cells, starts, heights, widths
-
-
-@njit(cache=True, nogil=True)
-def _strides(transform, height, width):
-    """Cell (i, j) of the transformed grid is original cell base + i*row_step + j*col_step
-    (flat, row-major); returns (base, row_step, col_step, new_height, new_width)."""
-    last_row = (height - 1) * width
-    if transform == 0:
-        return 0, width, 1, height, width
-    if transform == 1:  # rot90: out[i, j] = g[j, w-1-i]
-        return width - 1, -1, width, width, height
-    if transform == 2:  # rot180: g[h-1-i, w-1-j]
-        return last_row + width - 1, -width, -1, height, width
-    if transform == 3:  # rot270: g[h-1-j, i]
-        return last_row, 1, -width, width, height
-    if transform == 4:  # left-right flip: g[i, w-1-j]
-        return width - 1, width, -1, height, width
-    if transform == 5:  # up-down flip: g[h-1-i, j]
-        return last_row, -width, 1, height, width
-    if transform == 6:  # transpose: g[j, i]
-        return 0, 1, width, width, height
-    # 7, anti-diagonal reflection (left-right flip of rot90): g[h-1-j, w-1-i]
-    return last_row + width - 1, -1, -width, width, height
-
-
-@njit(cache=True, nogil=True)
-def transform_grid(cells, start, height, width, transform, colour_map, out):
-    """Write grid `transform(colour_map[g])` into `out` (uint8, at least h*w); returns (h', w')."""
-    base, row_step, col_step, new_h, new_w = _strides(transform, height, width)
-    k = 0
-    for i in range(new_h):
-        source = start + base + i * row_step
-        for j in range(new_w):
-            out[k] = colour_map[cells[source + j * col_step]]
-            k += 1
-    return new_h, new_w
 
 
 @njit(cache=True, nogil=True)
@@ -94,7 +59,7 @@ def _pair_tables(cells, starts, heights, widths, keys, shape_keys):
         for transform in range(NUM_DIHEDRAL):
             for side in range(2):
                 grid = 2 * p + side
-                base, row_step, col_step, new_h, new_w = _strides(transform, heights[grid], widths[grid])
+                base, row_step, col_step, new_h, new_w = dihedral_strides(transform, heights[grid], widths[grid])
                 for lane in range(_LANES):
                     shapes[p, transform, lane] += shape_keys[lane, side, new_h, new_w]
                 for i in range(new_h):
@@ -133,7 +98,7 @@ def version_hashes(tables, shapes, transforms, colour_maps):
 
 @njit(cache=True, nogil=True)
 def _paint(cells, start, height, width, transform, lut, row, col, canvas):
-    base, row_step, col_step, new_h, new_w = _strides(transform, height, width)
+    base, row_step, col_step, new_h, new_w = dihedral_strides(transform, height, width)
     canvas[:] = 0
     for i in range(new_h):
         source = start + base + i * row_step

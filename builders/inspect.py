@@ -1,4 +1,4 @@
-"""What a dataset holds: counts per split, per-group statistics, one rendered example."""
+"""What a dataset holds: counts per split, per-group statistics (its rendered example is `hrm.show.views.example_text`)."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,6 @@ from typing import Any
 import numpy as np
 
 from hrm.builders.dataset import open_dataset
-from hrm.show.render import render_tokens, side_by_side
 
 _HISTOGRAM_BINS = 10
 
@@ -87,20 +86,6 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
             split_info["sets"][set_name] = set_info
         info["splits"][split_name] = split_info
     return info
-
-
-def example_text(path: str | os.PathLike, split: str | None = None, index: int = 0,
-                 colour: bool | None = None) -> str:
-    """Input and label of one example, rendered side by side."""
-    dataset = open_dataset(path)
-    split_name = split or ("test" if "test" in dataset.split_names else dataset.split_names[0])
-    puzzle_set = dataset.split(split_name).set(dataset.split(split_name).set_names[0])
-    if puzzle_set.num_examples == 0:
-        return f"({split_name} is empty)"
-    index = min(index, puzzle_set.num_examples - 1)
-    inputs, labels = puzzle_set.rows(index, index + 1)
-    blocks = [render_tokens(dataset.task, inputs[0], colour), render_tokens(dataset.task, labels[0], colour)]
-    return side_by_side(blocks, [f"{split_name}[{index}] input", "label"])
 
 
 def _shorten(value: Any, limit: int = 160) -> str:

@@ -6,7 +6,7 @@ stored per puzzle (BRIEF: `aug_dihedral`, `aug_colour_map` for ARC; `aug_transpo
 `aug_row_perm`, `aug_col_perm`, `aug_digit_map` for sudoku; `aug_dihedral` for maze), and
 hashed (64 bits) so that identical answers can be counted without comparing grids.
 
-- ARC: crop the canvas to its grid (the crop of `hrm.show.render.arc_grid_from_tokens`),
+- ARC: crop the canvas to its grid (the crop of `augment.arc.arc_grid_from_tokens`),
   subtract 2, undo the dihedral transform, undo the colour permutation. Scoring ARC evaluation
   with 1000 versions means ~0.4M of these, so it is one numba kernel over the batch (the tests
   hold it against `arc_grid_from_tokens`, `augment.dihedral` and `augment.colour`).
@@ -26,11 +26,11 @@ import numpy as np
 from numba import njit, prange
 
 from hrm.augment.dihedral import INVERSE_DIHEDRAL, inverse_dihedral
+from hrm.augment.dihedral_kernels import transform_grid
+from hrm.augment.random_stream import mix64
 from hrm.augment.sudoku import invert_sudoku_transform
-from hrm.builders.arc_kernels import transform_grid
-from hrm.common import HrmError
-from hrm.builders.maze_kernels import mix64
 from hrm.builders.dataset import PuzzleSet
+from hrm.common import HrmError
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)

@@ -21,7 +21,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from hrm.builders import maze_kernels
+from hrm.augment import maze_paths
 
 ARC_PASS_KS = (1, 2, 5, 10, 100, 1000)
 
@@ -69,16 +69,16 @@ def sudoku_valid(predictions: np.ndarray, inputs: np.ndarray) -> np.ndarray:
 def maze_valid(predictions: np.ndarray, inputs: np.ndarray) -> np.ndarray:
     """Rows whose prediction keeps the maze (only open cells may become `o`; S and G keep their
     letters, as in the labels) and marks one shortest S->G path, any of them. The path check is
-    the maze builder's own (`builders.maze_kernels.check_solutions`, used on imported labels)."""
+    the rule the maze builder checks imported labels with (`augment.maze_paths.check_solutions`)."""
     side = int(math.isqrt(predictions.shape[1]))
-    keeps_maze = ((predictions == inputs) | ((inputs == maze_kernels.OPEN) & (predictions == maze_kernels.PATH))).all(axis=1)
-    one_each = ((inputs == maze_kernels.START).sum(axis=1) == 1) & ((inputs == maze_kernels.GOAL).sum(axis=1) == 1)
+    keeps_maze = ((predictions == inputs) | ((inputs == maze_paths.OPEN) & (predictions == maze_paths.PATH))).all(axis=1)
+    one_each = ((inputs == maze_paths.START).sum(axis=1) == 1) & ((inputs == maze_paths.GOAL).sum(axis=1) == 1)
     rows = np.flatnonzero(keeps_maze & one_each)
     codes, lengths, marked, counts = (np.empty(len(rows), np.int32) for _ in range(4))
-    maze_kernels.check_solutions(side, np.ascontiguousarray(inputs[rows], np.uint8),
+    maze_paths.check_solutions(side, np.ascontiguousarray(inputs[rows], np.uint8),
                                  np.ascontiguousarray(predictions[rows], np.uint8), codes, lengths, marked, counts)
     out = np.zeros(len(predictions), bool)
-    out[rows] = codes == maze_kernels.CHECK_OK
+    out[rows] = codes == maze_paths.CHECK_OK
     return out
 
 

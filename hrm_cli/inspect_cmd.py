@@ -18,7 +18,8 @@ def inspect(
     as_json: Json = False,
 ) -> None:
     """Show what a dataset holds: task, splits, counts, per-group statistics, one example."""
-    from hrm.builders.inspect import describe, example_text, format_description
+    from hrm.builders.inspect import describe, format_description
+    from hrm.show.views import example_text
 
     info = describe(path)
     if as_json:

@@ -1,4 +1,4 @@
-"""Views of a dataset for `hrm show`: one example, or every pair of one ARC task.
+"""Views of a dataset for `hrm show` and `hrm inspect`: one example, or every pair of one ARC task.
 
 Each view is a `hrm.show.render.Figure`, drawn as text by `hrm.show.render.figure_text` and as a
 PNG by `hrm.show.render_png.write_figure_png`.
@@ -11,7 +11,7 @@ import numpy as np
 
 from hrm.common import HrmError
 from hrm.builders.dataset import Dataset, PuzzleSet, open_dataset
-from hrm.show.render import Figure, Panel, arc_grid_from_canvas, sudoku_digits
+from hrm.show.render import Figure, Panel, arc_grid_from_canvas, render_tokens, side_by_side, sudoku_digits
 
 
 def grid_of(task: str, tokens: np.ndarray) -> np.ndarray:
@@ -116,3 +116,17 @@ def arc_task_figure(path: str | os.PathLike, name: str) -> Figure:
                                                (f"{split} pair {counts[split]} input", "output")))
     summary = ", ".join(f"{n} {split}-split pairs" for split, n in counts.items()) or "no pairs"
     return Figure(f"ARC task {name}: {summary}", rows)
+
+
+def example_text(path: str | os.PathLike, split: str | None = None, index: int = 0,
+                 colour: bool | None = None) -> str:
+    """Input and label of one example, rendered side by side."""
+    dataset = open_dataset(path)
+    split_name = split or ("test" if "test" in dataset.split_names else dataset.split_names[0])
+    puzzle_set = dataset.split(split_name).set(dataset.split(split_name).set_names[0])
+    if puzzle_set.num_examples == 0:
+        return f"({split_name} is empty)"
+    index = min(index, puzzle_set.num_examples - 1)
+    inputs, labels = puzzle_set.rows(index, index + 1)
+    blocks = [render_tokens(dataset.task, inputs[0], colour), render_tokens(dataset.task, labels[0], colour)]
+    return side_by_side(blocks, [f"{split_name}[{index}] input", "label"])

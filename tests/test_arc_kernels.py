@@ -8,7 +8,8 @@ from hrm.augment.arc import (arc_grid_from_tokens, arc_grid_to_tokens, augment_g
                          parse_version_name, version_name)
 from hrm.augment.colour import random_colour_map
 from hrm.augment.dihedral import dihedral
-from hrm.builders.arc_kernels import encode_versions, pack_grids, pair_tables, transform_grid, version_hashes
+from hrm.augment.dihedral_kernels import transform_grid
+from hrm.builders.arc_kernels import encode_versions, pack_grids, pair_tables, version_hashes
 
 
 def test_canvas_by_hand():
