@@ -2,9 +2,9 @@
 
 The repository's top-level folders install beneath this package (see pyproject.toml):
 `common/` -> `hrm.common` (the ground floor: errors, logging, atomic outputs), `augment/` ->
-`hrm.augment`, `builders/` -> `hrm.builders`, `train/` -> `hrm.train`, `eval/` -> `hrm.eval`,
-`hrm_cli/` -> `hrm.cli`. One namespace keeps a user's own `train.py` or `eval.py` from
-shadowing ours.
+`hrm.augment`, `builders/` -> `hrm.builders`, `show/` -> `hrm.show` (text and PNG renderings),
+`train/` -> `hrm.train`, `eval/` -> `hrm.eval`, `hrm_cli/` -> `hrm.cli`. One namespace keeps a
+user's own `train.py` or `eval.py` from shadowing ours.
 """
 from __future__ import annotations
 
