@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Optional
 
 import typer
@@ -34,16 +33,11 @@ app.command("eval", epilog=eval_cmd.EXAMPLE)(eval_cmd.eval_command)
 app.command("show", epilog=show_cmd.EXAMPLE)(show_cmd.show)
 
 
-def _version() -> str:
-    try:
-        return version("hrm")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
 def _print_version(value: bool) -> None:
     if value:
-        typer.echo(f"hrm {_version()}")
+        from hrm import __version__
+
+        typer.echo(f"hrm {__version__}")
         raise typer.Exit()
 
 

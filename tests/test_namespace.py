@@ -2,9 +2,11 @@
 regular (wheel) install works from any folder, with the packaged ARC data inside the wheel."""
 from __future__ import annotations
 
+import ast
 import json
 import lzma
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -19,7 +21,12 @@ SHADOWS = ("train", "eval", "builders", "augment", "common", "cli", "show")
 
 
 def project_version() -> str:
-    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    """The version as written in the source (pyproject.toml reads it from there)."""
+    assert "version" in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dynamic"]
+    tree = ast.parse((REPO / "hrm_root" / "__init__.py").read_text())
+    (value,) = [node.value.value for node in tree.body if isinstance(node, ast.Assign)
+                and [t.id for t in node.targets] == ["__version__"]]
+    return value
 
 
 def clean_env() -> dict[str, str]:
@@ -67,10 +74,14 @@ def packaged_arc_counts(wheel: Path) -> dict[str, tuple[int, int, int]]:
 
 @pytest.mark.slow  # ~30-60 s: builds a wheel and an ARC dataset; CI runs it once (.ci/run)
 def test_wheel_installs_one_namespace_and_builds_from_packaged_arc(tmp_path):
-    wheels, venv, work = tmp_path / "wheels", tmp_path / "venv", tmp_path / "work"
+    source, wheels, venv, work = (tmp_path / name for name in ("source", "wheels", "venv", "work"))
     work.mkdir()
+    # A copy of the source, so the build leaves nothing (build/, *.egg-info) in the repository
+    # and a stale build/ there cannot slip old files into the wheel.
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", "data", "runs", ".pytest_cache"))
     # No network: build with this environment's setuptools, install without dependencies.
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheels, REPO], work)
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheels, source], work)
     (wheel,) = wheels.glob("hrm-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         tops = {name.split("/")[0] for name in archive.namelist()}
