@@ -32,10 +32,6 @@ def set_quiet(quiet: bool) -> None:
     _quiet = quiet
 
 
-def is_quiet() -> bool:
-    return _quiet
-
-
 def log(message: str) -> None:
     """A progress/log line on stderr (results go to stdout)."""
     if not _quiet:
@@ -45,11 +41,40 @@ def log(message: str) -> None:
 def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "",
              unit: str = "it") -> "tqdm":
     """A tqdm bar on stderr, silent when stderr is not a TTY or when --quiet was given."""
+    if _quiet or not sys.stderr.isatty():
+        # Scripts and pipes (the usual way hrm runs in loops) never see a bar: skip tqdm's import.
+        return SilentBar(iterable)  # type: ignore[return-value]
     from tqdm import tqdm  # here, so that `hrm --help` does not pay for it
 
-    disable = _quiet or not sys.stderr.isatty()
-    return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, disable=disable,
-                dynamic_ncols=True, leave=False)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+class SilentBar:
+    """What callers use of a disabled tqdm bar: iteration, update, set_postfix, close, `with`."""
+
+    def __init__(self, iterable: Iterable[T] | None = None):
+        self.iterable = iterable
+        self.n = 0
+
+    def __iter__(self) -> Iterator[T]:
+        for item in self.iterable or ():
+            yield item
+            self.n += 1
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def set_postfix(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "SilentBar":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
 
 
 @contextmanager

@@ -1,0 +1,49 @@
+"""Start-up stays light: `hrm --version` and `--help` load none of the heavy libraries (they are
+imported by the command that needs them), and a silent progress bar does not load tqdm.
+Timings are benchmarks/bench_startup.py's job; these tests check what is imported, which does
+not depend on how busy the machine is."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+# Not pydantic: recent Typer itself coerces a command's options with it (not ours to avoid).
+HEAVY = ("numba", "zarr", "pyarrow", "torch", "PIL", "yaml", "tqdm", "rich", "numpy")
+
+
+def imported(*args: str) -> set[str]:
+    """Every module `python -X importtime ARGS` imports (read from the interpreter's own log)."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    result = subprocess.run([sys.executable, "-X", "importtime", *args], capture_output=True, text=True,
+                            env=env, stdin=subprocess.DEVNULL, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)$", result.stderr, re.MULTILINE))
+
+
+@pytest.mark.parametrize("args", [("--version",), ("--help",), ("build-data", "sudoku", "--help"),
+                                  ("train", "--help"), ("eval", "--help")])
+def test_version_and_help_import_no_heavy_library(args):
+    modules = imported("-m", "hrm", *args)
+    assert "hrm.cli.app" in modules  # the log is read right: the app itself is in it
+    loaded = {name for name in HEAVY if name in modules}
+    assert not loaded, f"hrm {' '.join(args)} imports {sorted(loaded)}"
+
+
+def test_silent_progress_bar_counts_without_tqdm():
+    # stderr is a pipe here, so the bar is silent, as in a script
+    code = ("import sys\n"
+            "from hrm.common import progress\n"
+            "items = list(progress(range(5), desc='x'))\n"
+            "with progress(total=7) as bar:\n"
+            "    bar.update(3); bar.update(4); bar.set_postfix(loss='1.0')\n"
+            "bar.close()\n"
+            "print(items, bar.n, 'tqdm' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("]")[1].split() == ["7", "False"]
+    assert result.stdout.startswith("[0, 1, 2, 3, 4]")
