@@ -1,4 +1,5 @@
-"""What a dataset holds: counts per split, per-group statistics (its rendered example is `hrm.show.views.example_text`)."""
+"""What a dataset holds: counts per split, per-group statistics (`hrm inspect`; the example it
+renders is `hrm.show.views.example_text`)."""
 from __future__ import annotations
 
 import os

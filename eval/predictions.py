@@ -48,8 +48,10 @@ def is_hrm_table(path: Path) -> bool:
 PREDICTIONS_OUTPUT = OutputKind("an hrm predictions table", directory=False, written_by_hrm=is_hrm_table)
 
 
-def dataset_signature(dataset: Dataset, split: str = "test") -> dict[str, Any]:
-    """What a predictions table must agree with to be scored against `dataset`."""
+def predictions_dataset_signature(dataset: Dataset, split: str = "test") -> dict[str, Any]:
+    """What a predictions table must agree with to be scored against `dataset`: task, split,
+    sequence length, rows per set. (A checkpoint's tie to its training data is
+    `train.inference.model_dataset_signature`.)"""
     data_split = dataset.split(split)
     return {"task": dataset.task, "split": split, "seq_len": data_split.seq_len,
             "sets": {name: s.num_examples for name, s in data_split.sets.items()}}
@@ -58,7 +60,7 @@ def dataset_signature(dataset: Dataset, split: str = "test") -> dict[str, Any]:
 class PredictionWriter:
     """Streams batches of predictions into `path` (atomic: temp file + rename on close).
 
-        with PredictionWriter(path, seq_len=900, signature=dataset_signature(ds)) as writer:
+        with PredictionWriter(path, seq_len=900, signature=predictions_dataset_signature(ds)) as writer:
             writer.write("all", example_rows, predictions, q_halt)
     """
 
@@ -178,7 +180,7 @@ def check_table(path: str | os.PathLike, dataset: Dataset, split: str = "test") 
     parquet = _open(path)
     _check_schema(path, parquet.schema_arrow)
     meta = table_metadata(path)
-    signature = dataset_signature(dataset, split)
+    signature = predictions_dataset_signature(dataset, split)
     for key in ("task", "seq_len"):
         if key in meta and meta[key] != signature[key]:
             raise HrmError(f"{path} holds predictions for a {key}={meta[key]} dataset, but {dataset.path} "

@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 from hrm.common import HrmError, log, progress
 from hrm.common.outputs import OutputKind, check_output, output_file
 from hrm.builders.dataset import Dataset, open_dataset
-from hrm.eval.predictions import PREDICTIONS_OUTPUT, PredictionBatch, PredictionWriter, dataset_signature, is_hrm_table
+from hrm.eval.predictions import (PREDICTIONS_OUTPUT, PredictionBatch, PredictionWriter, is_hrm_table,
+                                  predictions_dataset_signature)
 from hrm.eval.score import ScoreResult, Scorer
 from hrm.eval.submission import SUBMISSION_OUTPUT, build_submission, write_submission
 
@@ -103,7 +104,7 @@ def _run_models(runner: _ModelRunner, checkpoints: list[Path], dataset: Dataset,
     scorer = Scorer(dataset, split, keep_grids=keep_grids)
     writer = None
     if target is not None:
-        signature = dataset_signature(dataset, split)
+        signature = predictions_dataset_signature(dataset, split)
         writer = PredictionWriter(target, seq_len=signature["seq_len"], signature=signature,
                                   sources=[str(c) for c in checkpoints])
     try:

@@ -11,24 +11,21 @@ distinct ARC answer.
 from __future__ import annotations
 
 import os
-import queue
-import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, TypeVar
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
 import zarr
 
 from hrm.common import log
+from hrm.common.prefetch import prefetched
 from hrm.builders.dataset import Dataset
 from hrm.augment.arc import parse_version_name
 from hrm.eval.inverse import SetFrames
 from hrm.eval.metrics import group_means, maze_valid, pass_ks, sudoku_valid, token_metrics
 from hrm.eval.predictions import PredictionBatch, iter_predictions
 from hrm.eval.vote import Votes, best_rank, vote
-
-T = TypeVar("T")
 
 
 def read_rows(array: zarr.Array, rows: np.ndarray) -> np.ndarray:
@@ -40,49 +37,6 @@ def read_rows(array: zarr.Array, rows: np.ndarray) -> np.ndarray:
         return array[lo:hi][rows - lo]
     unique, inverse = np.unique(rows, return_inverse=True)
     return array.oindex[unique][inverse]
-
-
-class _Failure:
-    def __init__(self, error: BaseException):
-        self.error = error
-
-
-def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
-    """Iterate `items` in a background thread, up to `depth` items ahead; an exception in the
-    thread is raised here, and abandoning the iteration stops the thread."""
-    buffer: queue.Queue = queue.Queue(maxsize=depth)
-    stop, done = threading.Event(), object()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                buffer.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-            put(done)
-        except BaseException as error:  # handed to the consumer, which re-raises it
-            put(_Failure(error))
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = buffer.get()
-            if item is done:
-                return
-            if isinstance(item, _Failure):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
 
 
 @dataclass
@@ -167,8 +121,8 @@ class Scorer:
         source = self.add_source(str(path))
         # Parquet decoding, zarr reads and the scoring kernels run in three threads (all release
         # the GIL for their heavy part), so that on 2 cores they overlap.
-        batches = prefetch(iter_predictions(path, self.dataset, self.split_name))
-        for batch, labels, inputs in prefetch(self._with_rows(batches)):
+        batches = prefetched(iter_predictions(path, self.dataset, self.split_name), depth=2)
+        for batch, labels, inputs in prefetched(self._with_rows(batches), depth=2):
             self.add(batch, source, labels, inputs)
 
     def _with_rows(self, batches: Iterable[PredictionBatch]) -> Iterator[tuple]:

@@ -11,7 +11,7 @@ import pytest
 
 from hrm.common import HrmError
 from hrm.builders.dataset import open_dataset
-from hrm.eval.predictions import PredictionWriter, dataset_signature, iter_predictions
+from hrm.eval.predictions import PredictionWriter, predictions_dataset_signature, iter_predictions
 from hrm.eval.run import evaluate
 from tests.conftest import assert_one_line_error, run_hrm
 from tests.eval_helpers import (arc_canvas, arc_version, random_arc_tasks, write_arc_dataset,
@@ -30,7 +30,7 @@ def small_arc(tmp_path_factory):
                 answer = truth if t != 2 else np.zeros((1, 1), np.uint8) + (truth[0, 0] + 1) % 10
                 rows.append((row, arc_canvas(arc_version(answer, transform_id, colour_map)), 0.5))
                 row += 1
-    signature = dataset_signature(open_dataset(root / "arc"))
+    signature = predictions_dataset_signature(open_dataset(root / "arc"))
     write_table(root / "preds.parquet", rows, 900, signature=signature)
     return root, tasks, rows
 

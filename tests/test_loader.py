@@ -9,7 +9,8 @@ import torch
 
 from hrm.common import HrmError
 from hrm.builders.dataset import DatasetWriter, atomic_directory, open_dataset
-from hrm.train.data import BlockReader, Prefetcher, TrainLoader, TrainSampler, eval_batches
+from hrm.common.prefetch import Prefetcher
+from hrm.train.data import BlockReader, TrainLoader, TrainSampler, eval_batches
 from hrm.train.distributed import DistInfo
 
 SEQ = 8

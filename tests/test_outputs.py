@@ -116,7 +116,7 @@ def arc_predictions(tmp_path_factory):
     import numpy as np
 
     from hrm.builders.dataset import open_dataset
-    from hrm.eval.predictions import PredictionWriter, dataset_signature
+    from hrm.eval.predictions import PredictionWriter, predictions_dataset_signature
 
     root = tmp_path_factory.mktemp("arc_out")
     (root / "tasks" / "evaluation").mkdir(parents=True)
@@ -126,7 +126,8 @@ def arc_predictions(tmp_path_factory):
     dataset = open_dataset(root / "arc")
     split = dataset.split("test")
     table = root / "preds.parquet"
-    with PredictionWriter(table, seq_len=split.seq_len, signature=dataset_signature(dataset, "test")) as writer:
+    with PredictionWriter(table, seq_len=split.seq_len,
+                         signature=predictions_dataset_signature(dataset, "test")) as writer:
         for set_name in split.sets:
             inputs, labels = split.set(set_name).rows(0, split.set(set_name).num_examples)
             writer.write(set_name, np.arange(len(labels)), labels, np.zeros(len(labels), np.float32))

@@ -17,6 +17,11 @@ def test_defaults_are_the_reference_recipe():
     assert (arch["H_cycles"], arch["L_cycles"], arch["H_layers"], arch["L_layers"]) == (2, 2, 4, 4)
     assert (arch["hidden_size"], arch["num_heads"], arch["halt_max_steps"]) == (512, 8, 16)
     assert arch["puzzle_emb_ndim"] == 512  # follows hidden_size, as the reference's ${.hidden_size}
+    # the rest of arch/hrm_v1.yaml + cfg_pretrain.yaml, as published
+    assert (arch["expansion"], arch["halt_exploration_prob"], arch["rope_theta"], arch["rms_norm_eps"]) == (
+        4.0, 0.1, 10000.0, 1e-5)
+    assert (arch["pos_encodings"], arch["forward_dtype"], arch["loss_type"]) == (
+        "rope", "bfloat16", "stablemax_cross_entropy")
 
 
 def test_file_then_overrides_with_yaml_scalars(tmp_path):

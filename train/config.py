@@ -23,19 +23,6 @@ import yaml
 from hrm.common import HrmError, atomic_file
 from hrm.common.outputs import OutputKind, check_output
 
-# Reference defaults (HRM's cfg_pretrain.yaml + arch/hrm_v1.yaml). puzzle_emb_ndim None follows
-# hidden_size as the reference's `${.hidden_size}` does; forward_dtype applies on CUDA only (CPU
-# runs float32).
-ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
-    "hrm": {
-        "name": "hrm", "H_cycles": 2, "L_cycles": 2, "H_layers": 4, "L_layers": 4,
-        "hidden_size": 512, "num_heads": 8, "expansion": 4.0, "pos_encodings": "rope",
-        "puzzle_emb_ndim": None, "halt_max_steps": 16, "halt_exploration_prob": 0.1,
-        "rope_theta": 10000.0, "rms_norm_eps": 1e-5, "forward_dtype": "bfloat16",
-        "loss_type": "stablemax_cross_entropy",
-    },
-}
-
 LOGGERS = (None, "wandb", "tensorboard")
 
 
@@ -67,7 +54,7 @@ class TrainConfig:
     ema_rate: float = 0.999             # EMA <- rate * EMA + (1 - rate) * weights, every step
     init_from: Optional[str] = None     # start from these weights (hrm checkpoint or reference
                                         # checkpoint); the arch comes from the checkpoint
-    arch: dict[str, Any] = field(default_factory=lambda: dict(ARCH_DEFAULTS["hrm"]))
+    arch: dict[str, Any] = field(default_factory=lambda: arch_defaults("hrm"))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -132,12 +119,16 @@ def _flatten(mapping: dict[str, Any], where: str) -> list[tuple[str, Any]]:
 
 
 def arch_defaults(name: str) -> dict[str, Any]:
-    """Every arch key of architecture `name` with its default."""
-    if name in ARCH_DEFAULTS:
-        return dict(ARCH_DEFAULTS[name])
-    from hrm.train.registry import default_arch  # imports torch: only when another arch is named
+    """Every arch key of architecture `name` with its default: the fields of its config class, the
+    one place they are written (`train.hrm.HrmConfig` for "hrm": the reference's cfg_pretrain.yaml
+    + arch/hrm_v1.yaml). HRM's puzzle_emb_ndim starts as None: it follows hidden_size, as the
+    reference's `${.hidden_size}` does (resolved in `validate`)."""
+    from hrm.train.registry import default_arch  # imports torch (the model classes): only here
 
-    return default_arch(name)
+    defaults = default_arch(name)
+    if name == "hrm":
+        defaults["puzzle_emb_ndim"] = None
+    return defaults
 
 
 def _set(values: dict[str, Any], key: str, value: Any, where: str, explicit: set[str]) -> None:

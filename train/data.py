@@ -15,21 +15,20 @@ prepares the next batches while the model computes.
 """
 from __future__ import annotations
 
-import queue
-import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 import zarr
 
 from hrm.common import HrmError
+from hrm.common.prefetch import Prefetcher
 from hrm.builders.dataset import PuzzleSet, Split
 from hrm.train.distributed import DistInfo
+from hrm.train.losses import IGNORE_LABEL_ID  # the label value the losses skip (ignore_index)
 
-IGNORE_LABEL_ID = -100  # the value train/losses.py skips (cross-entropy's ignore_index)
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -217,53 +216,6 @@ class TrainBatch:
     pass_index: int                # the evaluation interval ("pass") the batch belongs to
 
 
-class Prefetcher:
-    """Runs an iterator in a background thread, `depth` items ahead; re-raises its errors."""
-
-    _DONE = object()
-
-    def __init__(self, items: Iterable[Any], depth: int = 4):
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(iter(items),), daemon=True)
-        self._thread.start()
-
-    def _run(self, items: Iterator[Any]) -> None:
-        try:
-            for item in items:
-                if not self._put(item):
-                    return
-        except BaseException as error:  # handed to the consumer, raised there
-            self._put(error)
-            return
-        self._put(self._DONE)
-
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def __iter__(self) -> "Prefetcher":
-        return self
-
-    def __next__(self) -> Any:
-        item = self._queue.get()
-        if item is self._DONE:
-            self._queue.put(item)  # stay exhausted
-            raise StopIteration
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-
 class TrainLoader:
     """The training stream of one rank: `for item in loader.iterate(): item.batch ...`."""
 
@@ -345,13 +297,3 @@ def eval_batches(split: Split, batch_size: int, dist: DistInfo) -> Iterator[Eval
             batch = to_batch(inputs, labels, ids, ignore)
             batch["labels"][count:] = IGNORE_LABEL_ID
             yield EvalBatch(set_name, rows, batch, rows >= 0)
-
-
-def prefetched(items: Iterable[Any], depth: int = 4) -> Iterator[Any]:
-    """Iterate `items` through a background thread; the thread stops when the caller does."""
-    prefetcher = Prefetcher(items, depth)
-    try:
-        yield from prefetcher
-    finally:
-        prefetcher.close()
-

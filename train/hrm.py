@@ -37,7 +37,8 @@ class HrmConfig:
     vocab_size: int
     num_puzzle_identifiers: int
     batch_size: int
-    # Architecture; the names are the reference's `arch.*` keys. Defaults: the paper's model.
+    # Architecture; the names are the reference's `arch.*` keys. Defaults: the paper's model (written
+    # only here: train.config.arch_defaults reads them, so config and model cannot drift apart).
     name: str = "hrm"
     H_cycles: int = 2
     L_cycles: int = 2

@@ -19,14 +19,18 @@ from hrm.common import HrmError
 from hrm.builders.dataset import Dataset, Split, open_dataset
 from hrm.train.checkpoint import load_checkpoint
 from hrm.train.config import TrainConfig, config_from_dict
-from hrm.train.data import IGNORE_LABEL_ID, EvalBatch, as_torch, eval_batches, prefetched
+from hrm.common.prefetch import prefetched
+from hrm.train.data import EvalBatch, as_torch, eval_batches
+from hrm.train.losses import IGNORE_LABEL_ID
 from hrm.train.distributed import DistInfo, all_reduce_sum, select_device
 from hrm.train.reference_checkpoint import load_reference_checkpoint
 from hrm.train.registry import build_model
 
 
-def dataset_signature(dataset: Dataset) -> dict[str, Any]:
-    """What a model is tied to: task, sequence shape, vocabulary, the puzzle identifier names."""
+def model_dataset_signature(dataset: Dataset) -> dict[str, Any]:
+    """What a model (its checkpoint) is tied to: task, sequence shape, vocabulary, the puzzle
+    identifier names. (A predictions table's tie to one split is
+    `eval.predictions.predictions_dataset_signature`.)"""
     split = dataset.split(dataset.split_names[0])
     names = "\n".join(str(name) for name in dataset.identifiers())
     return {"task": dataset.task, "seq_len": split.seq_len, "vocab_size": split.vocab_size,
@@ -39,7 +43,7 @@ def check_dataset_matches(config: dict[str, Any], dataset: Dataset) -> None:
     trained = config.get("dataset")
     if not trained:
         raise HrmError("the checkpoint records no dataset signature; cannot check it against the data")
-    here = dataset_signature(dataset)
+    here = model_dataset_signature(dataset)
     for key, what in [("task", "task"), ("seq_len", "sequence length"), ("vocab_size", "vocabulary size"),
                       ("num_puzzle_identifiers", "number of puzzle identifiers"),
                       ("identifiers_sha256", "puzzle identifier names")]:
@@ -88,7 +92,7 @@ def load_for_inference(checkpoint: str | os.PathLike, device: str | torch.device
 def load_reference_for(path: str | os.PathLike, dataset: Dataset, batch_size: int) -> tuple[nn.Module, dict[str, Any]]:
     """A reference checkpoint built for `dataset`'s shapes (a one-line HrmError when they differ),
     and a config dict like a run's: defaults, the checkpoint's arch, the dataset's signature."""
-    signature = dataset_signature(dataset)
+    signature = model_dataset_signature(dataset)
     model, arch = load_reference_checkpoint(path, seq_len=signature["seq_len"], vocab_size=signature["vocab_size"],
                                             num_puzzle_identifiers=signature["num_puzzle_identifiers"],
                                             batch_size=batch_size)

@@ -39,7 +39,8 @@ from hrm.train.data import TrainLoader, as_torch
 from hrm.train.distributed import (DistInfo, all_reduce_gradients, all_reduce_sum, any_rank, assign_slots,
                                barrier, broadcast_from_main, gather_rows, setup, teardown)
 from hrm.train.ema import Ema
-from hrm.train.inference import build_for_dataset, check_dataset_matches, dataset_signature, evaluate, init_weights
+from hrm.train.inference import (build_for_dataset, check_dataset_matches, evaluate, init_weights,
+                                 model_dataset_signature)
 from hrm.train.losses import act_loss
 from hrm.train.metrics import MetricsLog, check_logger
 from hrm.train.optim import AdamAtan2, SparseSignSGD, lr_at
@@ -98,7 +99,7 @@ def build(config: TrainConfig, run_dir: Path, dist: DistInfo,
     dataset = open_dataset(config.data_path)
     train_split = dataset.split("train")
     test_split = dataset.split("test") if "test" in dataset.split_names else None
-    signature = dataset_signature(dataset)
+    signature = model_dataset_signature(dataset)
     check_logger(config.logger)
     local_batch = config.global_batch_size // dist.world_size
     _seed_everything(config.seed)  # same initial weights on every rank
