@@ -72,6 +72,42 @@ def arc_data(tmp_path_factory):
     return path, tasks
 
 
+def hand_canvas(rows: list[str]) -> np.ndarray:
+    """A hand-written token canvas: one string per row, tokens separated by spaces."""
+    return np.array([[int(t) for t in row.split()] for row in rows], np.uint8).ravel()
+
+
+# SPEC 6's crop, by hand: (canvas, the colours 0-9 of the expected grid). Tokens: 0 pad, 1 end
+# marker, c + 2 colour c; anything else is not a colour (a model may predict it).
+HAND_CROPS = [
+    # a 2x3 grid with its markers
+    (["2 3 4 1 0", "5 6 7 1 0", "1 1 1 0 0", "0 0 0 0 0", "0 0 0 0 0"], [[0, 1, 2], [3, 4, 5]]),
+    # ragged rows: the width shrinks to 4, then 2; three rows of width 2 (area 6) beat 1x4
+    (["2 2 2 2 1", "3 3 1 0 0", "4 4 4 4 4", "1 1 1 1 1", "0 0 0 0 0"], [[0, 0], [1, 1], [2, 2]]),
+    # a tie (1x3 = 3x1) keeps the first, the wider
+    (["2 3 4 1 0", "5 1 0 0 0", "6 0 0 0 0", "1 0 0 0 0", "0 0 0 0 0"], [[0, 1, 2]]),
+    # no marker at all: the whole canvas
+    (["11 10 9 8 7", "6 5 4 3 2", "2 2 2 2 2", "3 3 3 3 3", "4 4 4 4 4"],
+     [[9, 8, 7, 6, 5], [4, 3, 2, 1, 0], [0] * 5, [1] * 5, [2] * 5]),
+    # a token above the colours (12) ends a row like a marker
+    (["2 3 12 4 4", "5 6 7 8 9", "1 1 1 1 1", "0 0 0 0 0", "0 0 0 0 0"], [[0, 1], [3, 4]]),
+    # a canvas that starts with a marker has no grid
+    (["1 2 3 4 5", "2 2 2 2 2", "2 2 2 2 2", "2 2 2 2 2", "2 2 2 2 2"], []),
+]
+
+
+def test_crop_of_hand_made_canvases():
+    tokens = np.stack([hand_canvas(rows) for rows, _ in HAND_CROPS])
+    identity_colours = np.tile(np.arange(10, dtype=np.uint8), (len(tokens), 1))
+    answers = arc_answers(tokens, np.zeros(len(tokens), np.uint8), identity_colours)
+    for n, (_, expected) in enumerate(HAND_CROPS):
+        expected = np.array(expected, np.int64) if expected else np.zeros((0, 0), np.int64)
+        assert np.array_equal(arc_grid_from_tokens(tokens[n]), expected), n
+        assert answers.ok[n] == (expected.size > 0), n
+        if expected.size:
+            assert np.array_equal(answers.grid(n), expected), n
+
+
 def test_kernel_matches_reference_crop_dihedral_and_colours():
     rng = np.random.default_rng(0)
     tokens = rng.integers(0, 12, size=(400, 900)).astype(np.uint8)

@@ -152,6 +152,48 @@ def test_dihedral_versions_invert_to_the_original(small_build):
     assert np.all(test_set.field("aug_dihedral") == 0) and test_set.num_puzzles == test_set.num_groups
 
 
+# SPEC 3.4's numbering, written out by hand for the 2x3 grid [[1, 2, 3], [4, 5, 6]].
+HAND_DIHEDRAL = {0: [[1, 2, 3], [4, 5, 6]], 1: [[3, 6], [2, 5], [1, 4]], 2: [[6, 5, 4], [3, 2, 1]],
+                 3: [[4, 1], [5, 2], [6, 3]], 4: [[3, 2, 1], [6, 5, 4]], 5: [[4, 5, 6], [1, 2, 3]],
+                 6: [[1, 4], [2, 5], [3, 6]], 7: [[6, 3], [5, 2], [4, 1]]}
+# ... and as numpy calls (np.rot90 with k = 1, 2, 3; flips; transpose; lr flip of rot90).
+SPEC_DIHEDRAL = {0: lambda g: g, 1: lambda g: np.rot90(g, 1), 2: lambda g: np.rot90(g, 2),
+                 3: lambda g: np.rot90(g, 3), 4: np.fliplr, 5: np.flipud, 6: lambda g: g.T,
+                 7: lambda g: np.fliplr(np.rot90(g, 1))}
+
+
+def test_dihedral_numbering_matches_hand_made_grids():
+    from hrm.augment.dihedral import dihedral
+    from hrm.augment.dihedral_kernels import transform_grid
+    from hrm.builders.maze import dihedral_versions
+
+    grid = np.array(HAND_DIHEDRAL[0])
+    square = np.arange(1, 10).reshape(3, 3)  # the maze builder transforms square grids
+    out = np.empty(6, np.uint8)
+    for t, expected in HAND_DIHEDRAL.items():
+        expected = np.array(expected)
+        assert np.array_equal(SPEC_DIHEDRAL[t](grid), expected), t  # the oracle agrees with itself
+        assert np.array_equal(dihedral(grid, t), expected), t
+        h, w = transform_grid(grid.astype(np.uint8).ravel(), 0, 2, 3, t, np.arange(10, dtype=np.uint8), out)
+        assert np.array_equal(out[:h * w].reshape(h, w), expected), t
+        version = dihedral_versions(square.reshape(1, 9), 3, [t])[0, 0].reshape(3, 3)
+        assert np.array_equal(version, SPEC_DIHEDRAL[t](square)), t
+
+
+def test_stored_maze_versions_are_the_spec_transforms_of_the_original(small_build):
+    """Each version's aug_dihedral id names the transform that made it (SPEC 3.4, numpy calls)."""
+    puzzle_set = open_dataset(small_build).split("train").set("all")
+    inputs, labels = grids(puzzle_set, 10)
+    aug = puzzle_set.field("aug_dihedral")
+    for group in range(puzzle_set.num_groups):
+        puzzles = range(puzzle_set.group_indices[group], puzzle_set.group_indices[group + 1])
+        original = puzzle_set.puzzle_indices[puzzles.start]
+        for p in puzzles:
+            row, transform = puzzle_set.puzzle_indices[p], SPEC_DIHEDRAL[int(aug[p])]
+            assert np.array_equal(inputs[row], transform(inputs[original])), (group, int(aug[p]))
+            assert np.array_equal(labels[row], transform(labels[original])), (group, int(aug[p]))
+
+
 def test_no_maze_repeats_across_splits_up_to_symmetry(small_build):
     dataset = open_dataset(small_build)
     keys = []

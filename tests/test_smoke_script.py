@@ -1,7 +1,7 @@
 """The issue's done-when, as a user runs it: `examples/smoke.sh OUTDIR` builds held-out 4x4 sudoku,
 trains the smoke preset on the CPU and prints its final test metrics as one JSON line, which reach
-90% exact accuracy. Slow (the full ~8 minute run); test_train's smoke test covers learning on a
-reduced budget, and test_sudoku_build the held-out split."""
+90% exact accuracy. Slow (the full run: ~3 min on 2 idle cores, see benchmarks/README); test_train's
+smoke test covers learning on a reduced budget, and test_sudoku_build the held-out split."""
 from __future__ import annotations
 
 import json
