@@ -4,11 +4,6 @@ from __future__ import annotations
 import numpy as np
 
 
-def random_colour_map(rng: np.random.Generator) -> np.ndarray:
-    """A uint8[10] map that keeps 0 and permutes colours 1-9 uniformly."""
-    return np.concatenate([[0], rng.permutation(9) + 1]).astype(np.uint8)
-
-
 def apply_colour_map(grid: np.ndarray, colour_map: np.ndarray) -> np.ndarray:
     return np.asarray(colour_map)[grid]
 

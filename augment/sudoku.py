@@ -36,14 +36,6 @@ def _side(length: int) -> tuple[int, int]:
     return side, box
 
 
-def identity_transforms(count: int, box: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """`count` identity descriptors (transpose, row_perm, col_perm, digit_map)."""
-    n = box * box
-    lines = np.tile(np.arange(n, dtype=np.uint8), (count, 1))
-    digits = np.tile(np.arange(n + 1, dtype=np.uint8), (count, 1))
-    return np.zeros(count, np.uint8), lines, lines.copy(), digits
-
-
 @njit(cache=True)
 def _shuffle_lines(perm: np.ndarray, box: int, rng: np.ndarray) -> None:
     """A uniform band-preserving permutation in place (no allocation): the identity, a shuffle

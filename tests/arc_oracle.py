@@ -18,6 +18,42 @@ FORWARD = {0: lambda g: g, 1: lambda g: np.rot90(g, 1), 2: lambda g: np.rot90(g,
 NAME = re.compile(r"^(.+)_t([0-7])_([0-9]{10})$")
 
 
+def encode(grid: np.ndarray, row: int = 0, col: int = 0) -> np.ndarray:
+    """The uint8[900] canvas of `grid` at (row, col) (SPEC 3): colour c -> c + 2, end markers (1)
+    in the row below and the column right of it, each as long as the grid, where they fit."""
+    grid = np.asarray(grid)
+    height, width = grid.shape
+    canvas = np.zeros((30, 30), np.uint8)
+    canvas[row:row + height, col:col + width] = grid + 2
+    if row + height < 30:
+        canvas[row + height, col:col + width] = 1
+    if col + width < 30:
+        canvas[row:row + height, col + width] = 1
+    return canvas.ravel()
+
+
+def random_colour_map(rng: np.random.Generator) -> np.ndarray:
+    """A uint8[10] map keeping colour 0 and permuting 1-9."""
+    return np.concatenate([[0], rng.permutation(9) + 1]).astype(np.uint8)
+
+
+def augment_grid(grid: np.ndarray, transform: int, colour_map: np.ndarray) -> np.ndarray:
+    """An augmented version: colours mapped, then dihedral `transform` (SPEC 3.4)."""
+    return np.ascontiguousarray(FORWARD[transform](np.asarray(colour_map)[grid]))
+
+
+def original_grid(grid: np.ndarray, transform: int, colour_map: np.ndarray) -> np.ndarray:
+    """Undo `augment_grid`."""
+    return np.argsort(colour_map)[INVERSE[transform](np.asarray(grid))]
+
+
+def version_name(task: str, transform: int, colour_map: np.ndarray) -> str:
+    """`<task>_t<id>_<ten digits>` as the reference names versions; the identity keeps `task`."""
+    if transform == 0 and list(colour_map) == list(range(10)):
+        return task
+    return f"{task}_t{transform}_{''.join(str(int(c)) for c in colour_map)}"
+
+
 def read_tasks_json(folder: Path, prefix: str, subsets: list[str]) -> dict[str, dict]:
     """Tasks of Kaggle files, read with json only: {name: {"train": [(in, out)], "test": [...], "subset"}}."""
     tasks = {}

@@ -4,24 +4,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hrm.augment.arc import (arc_grid_from_tokens, arc_grid_to_tokens, augment_grid, original_grid,
-                         parse_version_name, version_name)
-from hrm.augment.colour import random_colour_map
+from hrm.augment.arc import arc_grid_from_tokens, parse_version_name
 from hrm.augment.dihedral import dihedral
 from hrm.augment.dihedral_kernels import transform_grid
 from hrm.builders.arc_kernels import encode_versions, pack_grids, pair_tables, version_hashes
+from tests.arc_oracle import augment_grid, encode, original_grid, random_colour_map, version_name
 
 
 def test_canvas_by_hand():
-    tokens = arc_grid_to_tokens(np.array([[0, 1, 2], [3, 4, 5]]), row=1, col=2).reshape(30, 30)
+    tokens = encode(np.array([[0, 1, 2], [3, 4, 5]]), row=1, col=2).reshape(30, 30)
     assert tokens[1, 2:5].tolist() == [2, 3, 4] and tokens[2, 2:5].tolist() == [5, 6, 7]
     assert tokens[3, 2:5].tolist() == [1, 1, 1]  # marker row below, as wide as the grid
     assert tokens[1:3, 5].tolist() == [1, 1]  # marker column right, as tall as the grid
     assert tokens[3, 5] == 0 and tokens.sum() == 2 + 3 + 4 + 5 + 6 + 7 + 5
     # a 30-wide grid has no marker column, a 30-tall one no marker row
-    wide = arc_grid_to_tokens(np.zeros((2, 30), int)).reshape(30, 30)
+    wide = encode(np.zeros((2, 30), int)).reshape(30, 30)
     assert (wide[:2] == 2).all() and (wide[2] == 1).all() and wide[3:].sum() == 0
-    tall = arc_grid_to_tokens(np.ones((30, 1), int)).reshape(30, 30)
+    tall = encode(np.ones((30, 1), int)).reshape(30, 30)
     assert (tall[:, 0] == 3).all() and (tall[:, 1] == 1).all() and tall[:, 2:].sum() == 0
 
 
@@ -29,7 +28,7 @@ def test_crop_inverts_encode_at_top_left():
     rng = np.random.default_rng(1)
     for _ in range(200):
         grid = rng.integers(0, 10, size=rng.integers(1, 31, size=2))
-        assert np.array_equal(arc_grid_from_tokens(arc_grid_to_tokens(grid)), grid)
+        assert np.array_equal(arc_grid_from_tokens(encode(grid)), grid)
 
 
 def test_transform_kernel_matches_numpy_dihedral():
@@ -61,8 +60,8 @@ def test_encode_kernel_matches_numpy_reference():
                     rows, cols, inputs, labels)
     for v in range(versions):
         for e, (a, b) in enumerate(pairs):
-            expected_in = arc_grid_to_tokens(augment_grid(a, transforms[v], maps[v]), rows[v, e], cols[v, e])
-            expected_out = arc_grid_to_tokens(augment_grid(b, transforms[v], maps[v]), rows[v, e], cols[v, e])
+            expected_in = encode(augment_grid(a, transforms[v], maps[v]), rows[v, e], cols[v, e])
+            expected_out = encode(augment_grid(b, transforms[v], maps[v]), rows[v, e], cols[v, e])
             assert np.array_equal(inputs[v * 4 + e], expected_in) and np.array_equal(labels[v * 4 + e], expected_out)
 
 
