@@ -107,7 +107,6 @@ def test_inverse_restores_the_original_exactly(box):
     for a, b in zip(twice, descriptors):
         assert np.array_equal(a, b)
     # identity descriptors change nothing
-    n = box * box
     identity = (np.zeros(count, np.uint8), np.tile(np.arange(n, dtype=np.uint8), (count, 1)),
                 np.tile(np.arange(n, dtype=np.uint8), (count, 1)), np.tile(np.arange(n + 1, dtype=np.uint8), (count, 1)))
     assert np.array_equal(apply_sudoku_transform(inputs, *identity), inputs)
