@@ -1,6 +1,6 @@
 """Sudoku CSV import with augmentation (SPEC 7): 1000 puzzles x --aug 1000 = 1,001,000 examples.
 
-    python benchmarks/bench_sudoku_import.py [--puzzles 1000] [--aug 1000] [--baseline-puzzles 20]
+    python benchmarks/bench_sudoku_import.py [--puzzles 1000] [--aug 1000] [--baseline-puzzles 20] [--rounds 3]
 
 Writes a reference-layout CSV of generated puzzles to a temporary folder, then:
   * runs `hrm build-data sudoku --from-csv ...` in a subprocess (peak RSS of that process only),
@@ -10,9 +10,10 @@ Writes a reference-layout CSV of generated puzzles to a temporary folder, then:
     the 81-cell index map in Python, gather board and solution, append, np.save at the end) and
     a tighter variant using fancy indexing;
   * compares the bytes on disk of the train split's inputs+labels to the raw uint8 size.
-Prints one JSON line per measurement. Targets: >= 50x the baseline's examples/s, peak RSS
-< 1 GiB, and (SPEC) on disk <= 1/4 of raw - see benchmarks/README.md for why standard entropy
-coders stop near 0.32 on sudoku tokens.
+Import and baselines alternate for --rounds rounds; each ratio is taken within a round and the
+median over rounds is reported. Prints one JSON line per measurement. Targets: >= 50x the
+baseline's examples/s including process start-up, peak RSS < 1 GiB, and (SPEC) on disk <= 1/4
+of raw - see benchmarks/README.md for why standard entropy coders stop near 0.32 on sudoku tokens.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -78,13 +80,29 @@ def directory_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def run_import(command: list[str], env: dict[str, str]) -> tuple[float, float, float, float]:
+    """(wall s incl. start-up, CPU s of the process, build s without start-up, peak RSS MiB)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    result = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return wall, cpu, json.loads(result.stdout)["seconds"], after.ru_maxrss / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--puzzles", type=int, default=1000)
     parser.add_argument("--aug", type=int, default=1000)
     parser.add_argument("--baseline-puzzles", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of (import, baselines), interleaved so that load drift hits both")
     args = parser.parse_args()
     examples = args.puzzles * (args.aug + 1)
+    count = min(args.baseline_puzzles, args.puzzles)
+    baseline_size = count * (args.aug + 1)
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench_sudoku_") as tmp:
         tmp = Path(tmp)
         (tmp / "csv").mkdir()
@@ -96,48 +114,47 @@ def main() -> None:
 
         env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         hrm = [sys.executable, "-m", "hrm", "build-data", "sudoku", "--from-csv", str(tmp / "csv"), "--quiet"]
-        # a tiny build first, so that numba's on-disk cache exists before the timed run
+        # a tiny build first, so that numba's on-disk cache exists before the timed runs
         subprocess.run([*hrm, "--out", str(tmp / "warm"), "--train-size", "2", "--test-size", "1", "--aug", "1"],
                        env=env, check=True, capture_output=True)
         command = [*hrm, "--out", str(tmp / "out"), "--train-size", str(args.puzzles), "--test-size", "10",
-                   "--aug", str(args.aug), "--json"]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        result = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        peak_rss_mb = after.ru_maxrss / 1024
-        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-        build_seconds = json.loads(result.stdout)["seconds"]
-
-        count = min(args.baseline_puzzles, args.puzzles)
-        baselines = {}
-        for name, python_index_map in (("reference-style", True), ("tight NumPy", False)):
-            start, start_cpu = time.perf_counter(), time.process_time()
-            per_example_loop(puzzles[:count], solutions[:count], args.aug, tmp, python_index_map)
-            baselines[name] = (time.perf_counter() - start, time.process_time() - start_cpu)
+                   "--aug", str(args.aug), "--json", "--force"]
+        imports, baselines = [], {"reference-style": [], "tight NumPy": []}
+        for _ in range(args.rounds):
+            imports.append(run_import(command, env))
+            for name, python_index_map in (("reference-style", True), ("tight NumPy", False)):
+                start, start_cpu = time.perf_counter(), time.process_time()
+                per_example_loop(puzzles[:count], solutions[:count], args.aug, tmp, python_index_map)
+                baselines[name].append((time.perf_counter() - start, time.process_time() - start_cpu))
 
         train = tmp / "out" / "train" / "all"
         on_disk = directory_bytes(train / "inputs") + directory_bytes(train / "labels")
         raw = 2 * examples * 81
-    baseline_size = count * (args.aug + 1)
-    for name, (seconds, cpu_seconds) in baselines.items():
+    load = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    median = statistics.median
+    for name, runs in baselines.items():
+        seconds, cpu_seconds = median(r[0] for r in runs), median(r[1] for r in runs)
         print(json.dumps({"what": f"sudoku import baseline: {name} per-example loop", "size": baseline_size,
                           "seconds": round(seconds, 3), "items_per_s": round(baseline_size / seconds),
                           "cpu_seconds": round(cpu_seconds, 3), "peak_rss_mb": None,
-                          "extrapolated_seconds_for_size": round(examples * seconds / baseline_size, 1)}))
+                          "extrapolated_seconds_for_size": round(examples * seconds / baseline_size, 1),
+                          "rounds": len(runs), "load_1min": load}))
     ratios = {}
-    for name, (seconds, cpu_seconds) in baselines.items():
-        ratios[f"speedup_vs_{name.split()[0].split('-')[0]}"] = round(seconds / baseline_size * examples / wall, 1)
-        ratios[f"speedup_build_only_vs_{name.split()[0].split('-')[0]}"] = round(
-            seconds / baseline_size * examples / build_seconds, 1)
+    for name, runs in baselines.items():
+        short = name.split()[0].split("-")[0]
+        # ratio per round (import and baseline measured back to back), then the median over rounds
+        per_round = [(b[0] / baseline_size * examples, b[1] / baseline_size * examples, i) for b, i in zip(runs, imports)]
+        ratios[f"speedup_vs_{short}"] = round(median(b / i[0] for b, _, i in per_round), 1)
+        ratios[f"speedup_build_only_vs_{short}"] = round(median(b / i[2] for b, _, i in per_round), 1)
         # CPU seconds (all threads, start-up included) against the baseline's: load-independent
         # and conservative, since it gives no credit for using both cores
-        ratios[f"speedup_cpu_vs_{name.split()[0].split('-')[0]}"] = round(
-            cpu_seconds / baseline_size * examples / cpu, 1)
+        ratios[f"speedup_cpu_vs_{short}"] = round(median(c / i[1] for _, c, i in per_round), 1)
+        ratios[f"speedup_vs_{short}_per_round"] = [round(b / i[0], 1) for b, _, i in per_round]
+    wall, cpu, build_seconds = (median(i[k] for i in imports) for k in range(3))
     print(json.dumps({"what": "sudoku import (hrm build-data sudoku --from-csv)", "size": examples,
                       "seconds": round(wall, 3), "build_seconds": build_seconds, "cpu_seconds": round(cpu, 3),
-                      "items_per_s": round(examples / wall), "peak_rss_mb": round(peak_rss_mb, 1), **ratios}))
+                      "items_per_s": round(examples / wall), "peak_rss_mb": round(max(i[3] for i in imports), 1),
+                      "rounds": len(imports), "load_1min": load, **ratios}))
     print(json.dumps({"what": "sudoku import bytes on disk (train inputs+labels)", "size": examples,
                       "bytes_on_disk": on_disk, "bytes_raw_uint8": raw,
                       "ratio_to_raw": round(on_disk / raw, 4)}))
