@@ -9,7 +9,8 @@
 # Prints the scorer's JSON (score_by_output, score_by_task, ...) as its last line on stdout.
 #
 # Size, by the environment variable ARC_UNSEEN_SIZE:
-#   small (default)  a few tasks and a tiny model; minutes on a 2-core CPU (README: measured figures)
+#   small (default)  8 training + 8 evaluation tasks, 8 augmentations, a tiny model; minutes on a
+#                    2-core CPU (README: measured figures)
 #   full             all 400 training and 400 evaluation tasks, 1000 augmentations, the paper's
 #                    model (examples/arc1.yaml), then examples/arc_ttt.yaml; meant for GPUs, with
 #                    HRM_TRAIN="torchrun --nproc-per-node 8 -m hrm train" for several.
@@ -35,16 +36,17 @@ size=${ARC_UNSEEN_SIZE:-small}
 case $size in
     small)
         tasks=${ARC_UNSEEN_TASKS:-8}; aug=${ARC_UNSEEN_AUG:-8}
-        pretrain_epochs=${ARC_UNSEEN_PRETRAIN_EPOCHS:-40}; ttt_epochs=${ARC_UNSEEN_TTT_EPOCHS:-40}
+        pretrain_epochs=${ARC_UNSEEN_PRETRAIN_EPOCHS:-30}; ttt_epochs=${ARC_UNSEEN_TTT_EPOCHS:-30}
         pretrain_config=(); device=(--device cpu)
-        # a tiny HRM: 2 x 1 layer of width 64, 2 H x 2 L cycles, 4 segments at most
-        small=(global_batch_size=32 lr=1e-3 lr_warmup_steps=20 lr_min_ratio=0.1 log_interval=5
-               keep_checkpoints=1 arch.hidden_size=64 arch.num_heads=4 arch.H_layers=1 arch.L_layers=1
-               arch.puzzle_emb_ndim=64 arch.halt_max_steps=4)
-        pretrain_extra=("${small[@]}" "epochs=$pretrain_epochs" "eval_interval=$pretrain_epochs")
-        # arch.halt_max_steps=3: the preset's 10, scaled down with the model
-        ttt_extra=(global_batch_size=32 lr=1e-3 lr_warmup_steps=10 log_interval=5 keep_checkpoints=1
-                   "epochs=$ttt_epochs" "eval_interval=$ttt_epochs" arch.halt_max_steps=3 time_budget=600)
+        # a tiny HRM (2 x 1 layer of width 32, 1 H x 1 L cycle, 2 segments): seq_len 900 stays, so
+        # this is about speed, not accuracy
+        small=(global_batch_size=16 lr=1e-3 lr_min_ratio=0.1 log_interval=5 keep_checkpoints=1
+               arch.hidden_size=32 arch.num_heads=2 arch.H_layers=1 arch.L_layers=1 arch.H_cycles=1
+               arch.L_cycles=1 arch.puzzle_emb_ndim=32 arch.halt_max_steps=2)
+        pretrain_extra=("${small[@]}" lr_warmup_steps=10 "epochs=$pretrain_epochs" "eval_interval=$pretrain_epochs")
+        # halt_max_steps stays the pretrained 2 (the preset's 10 is for the real size)
+        ttt_extra=(global_batch_size=16 lr=1e-3 lr_warmup_steps=5 log_interval=5 keep_checkpoints=1
+                   "epochs=$ttt_epochs" "eval_interval=$ttt_epochs" arch.halt_max_steps=2 time_budget=900)
         ;;
     full)
         tasks=${ARC_UNSEEN_TASKS:-0}; aug=${ARC_UNSEEN_AUG:-1000}

@@ -374,9 +374,10 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, for
     return {**(t.last_eval or t.last_train or {"step": t.step}), "run": str(run_dir)}
 
 
-def _budget_postfix(deadline: float, first_step: int, step: int, last_step: int, since: float) -> str:
+def _budget_postfix(deadline: float, first_step: int, step: int, last_step: int, since: float,
+                    now: float | None = None) -> str:
     """The progress line's ETA against the time budget: which ends first, steps or budget."""
-    now = time.monotonic()
+    now = time.monotonic() if now is None else now
     left = max(0.0, deadline - now)
     rate = (step - first_step) / max(now - since, 1e-9)
     steps_eta = (last_step - step) / rate if rate > 0 else float("inf")
