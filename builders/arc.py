@@ -6,7 +6,8 @@ tasks are also groups of the test split, whose examples are their test pairs in 
 holds the identity version and up to `aug` augmented versions (dihedral transform + permutation
 of colours 1-9), each a puzzle with its own identifier, the same in both splits. Train examples
 are translated to a random offset (shared by the input and output of a pair), except one per
-version that stays top-left; test examples are never translated.
+version that stays top-left; test examples are never translated. With `no_solutions` (unseen tasks) the test-set tasks' test
+outputs are unknown: their test examples are written with every label ignore_label_id.
 
 Streaming: a task's versions are drawn and deduplicated first (hashes only, see arc_kernels),
 then encoded and appended in batches of at most `_ROWS_PER_BATCH` rows, so memory does not

@@ -10,7 +10,8 @@ Layouts (SPEC 3.3):
 An `--input` entry is a folder (holding Kaggle files or subset folders, or being a subset folder
 itself), a Kaggle prefix (`../data/arc-agi`), or `NAME=PATH` (everything under PATH is subset
 NAME, e.g. `concept=ConceptARC/corpus`). Every problem is one HrmError line naming the file and
-task; files are size-checked before they are parsed.
+task; files are size-checked before they are parsed. With `--no-solutions` the test outputs of
+the test-set subset are not read at all (no solutions file needed): those pairs carry None.
 """
 from __future__ import annotations
 

@@ -244,6 +244,9 @@ def test_table_size_line_by_hand():
     buffers = sum(b.numel() * b.element_size() for name, b in model.state_dict().items()
                   if name not in dict(model.named_parameters()))
     assert sizes["checkpoint"] == buffers + 3 * dense
+    # the ACT carry of 8 slots: z_high and z_low, 8 x (900 + 1 puzzle position) x 16 float32 each
+    carry = table_and_checkpoint_bytes(model, ema=False, carry_bytes=2 * 8 * 901 * 16 * 4)
+    assert carry["checkpoint"] - sizes["checkpoint"] == 2 * 8 * 901 * 16 * 4
     line = table_size_line(model, 1000)
     assert "1,000 identifiers x 16 = 64.00 kB float32" in line
     # ARC-AGI-1 with 1000 augmentations: ~876k rows of 512 floats are ~1.8 GB

@@ -44,7 +44,7 @@ from hrm.train.inference import (build_for_dataset, check_dataset_matches, datas
 from hrm.train.losses import act_loss
 from hrm.train.metrics import MetricsLog, check_logger
 from hrm.train.optim import AdamAtan2, SparseSignSGD, lr_at
-from hrm.train.table_size import table_size_line
+from hrm.train.table_size import table_size_line, tensor_bytes
 
 METRIC_KEYS = ("count", "lm_loss", "q_halt_loss", "q_continue_loss", "accuracy", "exact_accuracy",
                "q_halt_accuracy", "steps")
@@ -360,7 +360,8 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, for
                              resume_step=t.step if resume else None)
     log(f"training on {dist.device} ({dist.world_size} process(es)); "
         f"{sum(p.numel() for p in t.model.parameters()):,} parameters; {t.total_steps} scheduled steps")
-    log(table_size_line(t.model, t.signature["num_puzzle_identifiers"], ema=t.ema is not None))
+    carry_bytes = tensor_bytes(t.model.initial_carry(_dummy_batch(t))) * dist.world_size  # the global batch's
+    log(table_size_line(t.model, t.signature["num_puzzle_identifiers"], ema=t.ema is not None, carry_bytes=carry_bytes))
     deadline = started + config.time_budget if config.time_budget else None
     if deadline is not None:
         log(f"time budget {config.time_budget:g} s: training stops by then with a checkpoint")
