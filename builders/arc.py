@@ -6,7 +6,8 @@ tasks are also groups of the test split, whose examples are their test pairs in 
 holds the identity version and up to `aug` augmented versions (dihedral transform + permutation
 of colours 1-9), each a puzzle with its own identifier, the same in both splits. Train examples
 are translated to a random offset (shared by the input and output of a pair), except one per
-version that stays top-left; test examples are never translated.
+version that stays top-left; test examples are never translated. With `no_solutions` (unseen tasks) the test-set tasks' test
+outputs are unknown: their test examples are written with every label ignore_label_id.
 
 Streaming: a task's versions are drawn and deduplicated first (hashes only, see arc_kernels),
 then encoded and appended in batches of at most `_ROWS_PER_BATCH` rows, so memory does not
@@ -50,7 +51,9 @@ class _Packed:
 
     @classmethod
     def of(cls, task: ArcTask, in_test_set: bool) -> "_Packed":
-        grids = [grid for pair in task.pairs() for grid in pair]
+        # An unknown test output (--no-solutions) is packed as a copy of its input so that the
+        # kernels see ordinary pairs; those labels are blanked (nothing scored) when written.
+        grids = [grid for inp, out in task.pairs() for grid in (inp, inp if out is None else out)]
         n_train, n_all = len(task.train), len(task.pairs())
         train = np.arange(n_train if in_test_set else n_all)
         test = np.arange(n_train, n_all) if in_test_set else np.arange(0)
@@ -146,9 +149,10 @@ class _BackgroundWriter:
 
 
 def _write_group(submit: Callable, target: SetWriter, packed: _Packed, pairs: np.ndarray, transforms: np.ndarray,
-                 maps: np.ndarray, ids: np.ndarray, rng: np.random.Generator | None) -> int:
+                 maps: np.ndarray, ids: np.ndarray, rng: np.random.Generator | None, unscored: bool = False) -> int:
     """Append one task's versions (examples = `pairs`) as one group, in bounded batches;
-    translated when `rng` is given. Returns the rows written."""
+    translated when `rng` is given; with `unscored` every label is ignore_label_id (0: the
+    outputs are unknown). Returns the rows written."""
     per_batch = max(1, _ROWS_PER_BATCH // len(pairs))
     for start in range(0, len(transforms), per_batch):
         stop = min(start + per_batch, len(transforms))
@@ -162,6 +166,8 @@ def _write_group(submit: Callable, target: SetWriter, packed: _Packed, pairs: np
         with deferred_interrupt():
             encode_versions(packed.cells, packed.starts, packed.heights, packed.widths, 2 * pairs, 2 * pairs + 1,
                             batch_t, batch_m, rows, cols, inputs, labels)
+        if unscored:
+            labels[:] = 0
         submit(partial(target.append_to_group, inputs, labels, examples_per_puzzle=np.full(stop - start, len(pairs)),
                        last=stop == len(transforms), puzzle_identifiers=ids[start:stop],
                        puzzle_fields={"aug_dihedral": batch_t, "aug_colour_map": batch_m}))
@@ -169,14 +175,16 @@ def _write_group(submit: Callable, target: SetWriter, packed: _Packed, pairs: np
 
 
 def _load(inputs: Sequence[str] | None, subsets: Sequence[str], test_set: str,
-          skip_invalid: bool) -> tuple[list[ArcTask], Any]:
+          skip_invalid: bool, no_solutions: bool = False) -> tuple[list[ArcTask], Any]:
     if test_set not in subsets and not any(e.startswith(f"{test_set}=") for e in inputs or ()):
         raise HrmError(f"--test-set {test_set} is not one of --subsets ({' '.join(subsets)})")
+    unsolved = test_set if no_solutions else None
     if inputs:
-        tasks = read_inputs(inputs, subsets, skip_invalid=skip_invalid)
+        tasks = read_inputs(inputs, subsets, skip_invalid=skip_invalid, unsolved_subset=unsolved)
     else:
         with packaged_data() as folder:
-            tasks = read_inputs([str(folder / "arc-agi")], subsets, skip_invalid=skip_invalid)
+            tasks = read_inputs([str(folder / "arc-agi")], subsets, skip_invalid=skip_invalid,
+                                unsolved_subset=unsolved)
     if not tasks:
         raise HrmError("no valid tasks to build from")
     return check_tasks(tasks, test_set)
@@ -184,20 +192,26 @@ def _load(inputs: Sequence[str] | None, subsets: Sequence[str], test_set: str,
 
 def build_arc(out: str | os.PathLike, *, inputs: Sequence[str] | None = None,
               subsets: Sequence[str] = DEFAULT_SUBSETS, test_set: str = DEFAULT_TEST_SET,
-              aug: int = 1000, seed: int = 0, skip_invalid: bool = False, force: bool = False) -> dict[str, Any]:
-    """Build an ARC dataset at `out`; returns a summary (counts, shortfalls, seconds)."""
+              aug: int = 1000, seed: int = 0, skip_invalid: bool = False, force: bool = False,
+              no_solutions: bool = False) -> dict[str, Any]:
+    """Build an ARC dataset at `out`; returns a summary (counts, shortfalls, seconds).
+
+    `no_solutions` (unseen tasks, the competition setting): the test outputs of the `test_set`
+    tasks are not read; their test inputs form the test split with nothing scored (all labels
+    ignore_label_id) and the test split's attr `has_solutions` is false."""
     started = time.perf_counter()
     if aug < 0:
         raise HrmError(f"--aug must be >= 0, got {aug}")
     subsets = list(dict.fromkeys(subsets))
-    tasks, report = _load(inputs, subsets, test_set, skip_invalid)
+    tasks, report = _load(inputs, subsets, test_set, skip_invalid, no_solutions)
     builder = {"input": list(inputs) if inputs else "packaged", "subsets": subsets, "test_set": test_set,
-               "aug": aug, "seed": seed, "skip_invalid": skip_invalid}
+               "aug": aug, "seed": seed, "skip_invalid": skip_invalid, "no_solutions": no_solutions}
     shortfall: dict[str, int] = {}
     counts = {"train": 0, "test": 0}
     with atomic_directory(out, force=force) as tmp:
         writer = DatasetWriter(tmp, task="arc", seed=seed, builder=builder, compression_level=_ZSTD_LEVEL)
-        splits = {name: writer.split(name, seq_len=ARC_SEQ_LEN, vocab_size=ARC_VOCAB).set("all")
+        splits = {name: writer.split(name, seq_len=ARC_SEQ_LEN, vocab_size=ARC_VOCAB,
+                                     **({"has_solutions": not no_solutions} if name == "test" else {})).set("all")
                   for name in ("train", "test")}
         background, next_id = _BackgroundWriter(), writer.num_identifiers
         try:
@@ -215,7 +229,7 @@ def build_arc(out: str | os.PathLike, *, inputs: Sequence[str] | None = None,
                                                 transforms, maps, ids, rng)
                 if len(packed.test_pairs):
                     counts["test"] += _write_group(background.submit, splits["test"], packed, packed.test_pairs,
-                                                   transforms, maps, ids, None)
+                                                   transforms, maps, ids, None, unscored=not task.has_solutions)
             background.finish()
         except BaseException:
             background.finish(abort=True)  # no write may outlive the temporary directory
@@ -237,4 +251,5 @@ def build_arc(out: str | os.PathLike, *, inputs: Sequence[str] | None = None,
     return {"out": str(Path(out)), "tasks": len(tasks), "subsets": subset_counts, "test_set": test_set,
             "test_tasks": subset_counts.get(test_set, 0), "aug": aug,
             "puzzle_identifiers": identifiers, "train_examples": counts["train"], "test_examples": counts["test"],
-            "shortfall_tasks": len(shortfall), "seconds": round(time.perf_counter() - started, 2)}
+            "shortfall_tasks": len(shortfall), "has_solutions": not no_solutions,
+            "seconds": round(time.perf_counter() - started, 2)}

@@ -70,7 +70,8 @@ def check_leaks(tasks: list[ArcTask], test_set: str, report: CheckReport) -> Non
     wanted: dict[tuple, set[int]] = defaultdict(set)  # invariant -> test-set tasks with such a pair
     for k in test_tasks:
         for a, b in tasks[k].pairs():
-            wanted[_invariant(a, b)].add(k)
+            if b is not None:  # a test input without its output (--no-solutions) cannot leak an answer
+                wanted[_invariant(a, b)].add(k)
     held: dict[tuple, set[int]] = defaultdict(set)  # the same for training-side pairs
     holders: dict[bytes, set[int]] = defaultdict(set)  # canonical pair -> training-side tasks
     for k, task in enumerate(tasks):
@@ -84,7 +85,7 @@ def check_leaks(tasks: list[ArcTask], test_set: str, report: CheckReport) -> Non
         task = tasks[k]
         with_test, with_any = defaultdict(list), Counter()
         for index, (a, b) in enumerate(task.pairs()):
-            if not held.get(_invariant(a, b), set()) - {k}:
+            if b is None or not held.get(_invariant(a, b), set()) - {k}:
                 continue
             for other in holders.get(_canonical(a, b), set()) - {k}:
                 with_any[other] += 1
@@ -106,7 +107,9 @@ def check_leaks(tasks: list[ArcTask], test_set: str, report: CheckReport) -> Non
 
 
 def _content(task: ArcTask) -> tuple:
-    return tuple(sorted(bytes([*a.shape, *b.shape]) + a.tobytes() + b.tobytes() for a, b in task.pairs()))
+    def pair_bytes(a, b) -> bytes:  # b is None for an unknown test output (--no-solutions)
+        return bytes([*a.shape]) + a.tobytes() if b is None else bytes([*a.shape, *b.shape]) + a.tobytes() + b.tobytes()
+    return tuple(sorted(pair_bytes(a, b) for a, b in task.pairs()))
 
 
 def resolve_duplicates(tasks: list[ArcTask], test_set: str, report: CheckReport) -> list[ArcTask]:

@@ -10,7 +10,8 @@ Layouts (SPEC 3.3):
 An `--input` entry is a folder (holding Kaggle files or subset folders, or being a subset folder
 itself), a Kaggle prefix (`../data/arc-agi`), or `NAME=PATH` (everything under PATH is subset
 NAME, e.g. `concept=ConceptARC/corpus`). Every problem is one HrmError line naming the file and
-task; files are size-checked before they are parsed.
+task; files are size-checked before they are parsed. With `--no-solutions` the test outputs of
+the test-set subset are not read at all (no solutions file needed): those pairs carry None.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ _SUFFIXES = ("", ".xz", ".gz")
 DEFAULT_SUBSETS = ("training", "evaluation", "concept")
 DEFAULT_TEST_SET = "evaluation"
 
-Pair = tuple[np.ndarray, np.ndarray]
+Pair = tuple[np.ndarray, np.ndarray | None]  # (input, output); output None: unknown (--no-solutions)
 
 
 @dataclass
@@ -49,6 +50,11 @@ class ArcTask:
 
     def pairs(self) -> list[Pair]:
         return self.train + self.test
+
+    @property
+    def has_solutions(self) -> bool:
+        """False for a challenge read with --no-solutions: its test outputs are unknown."""
+        return all(output is not None for _, output in self.test)
 
 
 class _InvalidTask(Exception):
@@ -99,7 +105,9 @@ def _grid(value: Any, where: str) -> np.ndarray:
     return array.astype(np.uint8)
 
 
-def _pairs(examples: Any, kind: str, solutions: list | None = None) -> list[Pair]:
+def _pairs(examples: Any, kind: str, solutions: list | None = None, unsolved: bool = False) -> list[Pair]:
+    """The pairs of `examples`; with `unsolved` (test pairs of --no-solutions) outputs are None,
+    whatever the file holds: withheld answers are never read."""
     if not isinstance(examples, list):
         raise _InvalidTask(f"'{kind}' is not a list of pairs")
     pairs = []
@@ -107,6 +115,9 @@ def _pairs(examples: Any, kind: str, solutions: list | None = None) -> list[Pair
         where = f"{kind} pair {index}"
         if not isinstance(example, dict) or "input" not in example:
             raise _InvalidTask(f"{where} has no 'input'")
+        if unsolved:
+            pairs.append((_grid(example["input"], f"{where} input"), None))
+            continue
         output = example.get("output") if solutions is None else (
             solutions[index] if index < len(solutions) else None)
         if output is None:
@@ -116,9 +127,16 @@ def _pairs(examples: Any, kind: str, solutions: list | None = None) -> list[Pair
 
 
 def _task(name: str, subset: str, source: str, content: Any, solutions: Any = None,
-          kaggle: bool = False) -> ArcTask:
+          kaggle: bool = False, unsolved: bool = False) -> ArcTask:
     if not isinstance(content, dict):
         raise _InvalidTask("is not an object with 'train' and 'test'")
+    if unsolved:
+        train, test = _pairs(content.get("train"), "train"), _pairs(content.get("test"), "test", unsolved=True)
+        if not train:
+            raise _InvalidTask("has no train pairs")
+        if not test:
+            raise _InvalidTask("has no test inputs")
+        return ArcTask(name, subset, source, train, test)
     if kaggle:
         if solutions is None:
             raise _InvalidTask("has no entry in the solutions file (test pairs without solution)")
@@ -142,10 +160,24 @@ def _collect(tasks: list[ArcTask], make: Any, source: str, name: str, skip_inval
         log(f"warning: skipped {source}: task {name}: {problem}")
 
 
-def read_kaggle(challenges: Path, solutions: Path, subset: str, *, skip_invalid: bool = False) -> list[ArcTask]:
-    """Tasks of one Kaggle subset (challenges + solutions files)."""
+def read_kaggle(challenges: Path, solutions: Path, subset: str, *, skip_invalid: bool = False,
+                no_solutions: bool = False) -> list[ArcTask]:
+    """Tasks of one Kaggle subset (challenges + solutions files); with `no_solutions` the
+    challenges alone (test outputs unknown; a solutions file beside them is not read)."""
+    if no_solutions:
+        if solutions.is_file():
+            log(f"--no-solutions: not reading {solutions} (the test outputs stay unknown)")
+        content = read_json(challenges)
+        if not isinstance(content, dict):
+            raise HrmError(f"{challenges}: expected a JSON object keyed by task id")
+        tasks: list[ArcTask] = []
+        for name, task in content.items():
+            _collect(tasks, lambda: _task(name, subset, str(challenges), task, unsolved=True),
+                     str(challenges), name, skip_invalid)
+        return tasks
     if not solutions.is_file():
-        raise HrmError(f"{challenges}: missing solutions file {solutions.name} beside it")
+        raise HrmError(f"{challenges}: missing solutions file {solutions.name} beside it "
+                       f"(challenges without solutions: pass --no-solutions)")
     content, answers = read_json(challenges), read_json(solutions)
     for path, data in ((challenges, content), (solutions, answers)):
         if not isinstance(data, dict):
@@ -157,16 +189,18 @@ def read_kaggle(challenges: Path, solutions: Path, subset: str, *, skip_invalid:
     return tasks
 
 
-def read_task_folder(folder: Path, subset: str, *, skip_invalid: bool = False) -> list[ArcTask]:
-    """Tasks of one subset folder: every *.json below it (recursively, in sorted order)."""
+def read_task_folder(folder: Path, subset: str, *, skip_invalid: bool = False,
+                     no_solutions: bool = False) -> list[ArcTask]:
+    """Tasks of one subset folder: every *.json below it (recursively, in sorted order); with
+    `no_solutions` the test pairs' outputs are not read (unknown)."""
     files = sorted(p for p in folder.rglob("*.json") if p.is_file())
     if not files:
         raise HrmError(f"{folder}: no task JSON files in this folder")
     tasks: list[ArcTask] = []
     for path in files:
         content = read_json(path)
-        _collect(tasks, lambda: _task(path.stem, subset, str(path), content), str(path), path.stem,
-                 skip_invalid)
+        _collect(tasks, lambda: _task(path.stem, subset, str(path), content, unsolved=no_solutions),
+                 str(path), path.stem, skip_invalid)
     return tasks
 
 
@@ -232,9 +266,10 @@ def packaged_data() -> Iterator[Path]:
         yield folder
 
 
-def read_inputs(inputs: Sequence[str], subsets: Sequence[str], *, skip_invalid: bool = False) -> list[ArcTask]:
+def read_inputs(inputs: Sequence[str], subsets: Sequence[str], *, skip_invalid: bool = False,
+                unsolved_subset: str | None = None) -> list[ArcTask]:
     """All tasks of `subsets` found in `inputs`, in the order of `subsets`, then of `inputs`,
-    then of task ids."""
+    then of task ids. The test outputs of `unsolved_subset` (--no-solutions) are not read."""
     found: dict[str, list[tuple[str, Path]]] = {}
     for entry in inputs:
         provided = _sources(entry, subsets)
@@ -248,11 +283,13 @@ def read_inputs(inputs: Sequence[str], subsets: Sequence[str], *, skip_invalid: 
                        f"(found: {', '.join(found) or 'nothing'}); choose them with --subsets")
     tasks: list[ArcTask] = []
     for subset in [*subsets, *(s for s in found if s not in subsets)]:
+        unsolved = subset == unsolved_subset
         for kind, path in found[subset]:
             if kind == "kaggle":
-                read = read_kaggle(path, _solutions_for(path), subset, skip_invalid=skip_invalid)
+                read = read_kaggle(path, _solutions_for(path), subset, skip_invalid=skip_invalid,
+                                   no_solutions=unsolved)
             else:
-                read = read_task_folder(path, subset, skip_invalid=skip_invalid)
+                read = read_task_folder(path, subset, skip_invalid=skip_invalid, no_solutions=unsolved)
             # sorted by id, so that both layouts (and any key order) give the same dataset
             tasks.extend(sorted(read, key=lambda task: task.name))
     return tasks

@@ -369,6 +369,12 @@ class Split:
         return int(self.group.attrs["vocab_size"])
 
     @property
+    def has_solutions(self) -> bool:
+        """False for a test split built without solutions (`hrm build-data arc --no-solutions`):
+        no position is scored. Datasets written before this attr existed have solutions."""
+        return bool(self.group.attrs.get("has_solutions", True))
+
+    @property
     def set_names(self) -> list[str]:
         return list(self.group.attrs["sets"])
 

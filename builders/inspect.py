@@ -70,6 +70,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         split = dataset.split(split_name)
         split_info: dict[str, Any] = {
             key: split.attrs[key] for key in ("seq_len", "vocab_size", "pad_id", "ignore_label_id")}
+        split_info["has_solutions"] = split.has_solutions
         split_info["sets"] = {}
         for set_name, puzzle_set in split.sets.items():
             puzzles_per_group = np.diff(puzzle_set.group_indices)
@@ -104,7 +105,8 @@ def format_description(info: dict[str, Any]) -> str:
     for key, value in info.get("attrs", {}).items():
         lines.append(f"  {key}: {_shorten(value)}")
     for split_name, split in info["splits"].items():
-        lines.append(f"{split_name}: seq_len {split['seq_len']}, vocab {split['vocab_size']}")
+        unscored = "" if split.get("has_solutions", True) else ", no solutions (nothing scored: unseen tasks)"
+        lines.append(f"{split_name}: seq_len {split['seq_len']}, vocab {split['vocab_size']}{unscored}")
         for set_name, s in split["sets"].items():
             ppg = s["puzzles_per_group"]
             versions = (f", puzzles/group min {ppg['min']} mean {ppg['mean']:.1f} max {ppg['max']}"

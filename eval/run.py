@@ -192,6 +192,11 @@ def format_result(summary: dict[str, Any]) -> str:
     lines = [f"{summary['task']} {summary['split']} split of {summary['data']}: "
              f"{summary['predictions']:,} predictions, {summary['test_inputs']:,} test inputs in "
              f"{summary['groups']:,} {'tasks' if summary['task'] == 'arc' else 'puzzles'}"]
+    if summary.get("scored") is False:  # a split without solutions: predictions only
+        lines.append(f"  nothing scored: {summary.get('not_scored_reason', 'the split has no solutions')}; "
+                     f"{summary['covered_test_inputs']:,} of {summary['test_inputs']:,} test inputs have a "
+                     f"valid predicted grid")
+        return "\n".join(lines)
     rows: list[tuple[str, float]] = []
     if "score" in summary:
         rows.append(("score (task-averaged pass@2)", summary["score"]))

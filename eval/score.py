@@ -195,7 +195,8 @@ class Scorer:
         solved = best_rank(votes, right_answer, self.num_keys)[:, None] < np.array(ks)[None]
         per_group = group_means(solved, self.key_group, self.num_groups)
         columns: dict[str, Any] = {f"pass@{k}": per_group[:, i] for i, k in enumerate(ks)}
-        summary: dict[str, Any] = {"task": self.task, "data": str(self.dataset.path), "split": self.split_name}
+        summary: dict[str, Any] = {"task": self.task, "data": str(self.dataset.path), "split": self.split_name,
+                                   "scored": True}
         total_counted = int(counted.sum())
         summary["exact_accuracy"] = float(exact.sum()) / max(total_counted, 1)
         summary["token_accuracy"] = sum(s.token for s in self.sources) / max(total_counted, 1)
@@ -232,5 +233,26 @@ class Scorer:
             "exact_accuracy": pa.array(group_exact / np.maximum(group_rows, 1)),
             **{name: pa.array(values) for name, values in columns.items()},
         })
+        if not self.split.has_solutions:
+            summary, table = _unscored(summary, table)
         return ScoreResult(summary, table, votes, names, self.key_group, self.group_key_start, self.grids)
+
+
+_UNSCORED_KEYS = ("exact_accuracy", "token_accuracy", "valid_accuracy", "score")
+
+
+def _unscored(summary: dict[str, Any], table: pa.Table) -> tuple[dict[str, Any], pa.Table]:
+    """A split without solutions (`--no-solutions`): every accuracy is null, not 0%, and
+    `scored` says why; the predictions (and a submission) are still made."""
+    summary = {**summary, "scored": False,
+               "not_scored_reason": "the split has no solutions (built with --no-solutions)"}
+    for key in list(summary):
+        if key in _UNSCORED_KEYS or key.startswith(("pass@", "valid@")):
+            summary[key] = None
+    for name in table.column_names:
+        if name == "exact_accuracy" or name.startswith(("pass@", "valid@")):
+            table = table.set_column(table.column_names.index(name), name, pa.nulls(len(table), pa.float64()))
+    for source in summary["sources"]:
+        source["exact_accuracy"] = source["token_accuracy"] = None
+    return summary, table
 

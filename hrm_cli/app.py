@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from hrm.common import HrmError
-from hrm.cli import build_arc, build_maze, build_sudoku, eval_cmd, inspect_cmd, show_cmd, train_cmd
+from hrm.cli import build_arc, build_maze, build_sudoku, eval_cmd, inspect_cmd, score_cmd, show_cmd, train_cmd
 
 app = typer.Typer(
     name="hrm",
@@ -33,6 +33,7 @@ build_app.command("import-hrm", epilog=build_arc.IMPORT_EXAMPLE)(build_arc.impor
 app.command("train", epilog=train_cmd.EXAMPLE)(train_cmd.train)
 app.command("eval", epilog=eval_cmd.EXAMPLE)(eval_cmd.eval_command)
 app.command("show", epilog=show_cmd.EXAMPLE)(show_cmd.show)
+app.command("score-submission", epilog=score_cmd.EXAMPLE)(score_cmd.score_submission_command)
 
 
 def _print_version(value: bool) -> None:

@@ -17,6 +17,9 @@ EXAMPLE = (
     "hrm build-data arc --out data/arc1\n\n"
     "ARC-2 as in the paper (1120 tasks):  "
     "hrm build-data arc --out data/arc2 --subsets training2 evaluation2 --test-set evaluation2\n\n"
+    "Unseen tasks (challenges without solutions, for test-time training and a submission):  "
+    "hrm build-data arc --out data/unseen --input kaggle/arc-agi --subsets test "
+    "--test-set test --no-solutions --aug 100\n\n"
     "Your own copies (Kaggle files in a folder, per-task folders, ConceptARC's corpus):  "
     "hrm build-data arc --out data/arc1 --input ../data/arc ARC-AGI/data concept=ConceptARC/corpus --aug 100"
 )
@@ -47,6 +50,10 @@ def arc(
     seed: Seed = 0,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip invalid tasks (bad grid, "
                                                "missing solution) with a warning instead of failing.")] = False,
+    no_solutions: Annotated[bool, typer.Option(
+        "--no-solutions", help="Unseen tasks: the --test-set tasks' test outputs are not read (Kaggle "
+        "challenges without a solutions file, or per-task JSON whose test pairs have no output); their "
+        "test inputs form the test split with nothing scored, and the dataset records it.")] = False,
     force: Force = False,
     quiet: Quiet = False,
     as_json: Json = False,
@@ -62,14 +69,15 @@ def arc(
     set_quiet(quiet)
     summary = build_arc(out, inputs=inputs, subsets=subsets or list(DEFAULT_SUBSETS),
                         test_set=test_set or DEFAULT_TEST_SET, aug=aug, seed=seed,
-                        skip_invalid=skip_invalid, force=force)
+                        skip_invalid=skip_invalid, force=force, no_solutions=no_solutions)
     if as_json:
         typer.echo(json.dumps(summary))
         return
     subset_text = ", ".join(f"{name} {count}" for name, count in summary["subsets"].items())
     typer.echo(f"wrote {summary['out']}: {summary['tasks']} tasks ({subset_text}), "
                f"{summary['puzzle_identifiers'] - 1} versions, train {summary['train_examples']} examples, "
-               f"test {summary['test_examples']} examples ({summary['test_tasks']} {summary['test_set']} tasks), "
+               f"test {summary['test_examples']} examples ({summary['test_tasks']} {summary['test_set']} tasks"
+               f"{'' if summary['has_solutions'] else ', no solutions: nothing scored'}), "
                f"{summary['shortfall_tasks']} tasks short of {summary['aug']} versions, {summary['seconds']} s")
 
 

@@ -26,7 +26,10 @@ def train(
     init_from: Annotated[Optional[Path], typer.Option(
         "--init-from", help="Start from these weights: an hrm checkpoint or run folder, or a reference "
                             "checkpoint (weights file with all_config.yaml beside it). The arch comes "
-                            "from the checkpoint. Same as the config key init_from.")] = None,
+                            "from the checkpoint. Onto a dataset with other puzzle identifiers (test-time "
+                            "training on unseen tasks), embedding rows are matched by identifier name and new "
+                            "ones start at the mean of the pretrained rows (init_new_puzzle_emb=zero: at zero). "
+                            "Same as the config key init_from.")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue this run folder from its latest checkpoint.")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cuda, mps, cpu or auto (default: the config's, auto).")] = None,
     compile_model: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the model (default: on for CUDA only).")] = None,

@@ -54,6 +54,10 @@ class TrainConfig:
     ema_rate: float = 0.999             # EMA <- rate * EMA + (1 - rate) * weights, every step
     init_from: Optional[str] = None     # start from these weights (hrm checkpoint or reference
                                         # checkpoint); the arch comes from the checkpoint
+    init_new_puzzle_emb: str = "mean"   # init_from onto new identifiers: their rows start at the
+                                        # mean of the pretrained rows ("mean") or at zero ("zero")
+    time_budget: Optional[float] = None  # wall-clock seconds for this `hrm train` process: stop
+                                         # cleanly with a checkpoint when reached (Kaggle: 12 h)
     arch: dict[str, Any] = field(default_factory=lambda: arch_defaults("hrm"))
 
     def to_dict(self) -> dict[str, Any]:
@@ -62,7 +66,7 @@ class TrainConfig:
 
 # Keys that may change when a run is resumed: they change neither the data order nor the math.
 RESUMABLE_KEYS = {"max_steps", "device", "compile", "checkpoint_interval", "keep_checkpoints",
-                  "log_interval", "logger", "eval_batch_size", "loader_cache_mb", "data_path"}
+                  "log_interval", "logger", "eval_batch_size", "loader_cache_mb", "data_path", "time_budget"}
 
 _HINTS = typing.get_type_hints(TrainConfig)
 
@@ -203,6 +207,10 @@ def validate(config: TrainConfig) -> None:
     for key in ["lr_warmup_steps", "checkpoint_interval", "keep_checkpoints", "lr", "puzzle_emb_lr"]:
         if getattr(config, key) < 0:
             raise HrmError(f"config key {key!r} must not be negative, got {getattr(config, key)}")
+    if config.init_new_puzzle_emb not in ("mean", "zero"):
+        raise HrmError(f"config key 'init_new_puzzle_emb' must be mean or zero, got {config.init_new_puzzle_emb!r}")
+    if config.time_budget is not None and config.time_budget <= 0:
+        raise HrmError(f"config key 'time_budget' must be positive (seconds), got {config.time_budget}")
     if not 0.0 <= config.ema_rate <= 1.0:
         raise HrmError(f"config key 'ema_rate' must be in [0, 1], got {config.ema_rate}")
     if config.logger not in LOGGERS:

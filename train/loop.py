@@ -39,11 +39,12 @@ from hrm.train.data import TrainLoader, as_torch
 from hrm.train.distributed import (DistInfo, all_reduce_gradients, all_reduce_sum, any_rank, assign_slots,
                                barrier, broadcast_from_main, gather_rows, setup, teardown)
 from hrm.train.ema import Ema
-from hrm.train.inference import (build_for_dataset, check_dataset_matches, evaluate, init_weights,
-                                 model_dataset_signature)
+from hrm.train.inference import (build_for_dataset, check_dataset_matches, evaluate, identifier_names,
+                                 init_arch, init_weights, model_dataset_signature)
 from hrm.train.losses import act_loss
 from hrm.train.metrics import MetricsLog, check_logger
 from hrm.train.optim import AdamAtan2, SparseSignSGD, lr_at
+from hrm.train.table_size import table_size_line, tensor_bytes
 
 METRIC_KEYS = ("count", "lm_loss", "q_halt_loss", "q_continue_loss", "accuracy", "exact_accuracy",
                "q_halt_accuracy", "steps")
@@ -99,6 +100,8 @@ def build(config: TrainConfig, run_dir: Path, dist: DistInfo,
     dataset = open_dataset(config.data_path)
     train_split = dataset.split("train")
     test_split = dataset.split("test") if "test" in dataset.split_names else None
+    if test_split is not None and not test_split.has_solutions:
+        test_split = None  # unseen tasks (--no-solutions): nothing to evaluate during training
     signature = model_dataset_signature(dataset)
     check_logger(config.logger)
     local_batch = config.global_batch_size // dist.world_size
@@ -159,7 +162,9 @@ def _checkpoint_state(t: Trainer, carry: Any, window: dict[str, torch.Tensor]) -
             "world_size": t.dist.world_size,
             "sampler": t.sampler_state, "carry": carry, "window": window, "rng": ckpt.rng_state(),
             "elapsed": t.elapsed, "last_pass": t.last_pass, "evaluated_pass": t.evaluated_pass,
-            "last_eval": t.last_eval, "config": t.config.to_dict(), "dataset": t.signature}
+            "last_eval": t.last_eval, "config": t.config.to_dict(), "dataset": t.signature,
+            # names, so that `init_from` onto other tasks can match puzzle rows by identifier
+            "identifiers": identifier_names(t.dataset)}
 
 
 def _dummy_batch(t: Trainer) -> dict[str, torch.Tensor]:
@@ -331,13 +336,15 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, for
     """Train (or continue) the run in `run_dir`; returns the final test metrics (or train ones
     when the dataset has no test split). Raises TrainingInterrupted after a signal."""
     run_dir = Path(run_dir)
+    started = time.monotonic()  # the time budget counts this process's whole run
     dist = setup(config.device)
     if not dist.is_main:
         set_quiet(True)  # one set of logs and one progress bar per run
     weights = None
     if config.init_from and not resume:  # a resumed run's weights come from its checkpoint
         arch, weights = init_weights(config.init_from, open_dataset(config.data_path),
-                                     config.global_batch_size // dist.world_size)
+                                     config.global_batch_size // dist.world_size, config.init_new_puzzle_emb)
+        arch = init_arch(arch, config.arch)
         if arch != config.arch:
             log(f"init_from {config.init_from}: using its architecture {arch}")
         config = dataclasses.replace(config, arch=arch)
@@ -353,9 +360,14 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, for
                              resume_step=t.step if resume else None)
     log(f"training on {dist.device} ({dist.world_size} process(es)); "
         f"{sum(p.numel() for p in t.model.parameters()):,} parameters; {t.total_steps} scheduled steps")
+    carry_bytes = tensor_bytes(t.model.initial_carry(_dummy_batch(t))) * dist.world_size  # the global batch's
+    log(table_size_line(t.model, t.signature["num_puzzle_identifiers"], ema=t.ema is not None, carry_bytes=carry_bytes))
+    deadline = started + config.time_budget if config.time_budget else None
+    if deadline is not None:
+        log(f"time budget {config.time_budget:g} s: training stops by then with a checkpoint")
     try:
         with _stop_on_signals(t):
-            _loop(t, metrics_log)
+            _loop(t, metrics_log, deadline)
     finally:
         t.loader.close()
         metrics_log.close()
@@ -363,8 +375,22 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, for
     return {**(t.last_eval or t.last_train or {"step": t.step}), "run": str(run_dir)}
 
 
-def _loop(t: Trainer, metrics_log: MetricsLog) -> None:
+def _budget_postfix(deadline: float, first_step: int, step: int, last_step: int, since: float,
+                    now: float | None = None) -> str:
+    """The progress line's ETA against the time budget: which ends first, steps or budget."""
+    now = time.monotonic() if now is None else now
+    left = max(0.0, deadline - now)
+    rate = (step - first_step) / max(now - since, 1e-9)
+    steps_eta = (last_step - step) / rate if rate > 0 else float("inf")
+    clock = lambda seconds: time.strftime("%H:%M:%S", time.gmtime(seconds))  # noqa: E731
+    if steps_eta <= left:
+        return f"done in {clock(steps_eta)}, budget left {clock(left)}"
+    return f"budget stops at ~step {step + int(rate * left)}/{last_step} in {clock(left)}"
+
+
+def _loop(t: Trainer, metrics_log: MetricsLog, deadline: float | None = None) -> None:
     cfg = t.config
+    loop_start, first_step, budget_hit = time.monotonic(), t.step, False
     last_step = min(t.total_steps, cfg.max_steps) if cfg.max_steps else t.total_steps
     bar = progress(total=last_step, desc="train", unit="step")
     bar.update(min(t.step, last_step))
@@ -399,7 +425,10 @@ def _loop(t: Trainer, metrics_log: MetricsLog) -> None:
         bar.update(1)
         if t.step % cfg.log_interval == 0:
             record = flush_metrics(t, metrics_log, tick())
-            bar.set_postfix(loss=f"{record['lm_loss']:.3f}", exact=f"{record['exact_accuracy']:.3f}")
+            postfix = {"loss": f"{record['lm_loss']:.3f}", "exact": f"{record['exact_accuracy']:.3f}"}
+            if deadline is not None:
+                postfix["eta"] = _budget_postfix(deadline, first_step, t.step, last_step, loop_start)
+            bar.set_postfix(postfix)
         if cfg.checkpoint_interval and t.step % cfg.checkpoint_interval == 0:
             save(t)
         if any_rank(t.stop_signal is not None):  # a signal may reach the ranks a step apart
@@ -410,10 +439,16 @@ def _loop(t: Trainer, metrics_log: MetricsLog) -> None:
                                       f"`hrm train --resume {t.run_dir}`")
         if cfg.max_steps and t.step >= cfg.max_steps:
             break
+        # checked at log intervals only: under torchrun all ranks must agree (one collective)
+        if deadline is not None and t.step % cfg.log_interval == 0 and any_rank(time.monotonic() >= deadline):
+            budget_hit = True
+            log(f"time budget of {cfg.time_budget:g} s reached at step {t.step} of {last_step}: "
+                f"stopping with a checkpoint")
+            break
     bar.close()
     if t.window:
         flush_metrics(t, metrics_log, tick())
     if t.last_eval is None or t.last_eval["step"] != t.step:
-        evaluate_and_save(closes_pass=not (cfg.max_steps and t.step >= cfg.max_steps))
+        evaluate_and_save(closes_pass=not (cfg.max_steps and t.step >= cfg.max_steps) and not budget_hit)
     elif ckpt.latest_checkpoint(t.run_dir) != ckpt.checkpoint_path(t.run_dir, t.step):
         save(t)
