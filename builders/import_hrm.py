@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from hrm.augment.arc import parse_version_name
-from hrm.builders.arc_io import read_json
+from hrm.common.json_input import read_json
 from hrm.common import HrmError, log, progress
 from hrm.builders.dataset import BLANK_IDENTIFIER, DatasetWriter, SetWriter, atomic_directory
 

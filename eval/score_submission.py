@@ -22,8 +22,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hrm.builders.arc_io import read_json
 from hrm.common import HrmError, log
+from hrm.common.json_input import read_json
 
 ATTEMPT_KEYS = ("attempt_1", "attempt_2")
 MAX_SIDE = 30

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import hrm.builders.arc_io as arc_io
+import hrm.common.json_input as json_input
 from hrm.builders.arc_checks import check_tasks
 from hrm.builders.arc_io import packaged_data, read_inputs
 from hrm.common import HrmError
@@ -110,13 +110,13 @@ def test_test_pair_without_solution_fails_or_is_skipped(tmp_path):
 
 
 def test_oversized_json_is_refused_before_parsing(tmp_path, monkeypatch):
-    monkeypatch.setattr(arc_io, "MAX_JSON_BYTES", 1000)
+    monkeypatch.setattr(json_input, "MAX_JSON_BYTES", 1000)
     with pytest.raises(HrmError, match="fx_training_challenges.json.*too large"):
         read_inputs([str(FIXTURES / "kaggle")], ["training"])
     (tmp_path / "fx_training_challenges.json.xz").write_bytes(
         lzma.compress((FIXTURES / "kaggle" / "fx_training_challenges.json").read_bytes()))
     with pytest.raises(HrmError, match="too large once decompressed"):
-        arc_io.read_json(tmp_path / "fx_training_challenges.json.xz")
+        json_input.read_json(tmp_path / "fx_training_challenges.json.xz")
 
 
 def test_duplicate_ids_dropped_when_equal_renamed_when_different(tmp_path, capsys):

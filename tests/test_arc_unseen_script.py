@@ -68,7 +68,8 @@ def test_pipeline_on_fixtures(tmp_path):
 
 @pytest.mark.slow
 def test_pipeline_at_its_small_size(tmp_path):
-    from hrm.builders.arc_io import packaged_data, read_json
+    from hrm.builders.arc_io import packaged_data
+    from hrm.common.json_input import read_json
 
     result = _run(tmp_path)
     with packaged_data() as folder:
