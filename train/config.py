@@ -20,7 +20,7 @@ from typing import Any, Iterable, Optional
 
 import yaml
 
-from hrm.common import HrmError, atomic_file
+from hrm.common import HrmError, UsageError, atomic_file
 from hrm.common.outputs import OutputKind, check_output
 
 # Reference defaults (HRM's cfg_pretrain.yaml + arch/hrm_v1.yaml). puzzle_emb_ndim None follows
@@ -67,6 +67,8 @@ class TrainConfig:
     ema_rate: float = 0.999             # EMA <- rate * EMA + (1 - rate) * weights, every step
     init_from: Optional[str] = None     # start from these weights (hrm checkpoint or reference
                                         # checkpoint); the arch comes from the checkpoint
+    threads: Optional[int] = None       # CPU threads; None: 1 on a CPU (train/resources.py), 0: torch's default
+    memory_check: bool = True           # refuse to start when the memory estimate exceeds what is available
     arch: dict[str, Any] = field(default_factory=lambda: dict(ARCH_DEFAULTS["hrm"]))
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,7 +77,8 @@ class TrainConfig:
 
 # Keys that may change when a run is resumed: they change neither the data order nor the math.
 RESUMABLE_KEYS = {"max_steps", "device", "compile", "checkpoint_interval", "keep_checkpoints",
-                  "log_interval", "logger", "eval_batch_size", "loader_cache_mb", "data_path"}
+                  "log_interval", "logger", "eval_batch_size", "loader_cache_mb", "data_path",
+                  "threads", "memory_check"}
 
 _HINTS = typing.get_type_hints(TrainConfig)
 
@@ -181,7 +184,7 @@ def parse_overrides(overrides: Iterable[str]) -> list[tuple[str, Any]]:
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
-            raise HrmError(f"override {item!r} is not of the form key=value (e.g. arch.L_cycles=8)")
+            raise UsageError(f"override {item!r} is not of the form key=value (e.g. arch.L_cycles=8)")
         pairs.append((key.strip(), _parse_scalar(text)))
     return pairs
 
@@ -209,8 +212,8 @@ def validate(config: TrainConfig) -> None:
     for key in ["max_steps", "eval_batch_size"]:
         if getattr(config, key) is not None and getattr(config, key) <= 0:
             raise HrmError(f"config key {key!r} must be positive, got {getattr(config, key)}")
-    for key in ["lr_warmup_steps", "checkpoint_interval", "keep_checkpoints", "lr", "puzzle_emb_lr"]:
-        if getattr(config, key) < 0:
+    for key in ["lr_warmup_steps", "checkpoint_interval", "keep_checkpoints", "lr", "puzzle_emb_lr", "threads"]:
+        if (getattr(config, key) or 0) < 0:
             raise HrmError(f"config key {key!r} must not be negative, got {getattr(config, key)}")
     if not 0.0 <= config.ema_rate <= 1.0:
         raise HrmError(f"config key 'ema_rate' must be in [0, 1], got {config.ema_rate}")
