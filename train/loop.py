@@ -342,12 +342,12 @@ def check_before_start(config: TrainConfig, dist: DistInfo, threads: int) -> Non
     where = f"{dist.device}" + (f", {threads} thread(s)" if dist.device.type == "cpu" else "")
     log(f"memory estimate per process at batch {local_batch} x {counts.positions} positions ({where}): "
         f"{estimate.describe()}")
-    if config.memory_check:
-        check_memory(estimate, available_memory(dist.device), str(dist.device))
     if dist.device.type == "cpu":
         warning = multi_gpu_recipe(config, counts)
         if warning:
             log(warning)
+    if config.memory_check:
+        check_memory(estimate, available_memory(dist.device), str(dist.device))
 
 
 def prepare_run(config: TrainConfig, run_dir: Path, *, resume: bool, force: bool, is_main: bool) -> None:
@@ -366,6 +366,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, for
     if not dist.is_main:
         set_quiet(True)  # one set of logs and one progress bar per run
     threads = apply_threads(config.threads, dist.device)
+    state = ckpt.load_for_resume(run_dir, on_skip=log) if resume else None  # before any other work
     weights, arch_note = None, None
     if config.init_from and not resume:  # a resumed run's weights come from its checkpoint
         arch, weights = init_weights(config.init_from, open_dataset(config.data_path),
@@ -376,7 +377,6 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, for
     check_before_start(config, dist, threads)
     if arch_note:
         log(arch_note)
-    state = ckpt.load_for_resume(run_dir, on_skip=log) if resume else None  # before any work
     t = build(config, run_dir, dist, weights)
     prepare_run(config, run_dir, resume=resume, force=force, is_main=dist.is_main)
     if state is not None:

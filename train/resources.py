@@ -200,4 +200,6 @@ def multi_gpu_recipe(config: Any, counts: ModelCounts) -> str | None:
 def _size(count: int) -> str:
     if count >= GIB:
         return f"{count / GIB:.1f} GiB"
-    return f"{count / (1 << 20):.0f} MiB"
+    if count >= 1 << 20:
+        return f"{count / (1 << 20):.0f} MiB"
+    return f"{count / 1024:.0f} KiB"
