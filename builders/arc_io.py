@@ -253,7 +253,7 @@ def resolve_subsets(inputs: Sequence[str] | None, subsets: Sequence[str] | None,
                     test_set: str | None, packaged: Sequence[str] = ()) -> tuple[list[str], str]:
     """The subsets to build and the test set. Without --subsets: the default subsets that the
     inputs hold (or, when they hold none of them, every subset they hold), said in one log line
-    when that is not the default list; without --test-set: `evaluation`, or the only subset."""
+    when that is not the default list; without --test-set: `evaluation`, or the only subset found."""
     if subsets:
         chosen = list(dict.fromkeys(subsets))
     else:
@@ -267,7 +267,7 @@ def resolve_subsets(inputs: Sequence[str] | None, subsets: Sequence[str] | None,
                 f"--input{'' if set(chosen) & set(DEFAULT_SUBSETS) else ': none, so every subset found'}; "
                 f"choose with --subsets)")
     if test_set is None:
-        if DEFAULT_TEST_SET in chosen or len(chosen) != 1:
+        if subsets or DEFAULT_TEST_SET in chosen or len(chosen) != 1:
             test_set = DEFAULT_TEST_SET
         else:
             test_set = chosen[0]
