@@ -84,8 +84,9 @@ def load_error_reason(error: BaseException) -> str:
     text = str(error).strip()
     if "Weights only load failed" in text or isinstance(error, pickle.UnpicklingError):
         detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0] if "WeightsUnpickler error:" in text else ""
-        return ("it holds objects other than tensors and plain values" + (f": {detail}" if detail else "")
-                + "; hrm loads weights only and does not unpickle other objects")
+        detail = detail.split(". ")[0].rstrip(".")  # torch goes on to say how to allow-list it
+        return ("not a weights-only file" + (f": {detail}" if detail else "")
+                + "; hrm loads tensors and plain values only and never unpickles other objects")
     if not text:
         return type(error).__name__
     first = text.splitlines()[0]
