@@ -23,7 +23,7 @@ from hrm.train.checkpoint import list_checkpoints, load_checkpoint
 from hrm.train.config import load_config, resume_config
 from hrm.train.distributed import DistInfo
 from hrm.train.loop import train
-from hrm.train.resources import (DEFAULT_THREADS, count_model, estimate_memory, meta_model,
+from hrm.train.resources import (DEFAULT_THREADS, count_model, estimate_memory, graph_passes, meta_model,
                                  resolve_threads)
 
 TINY = ["global_batch_size=16", "epochs=3", "eval_interval=1", "arch.hidden_size=16", "arch.num_heads=2",
@@ -69,6 +69,9 @@ def test_memory_estimate_sums_its_parts_by_hand():
     tokens = 3 * 5
     assert estimate.activations == tokens * (13 * 4 + 4 * 256) * 3 * 4 + tokens * 7 * (4 + 24)
     assert estimate.total == 4000 + 16000 + 512 + estimate.activations + 100
+    # TRM backpropagates through L_cycles + 1 applications of its blocks (train/trm.py)
+    trm = estimate_memory(counts, local_batch=3, vocab_size=7, ema=False, passes=graph_passes({"name": "trm", "L_cycles": 6}))
+    assert trm.activations == tokens * (13 * 4 + 4 * 256) * (2 * 7 + 1) * 4 + tokens * 7 * (4 + 24)
 
 
 def test_first_log_line_names_the_model_and_the_memory_line_follows(data, tmp_path):

@@ -45,7 +45,7 @@ from hrm.train.losses import act_loss
 from hrm.train.metrics import MetricsLog, check_logger
 from hrm.train.optim import AdamAtan2, SparseSignSGD, lr_at
 from hrm.train.resources import (apply_threads, available_memory, check_memory, count_model, describe_model,
-                                 estimate_memory, meta_model, multi_gpu_recipe)
+                                 estimate_memory, graph_passes, meta_model, multi_gpu_recipe)
 
 METRIC_KEYS = ("count", "lm_loss", "q_halt_loss", "q_continue_loss", "accuracy", "exact_accuracy",
                "q_halt_accuracy", "steps")
@@ -338,7 +338,8 @@ def check_before_start(config: TrainConfig, dist: DistInfo, threads: int) -> Non
     cache = min(config.loader_cache_mb << 20, 2 * rows * train_split.seq_len)  # inputs + labels, uint8
     half = dist.device.type == "cuda" and config.arch.get("forward_dtype") in ("bfloat16", "float16")
     estimate = estimate_memory(counts, local_batch=local_batch, vocab_size=train_split.vocab_size,
-                               ema=config.ema, activation_bytes=2 if half else 4, data_cache=cache)
+                               ema=config.ema, activation_bytes=2 if half else 4, data_cache=cache,
+                               passes=graph_passes(config.arch))
     where = f"{dist.device}" + (f", {threads} thread(s)" if dist.device.type == "cpu" else "")
     log(f"memory estimate per process at batch {local_batch} x {counts.positions} positions ({where}): "
         f"{estimate.describe()}")

@@ -93,7 +93,7 @@ def meta_model(arch: dict[str, Any], signature: dict[str, Any], batch_size: int)
 def describe_model(arch: dict[str, Any], counts: ModelCounts) -> str:
     """`model: hrm, hidden 512, 4 H + 4 L layers, 27.3M parameters (+ puzzle embeddings 960,001 x 512)`."""
     name = arch.get("name", "hrm")
-    if "H_layers" in arch and "L_layers" in arch:
+    if arch.get("H_layers") and arch.get("L_layers"):
         layers = f"{arch['H_layers']} H + {arch['L_layers']} L layers"
     else:
         layers = f"{arch.get('L_layers', arch.get('num_layers', counts.blocks))} layers"
@@ -125,8 +125,15 @@ class MemoryEstimate:
                 f"activations {_size(self.activations)}, data cache {_size(self.data_cache)}")
 
 
+def graph_passes(arch: dict[str, Any]) -> int:
+    """How many times a training step runs the blocks with gradient: once for HRM (the one-step
+    gradient) and the transformer; L_cycles + 1 for TRM, which backpropagates through its whole
+    last recursion (L_cycles latent updates and one answer update of the same network)."""
+    return int(arch.get("L_cycles", 6)) + 1 if arch.get("name") == "trm" else 1
+
+
 def estimate_memory(counts: ModelCounts, *, local_batch: int, vocab_size: int, ema: bool,
-                    activation_bytes: int = 4, data_cache: int = 0) -> MemoryEstimate:
+                    activation_bytes: int = 4, data_cache: int = 0, passes: int = 1) -> MemoryEstimate:
     """Bytes a training step needs on one process.
 
     Activations: the one-step gradient keeps the graph of the last update of each module, i.e.
@@ -134,10 +141,11 @@ def estimate_memory(counts: ModelCounts, *, local_batch: int, vocab_size: int, e
     q and k, the attention output, the output projection, two residual sums and their norms
     (13 x hidden), and the MLP's gate, up, SiLU and product (4 x MLP width). One more block's
     worth covers the transient of the no-grad steps, and the logits are kept in float64 by the
-    stablemax loss (logits, shifted, normalised: 3 x 8 bytes per vocabulary entry)."""
+    stablemax loss (logits, shifted, normalised: 3 x 8 bytes per vocabulary entry). `passes`:
+    how many times the blocks run with gradient (`graph_passes`)."""
     tokens = local_batch * counts.positions
     per_token_block = 13 * counts.hidden_size + 4 * counts.mlp_width
-    activations = tokens * per_token_block * (counts.blocks + 1) * activation_bytes
+    activations = tokens * per_token_block * (counts.blocks * passes + 1) * activation_bytes
     activations += local_batch * counts.positions * vocab_size * (activation_bytes + 24)
     weights = counts.parameters * 4
     optimizer = counts.parameters * 4 * (3 + (1 if ema else 0))
