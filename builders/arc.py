@@ -28,9 +28,9 @@ import numpy as np
 
 from hrm.augment.arc import ARC_SEQ_LEN, ARC_SIDE, ARC_VOCAB, NUM_COLOURS
 from hrm.builders.arc_checks import check_tasks
-from hrm.builders.arc_io import DEFAULT_SUBSETS, DEFAULT_TEST_SET, ArcTask, packaged_data, read_inputs
+from hrm.builders.arc_io import DEFAULT_SUBSETS, ArcTask, packaged_data, read_inputs, resolve_subsets
 from hrm.builders.arc_kernels import encode_versions, pack_grids, pair_tables, version_hashes
-from hrm.common import HrmError, deferred_interrupt, log, progress
+from hrm.common import HrmError, UsageError, deferred_interrupt, log, progress
 from hrm.builders.dataset import DatasetWriter, SetWriter, atomic_directory
 
 RETRY_FACTOR = 5  # candidate versions per wanted version, as the reference (5 x aug tries)
@@ -177,7 +177,7 @@ def _write_group(submit: Callable, target: SetWriter, packed: _Packed, pairs: np
 def _load(inputs: Sequence[str] | None, subsets: Sequence[str], test_set: str,
           skip_invalid: bool, no_solutions: bool = False) -> tuple[list[ArcTask], Any]:
     if test_set not in subsets and not any(e.startswith(f"{test_set}=") for e in inputs or ()):
-        raise HrmError(f"--test-set {test_set} is not one of --subsets ({' '.join(subsets)})")
+        raise UsageError(f"--test-set {test_set} is not one of --subsets ({' '.join(subsets)})")
     unsolved = test_set if no_solutions else None
     if inputs:
         tasks = read_inputs(inputs, subsets, skip_invalid=skip_invalid, unsolved_subset=unsolved)
@@ -191,18 +191,19 @@ def _load(inputs: Sequence[str] | None, subsets: Sequence[str], test_set: str,
 
 
 def build_arc(out: str | os.PathLike, *, inputs: Sequence[str] | None = None,
-              subsets: Sequence[str] = DEFAULT_SUBSETS, test_set: str = DEFAULT_TEST_SET,
+              subsets: Sequence[str] | None = None, test_set: str | None = None,
               aug: int = 1000, seed: int = 0, skip_invalid: bool = False, force: bool = False,
               no_solutions: bool = False) -> dict[str, Any]:
-    """Build an ARC dataset at `out`; returns a summary (counts, shortfalls, seconds).
+    """Build an ARC dataset at `out`; returns a summary (counts, shortfalls, seconds). Without
+    `subsets`/`test_set`: the default subsets present in `inputs`, and `evaluation` (arc_io.resolve_subsets).
 
     `no_solutions` (unseen tasks, the competition setting): the test outputs of the `test_set`
     tasks are not read; their test inputs form the test split with nothing scored (all labels
     ignore_label_id) and the test split's attr `has_solutions` is false."""
     started = time.perf_counter()
     if aug < 0:
-        raise HrmError(f"--aug must be >= 0, got {aug}")
-    subsets = list(dict.fromkeys(subsets))
+        raise UsageError(f"--aug must be >= 0, got {aug}")
+    subsets, test_set = resolve_subsets(inputs, subsets, test_set, packaged=DEFAULT_SUBSETS)
     tasks, report = _load(inputs, subsets, test_set, skip_invalid, no_solutions)
     builder = {"input": list(inputs) if inputs else "packaged", "subsets": subsets, "test_set": test_set,
                "aug": aug, "seed": seed, "skip_invalid": skip_invalid, "no_solutions": no_solutions}

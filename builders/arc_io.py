@@ -8,8 +8,10 @@ Layouts (SPEC 3.3):
   (the packaged data is xz-compressed).
 
 An `--input` entry is a folder (holding Kaggle files or subset folders, or being a subset folder
-itself), a Kaggle prefix (`../data/arc-agi`), or `NAME=PATH` (everything under PATH is subset
-NAME, e.g. `concept=ConceptARC/corpus`). Every problem is one HrmError line naming the file and
+itself), a Kaggle prefix (`../data/arc-agi`), a single task JSON file (its subset: the name of its
+folder), or `NAME=PATH` (everything under PATH, or the one file PATH, is subset NAME, e.g.
+`concept=ConceptARC/corpus`). Without --subsets the default subsets present in the inputs are
+built (`resolve_subsets`). Every problem is one HrmError line naming the file and
 task; files are size-checked before they are parsed. With `--no-solutions` the test outputs of
 the test-set subset are not read at all (no solutions file needed): those pairs carry None.
 """
@@ -197,15 +199,102 @@ def _solutions_for(challenges: Path) -> Path:
     return next((path for path in candidates if path.is_file()), candidates[0])
 
 
+def read_task_file(path: Path, subset: str, *, skip_invalid: bool = False,
+                   no_solutions: bool = False) -> list[ArcTask]:
+    """The one task of a per-task JSON file (its name: the file stem); with `no_solutions` its
+    test outputs are not read."""
+    tasks: list[ArcTask] = []
+    content = read_json(path)
+    _collect(tasks, lambda: _task(path.stem, subset, str(path), content, unsolved=no_solutions),
+             str(path), path.stem, skip_invalid)
+    return tasks
+
+
+def _kaggle_subset(path: Path) -> str | None:
+    """`arc-agi_training_challenges.json[.xz]` -> "training"; None for any other file name."""
+    name = path.name
+    for suffix in _SUFFIXES:
+        stem = name[:len(name) - len(suffix)] if suffix and name.endswith(suffix) else name
+        if stem.endswith("_challenges.json") and "_" in stem[:-len("_challenges.json")]:
+            return stem[:-len("_challenges.json")].rsplit("_", 1)[1]
+    return None
+
+
+def _file_source(path: Path, name: str | None) -> dict[str, list[tuple[str, Path]]]:
+    """A single file given as --input: a Kaggle challenges file, or one task (subset NAME when
+    given as NAME=FILE, else the name of its folder, as in ARC-AGI's data/training/<task>.json)."""
+    subset = _kaggle_subset(path)
+    if subset is not None:
+        return {name or subset: [("kaggle", path)]}
+    return {name or path.parent.resolve().name or "task": [("file", path)]}
+
+
+def present_subsets(inputs: Sequence[str]) -> list[str]:
+    """Every subset the --input entries provide, in the order found (without a --subsets list)."""
+    found: dict[str, None] = {}
+    for entry in inputs:
+        if "=" in entry and not Path(entry).exists():
+            found[entry.partition("=")[0]] = None
+            continue
+        path = Path(entry)
+        if path.is_file():
+            found.update(dict.fromkeys(_file_source(path, None)))
+        elif path.is_dir():
+            kaggle = [_kaggle_subset(p) for p in sorted(path.iterdir()) if p.is_file()]
+            found.update(dict.fromkeys(s for s in kaggle if s))
+            found.update(dict.fromkeys(p.name for p in sorted(path.iterdir())
+                                       if p.is_dir() and next(p.rglob("*.json"), None) is not None))
+            if next(path.glob("*.json"), None) is not None and not any(kaggle):
+                found[path.resolve().name] = None  # the folder is itself a subset folder
+        else:
+            parent = path.parent
+            if parent.is_dir():
+                prefix = path.name + "_"
+                found.update(dict.fromkeys(s for p in sorted(parent.iterdir())
+                                           if p.name.startswith(prefix) and (s := _kaggle_subset(p))))
+    return list(found)
+
+
+def resolve_subsets(inputs: Sequence[str] | None, subsets: Sequence[str] | None,
+                    test_set: str | None, packaged: Sequence[str] = ()) -> tuple[list[str], str]:
+    """The subsets to build and the test set. Without --subsets: the default subsets that the
+    inputs hold (or, when they hold none of them, every subset they hold), said in one log line
+    when that is not the default list; without --test-set: `evaluation`, or the only subset found."""
+    if subsets:
+        chosen = list(dict.fromkeys(subsets))
+    else:
+        present = present_subsets(inputs) if inputs else list(packaged)
+        chosen = [s for s in DEFAULT_SUBSETS if s in present] or present
+        if not chosen:
+            raise HrmError(f"--input {' '.join(inputs or ())} holds no ARC tasks (per-task JSON files, "
+                           f"subset folders of them, or Kaggle <prefix>_<subset>_challenges.json files)")
+        if chosen != list(DEFAULT_SUBSETS):
+            log(f"subsets: {' '.join(chosen)} (the default subsets {' '.join(DEFAULT_SUBSETS)} found in "
+                f"--input{'' if set(chosen) & set(DEFAULT_SUBSETS) else ': none, so every subset found'}; "
+                f"choose with --subsets)")
+    if test_set is None:
+        if subsets or DEFAULT_TEST_SET in chosen or len(chosen) != 1:
+            test_set = DEFAULT_TEST_SET
+        else:
+            test_set = chosen[0]
+            log(f"test set: {test_set} (the only subset; choose with --test-set)")
+    return chosen, test_set
+
+
 def _sources(entry: str, subsets: Sequence[str]) -> dict[str, list[tuple[str, Path]]]:
-    """What one --input entry provides: {subset: [("kaggle", challenges) | ("folder", dir)]}."""
+    """What one --input entry provides: {subset: [("kaggle", challenges) | ("folder", dir) |
+    ("file", task json)]}."""
     if "=" in entry and not Path(entry).exists():
         name, _, path = entry.partition("=")
-        folder = Path(path)
-        if not folder.is_dir():
-            raise HrmError(f"--input {entry}: {folder} is not a folder")
-        return {name: [("folder", folder)]}
+        target = Path(path)
+        if target.is_file():
+            return _file_source(target, name)
+        if not target.is_dir():
+            raise HrmError(f"--input {entry}: {target} is neither a folder nor a task file")
+        return {name: [("folder", target)]}
     path = Path(entry)
+    if path.is_file():
+        return {s: v for s, v in _file_source(path, None).items() if s in subsets}
     found: dict[str, list[tuple[str, Path]]] = {}
     for subset in subsets:
         if path.is_dir():
@@ -243,7 +332,9 @@ def read_inputs(inputs: Sequence[str], subsets: Sequence[str], *, skip_invalid: 
     for entry in inputs:
         provided = _sources(entry, subsets)
         if not provided:
-            raise HrmError(f"--input {entry} holds none of the subsets {', '.join(subsets)}")
+            held = present_subsets([entry])
+            raise HrmError(f"--input {entry} holds none of the subsets {', '.join(subsets)}"
+                           + (f" (it holds {', '.join(held)}; choose with --subsets)" if held else ""))
         for subset, sources in provided.items():
             found.setdefault(subset, []).extend(sources)
     missing = [s for s in subsets if s not in found]
@@ -257,6 +348,8 @@ def read_inputs(inputs: Sequence[str], subsets: Sequence[str], *, skip_invalid: 
             if kind == "kaggle":
                 read = read_kaggle(path, _solutions_for(path), subset, skip_invalid=skip_invalid,
                                    no_solutions=unsolved)
+            elif kind == "file":
+                read = read_task_file(path, subset, skip_invalid=skip_invalid, no_solutions=unsolved)
             else:
                 read = read_task_folder(path, subset, skip_invalid=skip_invalid, no_solutions=unsolved)
             # sorted by id, so that both layouts (and any key order) give the same dataset

@@ -22,7 +22,7 @@ import numpy as np
 
 from hrm.augment.arc import parse_version_name
 from hrm.common.json_input import read_json
-from hrm.common import HrmError, log, progress
+from hrm.common import HrmError, UsageError, log, progress
 from hrm.builders.dataset import BLANK_IDENTIFIER, DatasetWriter, SetWriter, atomic_directory
 
 FIELDS = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
@@ -170,7 +170,7 @@ def import_hrm(src: str | os.PathLike, out: str | os.PathLike, *, task: str | No
                        f"{first['vocab_size']}; pass --task {'|'.join(TASKS)}")
     task = task or inferred
     if task not in TASKS:
-        raise HrmError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
+        raise UsageError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
     names = _identifier_names(src, int(first.get("num_puzzle_identifiers", 1)))
     loaded = {(split, set_name): _load_set(src / split, set_name, metas[split], len(names))
               for split in splits for set_name in metas[split]["sets"]}  # all checked before writing

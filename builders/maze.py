@@ -21,7 +21,7 @@ import numpy as np
 
 from hrm.augment.dihedral import NUM_DIHEDRAL, dihedral
 from hrm.builders import maze_kernels as kernels
-from hrm.common import HrmError, deferred_interrupt, log, progress
+from hrm.common import HrmError, UsageError, deferred_interrupt, log, progress
 from hrm.builders.dataset import DatasetWriter, SetWriter, atomic_directory
 from hrm.builders.inspect import histogram, histogram_lines
 from hrm.builders.reference_csv import ReferenceCsv, read_reference_csv
@@ -193,23 +193,41 @@ def load_csv_split(path: Path, *, size: int, limit: int | None, min_path: int | 
 # ----------------------------------------------------------------------------- writing
 
 
-def append_groups(writer: SetWriter, mazes: Mazes, size: int, augment: bool) -> int:
-    """Write each maze as one group: the maze, plus with `augment` its 7 other dihedral versions
-    (a version whose input equals an earlier one of the same maze is left out). Returns the
-    number of examples written."""
+def draw_dihedral_ids(count: int, versions: int, rng: np.random.Generator) -> np.ndarray:
+    """[count, 1 + versions] dihedral ids per maze: 0 (the maze itself), then `versions` of the 7
+    others, drawn without replacement and sorted. Drawn maze by maze from one generator per split,
+    so the choice does not depend on how the mazes are batched."""
+    ids = np.zeros((count, 1 + versions), np.int64)
+    for row in range(count):
+        ids[row, 1:] = np.sort(rng.permutation(NUM_DIHEDRAL - 1)[:versions] + 1)
+    return ids
+
+
+def append_groups(writer: SetWriter, mazes: Mazes, size: int, versions: int,
+                  rng: np.random.Generator | None = None) -> int:
+    """Write each maze as one group: the maze, plus `versions` (0-7) of its 7 other dihedral
+    versions, drawn with `rng` when fewer than all 7 (a version whose input equals an earlier one
+    of the same maze is left out). Returns the number of examples written."""
     if len(mazes) == 0:
         return 0
-    ids = list(range(NUM_DIHEDRAL)) if augment else [0]
-    inputs = dihedral_versions(mazes.inputs, size, ids)
-    labels = dihedral_versions(mazes.labels, size, ids)
+    if versions >= NUM_DIHEDRAL - 1 or versions == 0:
+        ids = np.broadcast_to(np.arange(1 + versions), (len(mazes), 1 + versions))
+    else:
+        ids = draw_dihedral_ids(len(mazes), versions, rng if rng is not None else np.random.default_rng(0))
+    used = sorted(set(ids.reshape(-1).tolist()))
+    position = np.full(NUM_DIHEDRAL, -1, np.int64)
+    position[used] = np.arange(len(used))
+    rows = np.arange(len(mazes))[:, None]
+    inputs = dihedral_versions(mazes.inputs, size, used)[rows, position[ids]]
+    labels = dihedral_versions(mazes.labels, size, used)[rows, position[ids]]
     keep = np.ones(inputs.shape[:2], bool)
-    for t in range(1, len(ids)):
+    for t in range(1, ids.shape[1]):
         for earlier in range(t):
             keep[:, t] &= ~(inputs[:, t] == inputs[:, earlier]).all(axis=1)
     kept = int(keep.sum())
     writer.append(inputs[keep], labels[keep], examples_per_puzzle=np.ones(kept, np.int64),
                   puzzles_per_group=keep.sum(axis=1),
-                  puzzle_fields={"aug_dihedral": np.broadcast_to(np.array(ids, np.uint8), keep.shape)[keep]},
+                  puzzle_fields={"aug_dihedral": np.asarray(ids, np.uint8)[keep]},
                   group_fields={"path_length": mazes.path_lengths.astype(np.int32),
                                 "num_shortest_paths": mazes.num_shortest_paths.astype(np.int32)})
     return kept
@@ -231,20 +249,24 @@ def _log_histogram(split: str, stats: dict[str, Any]) -> None:
         log(line)
 
 
-def _check_args(size: int, counts: list[int | None], min_path: int | None, wall_density: float) -> None:
+def _check_args(size: int, counts: list[int | None], min_path: int | None, wall_density: float,
+                augs: tuple[int, int] = (0, 0)) -> None:
+    for name, value in zip(("--aug", "--test-aug"), augs):
+        if isinstance(value, bool) or not 0 <= value <= NUM_DIHEDRAL - 1:
+            raise UsageError(f"{name} takes a count of the 7 other dihedral versions per maze, 0-7; got {value}")
     if not 2 <= size <= MAX_SIZE:
-        raise HrmError(f"--size must be between 2 and {MAX_SIZE}, got {size}")
+        raise UsageError(f"--size must be between 2 and {MAX_SIZE}, got {size}")
     if any(c is not None and c < 0 for c in counts):
-        raise HrmError("--train-size and --test-size must not be negative")
+        raise UsageError("--train-size and --test-size must not be negative")
     if min_path is not None and not 1 <= min_path < size * size:
-        raise HrmError(f"--min-path must be between 1 and {size * size - 1} for a {size}x{size} maze, got {min_path}")
+        raise UsageError(f"--min-path must be between 1 and {size * size - 1} for a {size}x{size} maze, got {min_path}")
     if not 0.0 <= wall_density < 1.0:
         raise HrmError(f"wall density must be in [0, 1), got {wall_density}")
 
 
 def build_maze(out: str | os.PathLike, *, size: int = DEFAULT_SIZE, train_size: int | None = None,
-               test_size: int | None = None, min_path: int | None = None, aug: bool = False,
-               test_aug: bool = False, unique_path: bool = False, seed: int = 0,
+               test_size: int | None = None, min_path: int | None = None, aug: int = 0,
+               test_aug: int = 0, unique_path: bool = False, seed: int = 0,
                from_csv: str | os.PathLike | None = None, skip_invalid: bool = False, force: bool = False,
                wall_density: float = DEFAULT_WALL_DENSITY) -> dict[str, Any]:
     """Build a Maze-Hard dataset at `out`; returns a JSON-ready summary.
@@ -252,8 +274,9 @@ def build_maze(out: str | os.PathLike, *, size: int = DEFAULT_SIZE, train_size: 
     Generated (default): `train_size`/`test_size` mazes (default 1000 each) with a shortest
     path of at least `min_path` moves (default 110). With `from_csv` (a directory holding
     train.csv and test.csv): every valid row, or the first `train_size`/`test_size`;
-    `min_path` and `unique_path` then filter rather than generate."""
-    _check_args(size, [train_size, test_size], min_path, wall_density)
+    `min_path` and `unique_path` then filter rather than generate. `aug` / `test_aug`: K of the 7
+    other dihedral versions of every train / test maze (seeded; 7 = all, 8 puzzles per group)."""
+    _check_args(size, [train_size, test_size], min_path, wall_density, (aug, test_aug))
     csv_dir = Path(from_csv) if from_csv is not None else None
     if csv_dir is not None and not csv_dir.is_dir():
         raise HrmError(f"--from-csv {csv_dir} is not a directory (expected train.csv and test.csv in it)")
@@ -280,9 +303,10 @@ def build_maze(out: str | os.PathLike, *, size: int = DEFAULT_SIZE, train_size: 
                                          min_path=DEFAULT_MIN_PATH if min_path is None else min_path,
                                          wall_density=wall_density, seen=seen)
             lengths, counts, examples = [], [], 0
+            version_rng = np.random.default_rng([seed, stream, 0xD1])  # which dihedral versions
             with progress(total=total, desc=f"maze {split}", unit="maze") as bar:
                 for mazes in batches:
-                    examples += append_groups(set_writer, mazes, size, augment)
+                    examples += append_groups(set_writer, mazes, size, augment, version_rng)
                     lengths.append(mazes.path_lengths)
                     counts.append(mazes.num_shortest_paths)
                     bar.update(len(mazes))

@@ -32,7 +32,7 @@ import numba
 import numpy as np
 
 from hrm.augment.sudoku import augment_pairs, canonical_sudoku, draw_transforms
-from hrm.common import HrmError, deferred_interrupt, log, progress
+from hrm.common import HrmError, UsageError, deferred_interrupt, log, progress
 from hrm.builders.dataset import DatasetWriter, SplitWriter, atomic_directory
 from hrm.builders.sudoku_import import import_csv
 from hrm.builders.sudoku_kernels import generate_batch, generate_blanks_batch, sudoku_tables
@@ -70,6 +70,7 @@ class SplitSummary:
     skipped_rows: int = 0  # CSV rows skipped with --skip-invalid
     originals: set[bytes] = field(default_factory=set)  # distinct originals (`puzzle_keys`)
     in_train: int = 0  # (test) originals that are also train originals
+    box: int = 3
 
     def as_dict(self) -> dict[str, Any]:
         ratings = np.concatenate(self.ratings) if self.ratings else np.zeros(0, np.int64)
@@ -101,14 +102,15 @@ def max_blanks(box: int) -> int:
 def generate_puzzles(count: int, *, box: int = 3, seed: int = 0, split: str = "train",
                      search_steps: int = DEFAULT_SEARCH_STEPS,
                      easy_fraction: float = DEFAULT_EASY_FRACTION, min_difficulty: int = 0,
-                     blanks: int = 0, exclude: set[bytes] | None = None,
+                     blanks: int = 0, exclude: set[bytes] | None = None, distinct: bool = False,
                      chunk: int = _GENERATE_CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yield (puzzles int8[B, N], solutions int8[B, N], ratings int64[B]) chunk by chunk.
 
     Every puzzle is unique and rated: minimal and hardened by search, or with exactly `blanks`
     blanks when `blanks` > 0. A puzzle whose `puzzle_keys` key is in `exclude` (the train split's,
-    when generating test) is drawn again from a new stream. Puzzle i depends only on (seed, split,
-    i) and `exclude`."""
+    when generating test) or, with `distinct` (the held-out split), equals an earlier puzzle of
+    this split up to symmetry is drawn again from a new stream. Puzzle i depends only on (seed,
+    split, i), `exclude` and the puzzles before it."""
     n = box * box
     peers, units = sudoku_tables(box)
     tag = _SPLIT_TAGS[split]
@@ -137,10 +139,21 @@ def generate_puzzles(count: int, *, box: int = 3, seed: int = 0, split: str = "t
                            f"search steps (a puzzle stopped at {best}); choose a lower difficulty")
         return puzzles, solutions, ratings
 
+    taken: set[bytes] = set()  # the split's own puzzles so far (a held-out split never repeats itself)
+
     def coincides(puzzles: np.ndarray) -> np.ndarray:
-        if not exclude:
+        """Rows to draw again: in `exclude`, or (with `distinct`) equal to an earlier puzzle of
+        the split up to symmetry (the first occurrence stays)."""
+        if not exclude and not distinct:
             return np.zeros(len(puzzles), bool)
-        return np.array([key in exclude for key in puzzle_keys(puzzles, box)], bool)
+        here: set[bytes] = set()
+        clash = np.zeros(len(puzzles), bool)
+        for i, key in enumerate(puzzle_keys(puzzles, box)):
+            if (exclude and key in exclude) or (distinct and (key in taken or key in here)):
+                clash[i] = True
+            else:
+                here.add(key)
+        return clash
 
     for start in range(0, count, chunk):
         stop = min(count, start + chunk)
@@ -152,11 +165,14 @@ def generate_puzzles(count: int, *, box: int = 3, seed: int = 0, split: str = "t
             redraw = np.array([np.random.SeedSequence([seed, tag, 4, start + i, attempt]).generate_state(1, np.uint64)
                                for i in clash], np.uint64).reshape(-1)
             puzzles[clash], solutions[clash], ratings[clash] = generate(redraw, steps[start + clash])
-            clash = clash[coincides(puzzles[clash])]
+            clash = np.flatnonzero(coincides(puzzles))  # a redrawn row may repeat another redrawn one
         if len(clash):
-            raise HrmError(f"{split} puzzles keep coinciding with train puzzles up to symmetry after "
-                           f"{_MAX_REDRAWS} redraws: the train split covers nearly all {n}x{n} puzzles of "
-                           "this kind; use a smaller --train-size or other --blanks")
+            others = "train puzzles or each other" if distinct else "train puzzles"
+            raise HrmError(f"{split} puzzles keep coinciding with {others} up to symmetry after "
+                           f"{_MAX_REDRAWS} redraws: there are not that many distinct {n}x{n} puzzles of "
+                           "this kind; use a smaller --train-size / --test-size or other --blanks")
+        if distinct:
+            taken.update(puzzle_keys(puzzles, box))
         yield puzzles, solutions, ratings
 
 
@@ -283,9 +299,14 @@ def _log_ratings(name: str, summary: SplitSummary) -> None:
     for row in rows[:last + 1]:
         span = f"{row['from']}-{row['to']}" if row["to"] is not None else f">= {row['from']}"
         log(f"  {span:>9} {row['count']:>7}")
-    if info["repeated_puzzles"] or info["puzzles_also_in_train"]:
-        log(f"{name}: {info['repeated_puzzles']} repeated puzzles, {info['puzzles_also_in_train']} also "
-            "in train (4x4: up to symmetry; generated test puzzles are redrawn until none is)")
+    box = summary.box
+    alike = "equal up to symmetry" if box == 2 else "identical"
+    if info["repeated_puzzles"]:
+        share = info["repeated_puzzles"] / max(info["groups"], 1)
+        log(f"{name}: {info['repeated_puzzles']} of {info['groups']} puzzles ({share:.0%}) repeat an earlier "
+            f"{name} puzzle ({alike})")
+    if name != "train" and info["puzzles_also_in_train"]:
+        log(f"{name}: {info['puzzles_also_in_train']} puzzles are also train puzzles ({alike})")
     if summary.short_groups:
         log(f"{name}: {summary.short_groups} puzzles have fewer distinct versions than asked "
             "(all that exist, or all found within the retry bound)")
@@ -302,19 +323,19 @@ def build_sudoku(out: str | os.PathLike, *, train_size: int = 1000, test_size: i
         raise HrmError(f"--box must be 2 (4x4) or 3 (9x9), got {box}")
     for name, value in (("--train-size", train_size), ("--test-size", test_size)):
         if value < 1:
-            raise HrmError(f"{name} must be at least 1, got {value}")
+            raise UsageError(f"{name} must be at least 1, got {value}")
     for name, value in (("--aug", aug), ("--test-aug", test_aug), ("--min-difficulty", min_difficulty),
                         ("--seed", seed)):
         if value < 0:
-            raise HrmError(f"{name} must be >= 0, got {value}")
+            raise UsageError(f"{name} must be >= 0, got {value}")
     csv_dir = Path(from_csv) if from_csv is not None else None
     if blanks:
         if not 1 <= blanks <= max_blanks(box):
-            raise HrmError(f"--blanks must be between 1 and {max_blanks(box)} for a unique "
+            raise UsageError(f"--blanks must be between 1 and {max_blanks(box)} for a unique "
                            f"{box * box}x{box * box} sudoku, got {blanks}")
         for name, clash in (("--from-csv", csv_dir is not None), ("--min-difficulty", min_difficulty > 0)):
             if clash:
-                raise HrmError(f"--blanks cannot be combined with {name} (it sets how puzzles are generated)")
+                raise UsageError(f"--blanks cannot be combined with {name} (it sets how puzzles are generated)")
     if csv_dir is not None:
         for name in ("train.csv", "test.csv"):
             if not (csv_dir / name).is_file():
@@ -332,7 +353,7 @@ def build_sudoku(out: str | os.PathLike, *, train_size: int = 1000, test_size: i
                                compression_level=_ZSTD_LEVEL)
         for name, size, versions in (("train", train_size, aug + 1), ("test", test_size, test_aug + 1)):
             tag = _SPLIT_TAGS[name]
-            summary = summaries[name] = SplitSummary()
+            summary = summaries[name] = SplitSummary(box=box)
             split = writer.split(name, seq_len=n * n, vocab_size=n + 2, box=box)
             augment_rng = np.random.default_rng([seed, tag, 2])
             with GroupWriter(split, versions, box, augment_rng, summary) as group_writer:
@@ -353,7 +374,7 @@ def build_sudoku(out: str | os.PathLike, *, train_size: int = 1000, test_size: i
                     for puzzles, solutions, ratings in generate_puzzles(
                             size, box=box, seed=seed, split=name, search_steps=search_steps,
                             easy_fraction=easy_fraction, min_difficulty=min_difficulty, blanks=blanks,
-                            exclude=exclude):
+                            exclude=exclude, distinct=name == "test"):
                         summary.ratings.append(ratings)
                         summary.originals.update(puzzle_keys(puzzles, box))
                         group_writer.write(puzzles, solutions, {"rating": ratings.astype(np.int32)})

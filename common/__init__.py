@@ -24,7 +24,12 @@ _quiet = False
 
 
 class HrmError(Exception):
-    """An error caused by the user's input, reported as one line without a traceback."""
+    """An error caused by the user's input, reported as one line without a traceback (exit 1)."""
+
+
+class UsageError(HrmError):
+    """A command line that asks for something impossible - an option value out of its range,
+    options that exclude each other, an override without `=`: exit 2, like a parse error."""
 
 
 def set_quiet(quiet: bool) -> None:
@@ -33,14 +38,24 @@ def set_quiet(quiet: bool) -> None:
 
 
 def log(message: str) -> None:
-    """A progress/log line on stderr (results go to stdout)."""
-    if not _quiet:
+    """A log line on stderr (results go to stdout), kept when stderr is not a terminal (a
+    pipeline's log wants them) and silenced by --quiet. Written through tqdm when a bar may be
+    on screen, so that the bar is cleared, the line printed whole and the bar redrawn below it."""
+    if _quiet:
+        return
+    tqdm_module = sys.modules.get("tqdm")  # loaded only once some command drew a bar
+    if tqdm_module is not None and sys.stderr.isatty():
+        tqdm_module.tqdm.write(message, file=sys.stderr)
+        sys.stderr.flush()
+    else:
         print(message, file=sys.stderr, flush=True)
 
 
 def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "",
              unit: str = "it") -> "tqdm":
-    """A tqdm bar on stderr, silent when stderr is not a TTY or when --quiet was given."""
+    """A tqdm bar on stderr, drawn only when stderr is a terminal (a log file or pipe gets the
+    log lines, not a stream of carriage returns) and not with --quiet. With a total it shows the
+    rate (`unit`/s) and the time left."""
     if _quiet or not sys.stderr.isatty():
         # Scripts and pipes (the usual way hrm runs in loops) never see a bar: skip tqdm's import.
         return SilentBar(iterable)  # type: ignore[return-value]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +26,11 @@ from hrm.eval.inverse import SetFrames
 from hrm.eval.metrics import group_means, maze_valid, pass_ks, sudoku_valid, token_metrics
 from hrm.eval.predictions import PredictionBatch, iter_predictions
 from hrm.eval.vote import Votes, best_rank, vote
+
+if TYPE_CHECKING:
+    from hrm.eval.subset import Subset
+
+T = TypeVar("T")
 
 
 def read_rows(array: zarr.Array, rows: np.ndarray) -> np.ndarray:
@@ -94,6 +99,18 @@ class Scorer:
         self.sources: list[_Source] = []
         self._parts: dict[str, list[np.ndarray]] = {k: [] for k in ("key", "hash", "q_halt", "ok", "right", "valid", "exact", "counted")}
         self.grids: dict[int, np.ndarray] = {}
+        self.subset: "Subset | None" = None
+        self._row_masks: dict[str, np.ndarray] = {}
+
+    def restrict(self, subset: "Subset | None") -> None:
+        """Score only the items and rows of `subset` (eval/subset.py); other rows are ignored."""
+        self.subset = subset
+        self._row_masks = {}
+        if subset is not None:
+            for name, rows in subset.rows.items():
+                mask = np.zeros(self.split.set(name).num_examples, bool)
+                mask[rows] = True
+                self._row_masks[name] = mask
 
     def _truth(self) -> tuple[np.ndarray, np.ndarray]:
         """The right answer of every key, from the labels of its group's unaugmented version:
@@ -139,6 +156,13 @@ class Scorer:
         puzzle_set = self.split.set(batch.set_name)
         frames = self.frames[batch.set_name]
         examples, predictions = batch.examples, np.asarray(batch.predictions, np.uint8)
+        if self.subset is not None:  # a table of the whole split scored on a subset
+            keep = self._row_masks[batch.set_name][examples]
+            if not keep.all():
+                examples, predictions = examples[keep], predictions[keep]
+                batch = PredictionBatch(batch.set_name, examples, predictions, np.asarray(batch.q_halt)[keep])
+                labels = labels[keep] if labels is not None else None
+                inputs = inputs[keep] if inputs is not None else None
         if labels is None:
             labels = read_rows(puzzle_set.labels, examples)
         counted, exact, token = token_metrics(predictions, labels, self.ignore_label_id)
@@ -194,13 +218,16 @@ class Scorer:
         ks = pass_ks(self.task, vote_k, int(votes_per_key.max()) if self.num_keys else 0)
         solved = best_rank(votes, right_answer, self.num_keys)[:, None] < np.array(ks)[None]
         per_group = group_means(solved, self.key_group, self.num_groups)
+        # The items scored: all, or a subset's (the others are neither solved nor failed).
+        chosen = self.subset.groups if self.subset is not None else np.ones(self.num_groups, bool)
+        scored_groups = int(chosen.sum())
         columns: dict[str, Any] = {f"pass@{k}": per_group[:, i] for i, k in enumerate(ks)}
         summary: dict[str, Any] = {"task": self.task, "data": str(self.dataset.path), "split": self.split_name,
                                    "scored": True}
         total_counted = int(counted.sum())
         summary["exact_accuracy"] = float(exact.sum()) / max(total_counted, 1)
         summary["token_accuracy"] = sum(s.token for s in self.sources) / max(total_counted, 1)
-        summary.update({f"pass@{k}": float(per_group[:, i].mean()) if self.num_groups else 0.0
+        summary.update({f"pass@{k}": float(per_group[chosen, i].mean()) if scored_groups else 0.0
                         for i, k in enumerate(ks)})
         if self.task == "arc":
             summary["score"] = summary.get("pass@2", summary["pass@1"])
@@ -209,14 +236,16 @@ class Scorer:
             valid_solved = best_rank(votes, votes.any_vote(valid[ok]), self.num_keys)[:, None] < np.array(ks)[None]
             valid_group = group_means(valid_solved, self.key_group, self.num_groups)
             summary["valid_accuracy"] = float((valid & counted).sum()) / max(total_counted, 1)
-            summary.update({f"valid@{k}": float(valid_group[:, i].mean()) if self.num_groups else 0.0
+            summary.update({f"valid@{k}": float(valid_group[chosen, i].mean()) if scored_groups else 0.0
                             for i, k in enumerate(ks)})
             columns.update({f"valid@{k}": valid_group[:, i] for i, k in enumerate(ks)})
-        covered = int((votes_per_key > 0).sum())
-        if covered < self.num_keys:
-            log(f"warning: {self.num_keys - covered} of {self.num_keys} test inputs have no valid "
+        chosen_keys = chosen[self.key_group]
+        scored_keys = int(chosen_keys.sum())
+        covered = int(((votes_per_key > 0) & chosen_keys).sum())
+        if covered < scored_keys:
+            log(f"warning: {scored_keys - covered} of {scored_keys} test inputs have no valid "
                 f"prediction; they count as unsolved")
-        summary.update({"predictions": int(len(keys)), "groups": self.num_groups, "test_inputs": self.num_keys,
+        summary.update({"predictions": int(len(keys)), "groups": scored_groups, "test_inputs": scored_keys,
                         "covered_test_inputs": covered, "max_votes_per_input": int(votes_per_key.max()) if self.num_keys else 0,
                         "sources": [s.summary() for s in self.sources]})
         row_group = self.key_group[keys]
@@ -233,6 +262,9 @@ class Scorer:
             "exact_accuracy": pa.array(group_exact / np.maximum(group_rows, 1)),
             **{name: pa.array(values) for name, values in columns.items()},
         })
+        summary["subset"] = self.subset.summary() if self.subset is not None else None
+        if self.subset is not None:
+            table = table.filter(pa.array(chosen))
         if not self.split.has_solutions:
             summary, table = _unscored(summary, table)
         return ScoreResult(summary, table, votes, names, self.key_group, self.group_key_start, self.grids)

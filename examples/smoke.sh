@@ -17,7 +17,7 @@ else  # a source checkout without `pip install -e .`
     hrm=(python -m hrm)
 fi
 # 4x4 sudoku with 8 of 16 cells blank (labels differ from inputs in half the positions): 600 train
-# puzzles x 32 versions, 500 test puzzles none of which is a train puzzle up to symmetry.
+# puzzles x 32 versions, 500 distinct test puzzles none of which is a train puzzle up to symmetry.
 "${hrm[@]}" build-data sudoku --box 2 --blanks 8 --out "$out/data" --train-size 600 --test-size 500 \
     --aug 31 --seed 0 --force --quiet > /dev/null
 "${hrm[@]}" train --data "$out/data" --out "$out/run" --config "$here/smoke.yaml" --device cpu --force --quiet "$@"

@@ -5,8 +5,9 @@ import sys
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperOption
 
-from hrm.common import HrmError
+from hrm.common import HrmError, UsageError
 from hrm.cli import build_arc, build_maze, build_sudoku, eval_cmd, inspect_cmd, score_cmd, show_cmd, train_cmd
 
 app = typer.Typer(
@@ -22,6 +23,9 @@ app = typer.Typer(
 )
 build_app = typer.Typer(
     help="Build a dataset (sudoku, maze, arc) or import one in the reference layout.",
+    epilog="Examples: hrm build-data sudoku --out data/sudoku  |  hrm build-data maze --out data/maze "
+           "--aug 7  |  hrm build-data arc --out data/arc1  |  hrm build-data import-hrm "
+           "../HRM/data/sudoku-extreme-1k-aug-1000 --out data/sudoku-ref   (each: --help for its options)",
     no_args_is_help=True,
 )
 app.add_typer(build_app, name="build-data")
@@ -52,6 +56,10 @@ def root(
     """Build reasoning-puzzle datasets, train the Hierarchical Reasoning Model, score checkpoints."""
 
 
+# A flag takes no value: show no type (Typer labels every option, flags as <bool>).
+_display_type_rich = TyperOption.display_type_rich
+TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else _display_type_rich(self, ctx)
+
 # Typer's base exception for usage errors (click's, or the copy newer Typer versions vendor).
 _ClickException = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
 
@@ -63,17 +71,18 @@ def main() -> None:
         code = app(standalone_mode=False)
     except HrmError as error:
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        code = 130
+        sys.exit(2 if isinstance(error, UsageError) else 1)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside a command's own handling
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
     except _ClickException as error:
         if type(error).__name__ == "NoArgsIsHelpError":
-            app(standalone_mode=True)  # prints the command's help, as a bare `hrm` does
+            sys.exit(error.exit_code)  # Typer printed the command's help already: once is enough
         context = getattr(error, "ctx", None)
         hint = f" (see '{context.command_path} --help')" if context is not None else ""
         message = " ".join(error.format_message().split())
         print(f"error: {message}{hint}", file=sys.stderr)
         sys.exit(error.exit_code)
-    if code == 130:
-        print("error: interrupted", file=sys.stderr)
+    # A command that stops with an exit code (e.g. `hrm train` after a signal: 128 + signum)
+    # has printed its own one line.
     sys.exit(code if isinstance(code, int) else 0)

@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperCommand
 
 from hrm.common import set_quiet
-from hrm.cli.options import Force, Json, Out, Quiet, Seed, expand_multi_value_options
+from hrm.cli.options import Force, Json, Out, Quiet, Seed, expand_multi_value_options, plural
 
 EXAMPLE = (
     "Examples:\n\n"
@@ -37,14 +37,15 @@ def arc(
     out: Out,
     inputs: Annotated[Optional[list[str]], typer.Option(
         "--input", "-i", help="Task sources, one or more: a folder (Kaggle files, or subset folders of "
-        "per-task JSON), a Kaggle prefix (DIR/arc-agi), or NAME=FOLDER (subset NAME). "
+        "per-task JSON), a Kaggle prefix (DIR/arc-agi), one task JSON file, or NAME=PATH (subset NAME). "
         "Default: the ARC-AGI-1/2 + ConceptARC copy shipped with hrm.")] = None,
     subsets: Annotated[Optional[list[str]], typer.Option(
         "--subsets", help="Subsets to use (Kaggle <prefix>_<subset>_* files or subset folders). "
-                          "Default: training evaluation concept.", show_default=False)] = None,
+                          "Default: those of training evaluation concept that --input holds (or every "
+                          "subset it holds when none of them).", show_default=False)] = None,
     test_set: Annotated[Optional[str], typer.Option(
         "--test-set", help="Subset whose test pairs form the test split (its train pairs still train). "
-                           "Default: evaluation.", show_default=False)] = None,
+                           "Default: evaluation (or the only subset).", show_default=False)] = None,
     aug: Annotated[int, typer.Option("--aug", help="Augmented versions per task (dihedral + colour "
                                      "permutation); paper: 1000.")] = 1000,
     seed: Seed = 0,
@@ -64,21 +65,21 @@ def arc(
     --test-set); the test split holds the test pairs of the --test-set tasks. Every task comes
     with up to --aug distinct augmented versions (dihedral transform + colours 1-9 permuted)."""
     from hrm.builders.arc import build_arc  # imported here: numba would slow every other command's start
-    from hrm.builders.arc_io import DEFAULT_SUBSETS, DEFAULT_TEST_SET
 
     set_quiet(quiet)
-    summary = build_arc(out, inputs=inputs, subsets=subsets or list(DEFAULT_SUBSETS),
-                        test_set=test_set or DEFAULT_TEST_SET, aug=aug, seed=seed,
+    summary = build_arc(out, inputs=inputs, subsets=subsets or None, test_set=test_set, aug=aug, seed=seed,
                         skip_invalid=skip_invalid, force=force, no_solutions=no_solutions)
     if as_json:
         typer.echo(json.dumps(summary))
         return
     subset_text = ", ".join(f"{name} {count}" for name, count in summary["subsets"].items())
-    typer.echo(f"wrote {summary['out']}: {summary['tasks']} tasks ({subset_text}), "
-               f"{summary['puzzle_identifiers'] - 1} versions, train {summary['train_examples']} examples, "
-               f"test {summary['test_examples']} examples ({summary['test_tasks']} {summary['test_set']} tasks"
+    typer.echo(f"wrote {summary['out']}: {plural(summary['tasks'], 'task')} ({subset_text}), "
+               f"{plural(summary['puzzle_identifiers'] - 1, 'version')}, train "
+               f"{plural(summary['train_examples'], 'example')}, test {plural(summary['test_examples'], 'example')} "
+               f"({plural(summary['test_tasks'], summary['test_set'] + ' task')}"
                f"{'' if summary['has_solutions'] else ', no solutions: nothing scored'}), "
-               f"{summary['shortfall_tasks']} tasks short of {summary['aug']} versions, {summary['seconds']} s")
+               f"{plural(summary['shortfall_tasks'], 'task')} short of {plural(summary['aug'], 'version')}, "
+               f"{summary['seconds']} s")
 
 
 def import_hrm_cmd(

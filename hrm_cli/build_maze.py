@@ -10,7 +10,7 @@ import typer
 from hrm.common import set_quiet
 from hrm.cli.options import Force, Json, Out, Quiet, Seed
 
-EXAMPLE = ("Example: hrm build-data maze --out data/maze --aug   "
+EXAMPLE = ("Example: hrm build-data maze --out data/maze --aug 7   "
            "(smoke test: hrm build-data maze --out data/maze-small --size 10 --min-path 15 "
            "--train-size 100 --test-size 100)")
 
@@ -25,8 +25,10 @@ def maze(
     min_path: Annotated[Optional[int], typer.Option(
         help="Shortest S->G path of at least this many moves (default 110; with --from-csv: no filter).",
         show_default=False)] = None,
-    aug: Annotated[bool, typer.Option("--aug", help="Add the 8 dihedral versions of every train maze.")] = False,
-    test_aug: Annotated[bool, typer.Option("--test-aug", help="Add the 8 dihedral versions of every test maze.")] = False,
+    aug: Annotated[int, typer.Option("--aug", help="K of the 7 other dihedral versions of every train maze, "
+                                     "seeded, 0-7 (7: all, 8 puzzles per maze; the TRM paper's setting).")] = 0,
+    test_aug: Annotated[int, typer.Option("--test-aug", help="K of the 7 other dihedral versions of every "
+                                          "test maze, for test-time voting (0-7).")] = 0,
     unique_path: Annotated[bool, typer.Option(
         "--unique-path", help="Only mazes with exactly one shortest path (generated: walls close the "
                               "alternatives; imported: others are dropped).")] = False,

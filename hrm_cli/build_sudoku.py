@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from hrm.common import set_quiet
-from hrm.cli.options import Force, Json, Out, Quiet, Seed
+from hrm.cli.options import Force, Json, Out, Quiet, Seed, plural
 
 EXAMPLE = ("Examples:\n\n"
            "hrm build-data sudoku --out data/sudoku    (1000 hard train puzzles x 1001 versions, 1000 test)\n\n"
@@ -51,6 +51,6 @@ def sudoku(
     parts = []
     for name, split in result["splits"].items():
         versions = split["puzzles"] / max(1, split["groups"])
-        parts.append(f"{name} {split['groups']} puzzles x {versions:g} versions = {split['examples']} "
-                     f"examples, mean rating {split['rating_mean']}")
+        parts.append(f"{name} {plural(split['groups'], 'puzzle')} x {plural(versions, 'version')} = "
+                     f"{plural(split['examples'], 'example')}, mean rating {split['rating_mean']}")
     typer.echo(f"wrote {result['out']}: " + "; ".join(parts) + f" ({result['seconds']:.1f} s)")

@@ -7,20 +7,21 @@ from typing import Annotated, Optional
 import typer
 
 from hrm.common import set_quiet
-from hrm.cli.options import Data, Force, Json, Quiet
+from hrm.cli.options import Data, Force, Json, Quiet, Threads
 
 EXAMPLE = ("Examples: hrm eval --checkpoint runs/arc --data data/arc1 --vote 2 --out runs/arc/eval "
-           "--submission submission.json  |  hrm eval --predictions runs/arc/eval/predictions.parquet "
-           "--data data/arc1 --json")
+           "--submission submission.json  |  hrm eval --checkpoint runs/arc --data data/arc1 --max-items 40 "
+           "--max-versions 8   (a quick seeded estimate)  |  hrm eval --predictions "
+           "runs/arc/eval/predictions.parquet --data data/arc1 --json")
 
 
 def eval_command(
     data: Data,
     checkpoint: Annotated[Optional[list[Path]], typer.Option(
-        "--checkpoint", "-c", help="Checkpoint (.pt) or run directory (its latest checkpoint), or a reference "
+        "--checkpoint", help="Checkpoint (.pt) or run directory (its latest checkpoint), or a reference "
                                    "HRM/TRM checkpoint (weights file with all_config.yaml beside it); repeat "
                                    "to ensemble: all checkpoints vote together.")] = None,
-    vote: Annotated[int, typer.Option("--vote", help="Report pass@1..pass@K after voting over the "
+    vote: Annotated[int, typer.Option("--vote", min=1, help="Report pass@1..pass@K after voting over the "
                                                      "augmented versions (ARC adds pass@5/10/100/1000 when reached).")] = 2,
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", help="Directory for predictions.parquet, results.parquet (per task/puzzle) and metrics.json.")] = None,
@@ -29,7 +30,16 @@ def eval_command(
                               "With --checkpoint: where to write the table.")] = None,
     submission: Annotated[Optional[Path], typer.Option(
         "--submission", help="Write the Kaggle ARC submission JSON (attempt_1/attempt_2 per test pair).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Examples per forward pass.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, show_default=False,
+                                                      help="Examples per forward pass.")] = None,
+    max_items: Annotated[Optional[int], typer.Option(
+        "--max-items", min=1, show_default=False,
+        help="Score a seeded subset of N tasks (ARC) or puzzles, recorded as `subset` in the output.")] = None,
+    max_versions: Annotated[Optional[int], typer.Option(
+        "--max-versions", min=1, show_default=False,
+        help="At most N versions per task/puzzle: the original plus N-1 seeded augmented ones.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the --max-items / --max-versions draw.")] = 0,
+    threads: Threads = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1, mps (default: best available).")] = None,
     split: Annotated[str, typer.Option("--split", help="Split to score.")] = "test",
     force: Force = False,
@@ -41,6 +51,7 @@ def eval_command(
 
     set_quiet(quiet)
     summary = evaluate(checkpoint or [], data, vote_k=vote, out=out, predictions=predictions or [],
-                       submission=submission, batch_size=batch_size, device=device, split=split, force=force)
+                       submission=submission, batch_size=batch_size, device=device, split=split, force=force,
+                       max_items=max_items, max_versions=max_versions, seed=seed, threads=threads)
     if summary:  # empty on the other ranks of a torchrun launch: rank 0 reports
         typer.echo(json.dumps(summary) if as_json else format_result(summary))

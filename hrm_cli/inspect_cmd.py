@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from hrm.cli.options import Json
+from hrm.common import set_quiet
+from hrm.cli.options import Json, Quiet
 
 EXAMPLE = "Example: hrm inspect data/sudoku --split test --index 3"
 
@@ -16,8 +17,10 @@ def inspect(
     split: Annotated[Optional[str], typer.Option(help="Split whose example is rendered (default: test).")] = None,
     index: Annotated[int, typer.Option(help="Row of the rendered example.")] = 0,
     as_json: Json = False,
+    quiet: Quiet = False,
 ) -> None:
     """Show what a dataset holds: task, splits, counts, per-group statistics, one example."""
+    set_quiet(quiet)
     from hrm.builders.inspect import describe, format_description
     from hrm.show.views import example_text
 

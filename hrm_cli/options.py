@@ -12,7 +12,16 @@ Seed = Annotated[int, typer.Option("--seed", help="Random seed; same arguments +
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or log lines on stderr.")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")]
 Data = Annotated[Path, typer.Option("--data", "-d", help="Dataset directory (from `hrm build-data`).")]
+Threads = Annotated[Optional[int], typer.Option(
+    "--threads", min=0, show_default=False,
+    help="CPU threads for torch (default 1 on a CPU: more threads collapse when another process "
+         "shares the cores; 0 = PyTorch's default, one per core). See README, CPU threads.")]
 OptionalPath = Optional[Path]
+
+
+def plural(count: float, word: str, many: str | None = None) -> str:
+    """`1 task`, `3 tasks`, `1 version` (the messages count things)."""
+    return f"{count:g} {word if count == 1 else (many or word + 's')}"
 
 
 def expand_multi_value_options(args: list[str], names: set[str]) -> list[str]:

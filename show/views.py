@@ -114,7 +114,7 @@ def arc_task_figure(path: str | os.PathLike, name: str) -> Figure:
                     counts[split] = counts.get(split, 0) + 1
                     rows.append(example_panels("arc", inputs[k], labels[k],
                                                (f"{split} pair {counts[split]} input", "output")))
-    summary = ", ".join(f"{n} {split}-split pairs" for split, n in counts.items()) or "no pairs"
+    summary = ", ".join(f"{n} {split}-split pair{'s' if n != 1 else ''}" for split, n in counts.items()) or "no pairs"
     return Figure(f"ARC task {name}: {summary}", rows)
 
 

@@ -44,10 +44,26 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
         assert fragment in lines[0], lines[0]
 
 
+@pytest.fixture(scope="session")
+def shared_arc(tmp_path_factory) -> Path:
+    """The real ARC data as plain Kaggle JSON files: the copy shipped in the package
+    (hrm.builders.arc_io.packaged_data, xz-compressed), decompressed once per session, so that
+    the real-data tests run on any clone (test_arc_real checks it against ../shared where present)."""
+    import lzma
+
+    from hrm.builders.arc_io import packaged_data
+
+    folder = tmp_path_factory.mktemp("real_arc")
+    with packaged_data() as packaged:
+        for path in sorted(packaged.glob("*.json.xz")):
+            (folder / path.name[:-len(".xz")]).write_bytes(lzma.decompress(path.read_bytes()))
+    return folder
+
+
 @pytest.fixture
-def shared_arc() -> Path:
+def original_shared_arc() -> Path:
     if not (SHARED_ARC / "arc-agi_training_challenges.json").is_file():
-        pytest.skip(f"real ARC data not found at {SHARED_ARC} (only present beside the project's own checkout)")
+        pytest.skip(f"the original ARC files are not at {SHARED_ARC} (only beside the project's own checkout)")
     return SHARED_ARC
 
 

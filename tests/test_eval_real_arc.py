@@ -16,15 +16,11 @@ from tests.eval_helpers import arc_canvas, arc_version, write_table
 
 
 @pytest.fixture(scope="module")
-def real_eval(tmp_path_factory):
-    from tests.conftest import SHARED_ARC
-
-    if not (SHARED_ARC / "arc-agi_evaluation_solutions.json").is_file():
-        pytest.skip(f"real ARC data not found at {SHARED_ARC}")
+def real_eval(tmp_path_factory, shared_arc):
     root = tmp_path_factory.mktemp("real_arc")
-    run_hrm("build-data", "arc", "--out", root / "arc", "--input", SHARED_ARC, "--subsets", "evaluation",
+    run_hrm("build-data", "arc", "--out", root / "arc", "--input", shared_arc, "--subsets", "evaluation",
             "--test-set", "evaluation", "--aug", "3", "--quiet", check=True)
-    solutions = json.loads((SHARED_ARC / "arc-agi_evaluation_solutions.json").read_text())
+    solutions = json.loads((shared_arc / "arc-agi_evaluation_solutions.json").read_text())
     return root, solutions
 
 

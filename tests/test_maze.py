@@ -101,7 +101,7 @@ def grids(puzzle_set, side: int) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def small_build(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("maze") / "small"
-    build_maze(out, size=10, train_size=80, test_size=40, min_path=15, aug=True, seed=3)
+    build_maze(out, size=10, train_size=80, test_size=40, min_path=15, aug=7, seed=3)
     return out
 
 
@@ -222,7 +222,7 @@ def test_unique_path_gives_single_shortest_paths(tmp_path):
 
 
 def test_default_size_build(tmp_path):
-    summary = build_maze(tmp_path / "d", train_size=12, test_size=6, aug=True, test_aug=True, seed=0)
+    summary = build_maze(tmp_path / "d", train_size=12, test_size=6, aug=7, test_aug=7, seed=0)
     assert summary["splits"]["train"]["examples"] == 96
     dataset = open_dataset(tmp_path / "d")
     for split in ("train", "test"):
@@ -234,7 +234,7 @@ def test_default_size_build(tmp_path):
 
 
 def test_same_seed_same_bytes_and_threads_do_not_matter(tmp_path):
-    args = dict(size=8, train_size=25, test_size=5, min_path=10, aug=True)
+    args = dict(size=8, train_size=25, test_size=5, min_path=10, aug=7)
     build_maze(tmp_path / "a", seed=7, **args)
     build_maze(tmp_path / "b", seed=7, **args)
     build_maze(tmp_path / "c", seed=8, **args)
@@ -351,7 +351,7 @@ def test_csv_import_round_trip(tmp_path):
     write_csv(tmp_path / "csv" / "train.csv", [(MAZE, ANSWER), (MAZE, "S   " "o## " "o   " "oooG")])
     write_csv(tmp_path / "csv" / "test.csv", [(MAZE, "S   " "o## " "oooo" "   G")])
     result = run_hrm("build-data", "maze", "--out", tmp_path / "out", "--size", "4", "--from-csv",
-                     tmp_path / "csv", "--test-aug", "--json", check=True)
+                     tmp_path / "csv", "--test-aug", "7", "--json", check=True)
     summary = json.loads(result.stdout)
     assert summary["splits"]["train"]["mazes"] == 2 and summary["splits"]["test"]["examples"] == 8
     dataset = open_dataset(tmp_path / "out")

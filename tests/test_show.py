@@ -177,7 +177,7 @@ def test_dataset_example_text_sudoku_and_maze(tmp_path):
 def test_arc_task_shows_original_pairs_decoded_from_translated_canvases(tmp_path):
     write_arc(tmp_path / "a")
     figure = arc_task_figure(tmp_path / "a", "aaaa0001")
-    assert figure.title == "ARC task aaaa0001: 2 train-split pairs, 1 test-split pairs"
+    assert figure.title == "ARC task aaaa0001: 2 train-split pairs, 1 test-split pair"
     pairs = [(p[0].grid.tolist(), p[1].grid.tolist()) for p in figure.rows]
     assert pairs == [*ARC_TRAIN, ARC_TEST]
     text = figure_text(figure, colour=False)

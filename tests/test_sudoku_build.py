@@ -229,3 +229,26 @@ def test_bad_csv_row_names_its_line(tmp_path, case):
     summary = build_sudoku(tmp_path / "d", train_size=6, test_size=2, aug=1, from_csv=tmp_path / "csv",
                            skip_invalid=True)
     assert summary["splits"]["train"]["skipped_rows"] == 1 and summary["splits"]["train"]["groups"] == 5
+
+
+def test_4x4_test_split_never_repeats_itself_up_to_symmetry(tmp_path, capfd):
+    """The held-out split holds distinct puzzles (orbits by brute force over the whole group);
+    the train split's repeats are reported as such, and no split but test is said to be 'in train'."""
+    summary = build_sudoku(tmp_path / "d", train_size=150, test_size=200, aug=0, box=2, blanks=8, seed=4)
+    test = _original_puzzles(tmp_path / "d", "test")
+    orbits = [orbit_4x4(puzzle) for puzzle in test]
+    for i in range(len(test)):
+        assert not any(test[j].tobytes() in orbits[i] for j in range(i)), i
+    assert summary["splits"]["test"]["repeated_puzzles"] == 0
+    # not vacuous: the same stream without the rule repeats itself
+    unfiltered = np.concatenate([p for p, _, _ in generate_puzzles(200, box=2, seed=4, split="test", blanks=8)])
+    seen, repeats = set(), 0
+    for puzzle in unfiltered:
+        repeats += puzzle.tobytes() in seen
+        seen |= orbit_4x4(puzzle)
+    assert repeats > 0
+    stderr = capfd.readouterr().err
+    assert "also in train" not in stderr and "also train puzzles" not in stderr
+    train_repeats = summary["splits"]["train"]["repeated_puzzles"]
+    if train_repeats:
+        assert f"train: {train_repeats} of 150 puzzles" in stderr and "(equal up to symmetry)" in stderr

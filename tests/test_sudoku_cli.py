@@ -29,16 +29,16 @@ def test_json_summary_and_dataset(tmp_path):
     assert plain.stdout.startswith(f"wrote {tmp_path / 'e'}: train 6 puzzles") and plain.stderr == ""
 
 
-@pytest.mark.parametrize("args,fragments", [
-    (("--box", "4"), ("--box must be 2",)),
-    (("--train-size", "0"), ("--train-size must be at least 1",)),
-    (("--aug", "-1"), ("--aug must be >= 0",)),
-    (("--from-csv", "nowhere"), ("nowhere", "train.csv not found")),
-    (("--box", "2", "--blanks", "13"), ("--blanks must be between 1 and 12",)),
+@pytest.mark.parametrize("args,code,fragments", [
+    (("--box", "4"), 2, ("--box must be 2",)),                     # usage: a value out of range
+    (("--train-size", "0"), 2, ("--train-size must be at least 1",)),
+    (("--aug", "-1"), 2, ("--aug must be >= 0",)),
+    (("--from-csv", "nowhere"), 1, ("nowhere", "train.csv not found")),  # bad input
+    (("--box", "2", "--blanks", "13"), 2, ("--blanks must be between 1 and 12",)),
 ])
-def test_bad_arguments_give_one_line(tmp_path, args, fragments):
+def test_bad_arguments_give_one_line(tmp_path, args, code, fragments):
     result = run_hrm("build-data", "sudoku", "--out", tmp_path / "d", *args)
-    assert result.returncode == 1
+    assert result.returncode == code
     assert_one_line_error(result, *fragments)
     assert not (tmp_path / "d").exists()
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 import random
 import re
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -75,19 +77,62 @@ def resolve_checkpoint(where: str | os.PathLike) -> Path:
     return where
 
 
+def load_error_reason(error: BaseException) -> str:
+    """Why torch.load(weights_only=True) refused a file, in a few words. torch's own message for
+    a file holding other objects advises retrying with weights_only=False, i.e. unpickling it,
+    which runs whatever code the file carries: never passed on (checkpoints travel)."""
+    text = str(error).strip()
+    if "Weights only load failed" in text or isinstance(error, pickle.UnpicklingError):
+        detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0] if "WeightsUnpickler error:" in text else ""
+        detail = detail.split(". ")[0].rstrip(".")  # torch goes on to say how to allow-list it
+        return ("not a weights-only file" + (f": {detail}" if detail else "")
+                + "; hrm loads tensors and plain values only and never unpickles other objects")
+    if not text:
+        return type(error).__name__
+    first = text.splitlines()[0]
+    return first.split(". ")[0].rstrip(".")  # torch appends paragraphs of speculation
+
+
+def torch_load_weights(path: Path, what: str = "a loadable checkpoint") -> Any:
+    """torch.load with weights_only=True (no code runs), its errors as one-line HrmErrors."""
+    try:
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": noise for a bad file
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for damaged or foreign files
+        raise HrmError(f"{path}: not {what} ({load_error_reason(error)})") from None
+
+
 def load_checkpoint(where: str | os.PathLike) -> dict[str, Any]:
     path = resolve_checkpoint(where)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for damaged or foreign files
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise HrmError(f"{path}: not a loadable checkpoint ({first})") from None
+    state = torch_load_weights(path)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise HrmError(f"{path} is not an hrm checkpoint")
     if state.get("version") != VERSION:
         raise HrmError(f"{path} has checkpoint version {state.get('version')}; this hrm reads {VERSION}")
     state["path"] = str(path)
     return state
+
+
+def load_for_resume(run_dir: str | os.PathLike, on_skip: Callable[[str], None]) -> dict[str, Any]:
+    """The newest checkpoint of a run that loads; each newer one that does not (truncated by a
+    full disk, damaged) is reported through `on_skip` and left in place. A run without any
+    checkpoint, or with none that loads, is an error: resuming it would silently start over."""
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise HrmError(f"{run_dir} has no checkpoint to resume from (it stopped before its first save); "
+                       f"start it again with `hrm train --data DATA --out {run_dir} --force`")
+    errors = []
+    for step, path in reversed(found):
+        try:
+            state = load_checkpoint(path)
+        except HrmError as error:
+            errors.append(str(error))
+            continue
+        for message in errors:
+            on_skip(f"warning: skipped {message}")
+        return state
+    raise HrmError(f"no checkpoint of {run_dir} loads ({errors[0]})")
 
 
 # ----------------------------------------------------------------------------- plain trees

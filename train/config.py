@@ -20,7 +20,7 @@ from typing import Any, Iterable, Optional
 
 import yaml
 
-from hrm.common import HrmError, atomic_file
+from hrm.common import HrmError, UsageError, atomic_file
 from hrm.common.outputs import OutputKind, check_output
 
 LOGGERS = (None, "wandb", "tensorboard")
@@ -58,6 +58,8 @@ class TrainConfig:
                                         # mean of the pretrained rows ("mean") or at zero ("zero")
     time_budget: Optional[float] = None  # wall-clock seconds for this `hrm train` process: stop
                                          # cleanly with a checkpoint when reached (Kaggle: 12 h)
+    threads: Optional[int] = None       # CPU threads; None: 1 on a CPU (train/resources.py), 0: torch's default
+    memory_check: bool = True           # refuse to start when the memory estimate exceeds what is available
     arch: dict[str, Any] = field(default_factory=lambda: arch_defaults("hrm"))
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,7 +68,8 @@ class TrainConfig:
 
 # Keys that may change when a run is resumed: they change neither the data order nor the math.
 RESUMABLE_KEYS = {"max_steps", "device", "compile", "checkpoint_interval", "keep_checkpoints",
-                  "log_interval", "logger", "eval_batch_size", "loader_cache_mb", "data_path", "time_budget"}
+                  "log_interval", "logger", "eval_batch_size", "loader_cache_mb", "data_path", "time_budget",
+                  "threads", "memory_check"}
 
 _HINTS = typing.get_type_hints(TrainConfig)
 
@@ -176,7 +179,7 @@ def parse_overrides(overrides: Iterable[str]) -> list[tuple[str, Any]]:
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
-            raise HrmError(f"override {item!r} is not of the form key=value (e.g. arch.L_cycles=8)")
+            raise UsageError(f"override {item!r} is not of the form key=value (e.g. arch.L_cycles=8)")
         pairs.append((key.strip(), _parse_scalar(text)))
     return pairs
 
@@ -204,8 +207,8 @@ def validate(config: TrainConfig) -> None:
     for key in ["max_steps", "eval_batch_size"]:
         if getattr(config, key) is not None and getattr(config, key) <= 0:
             raise HrmError(f"config key {key!r} must be positive, got {getattr(config, key)}")
-    for key in ["lr_warmup_steps", "checkpoint_interval", "keep_checkpoints", "lr", "puzzle_emb_lr"]:
-        if getattr(config, key) < 0:
+    for key in ["lr_warmup_steps", "checkpoint_interval", "keep_checkpoints", "lr", "puzzle_emb_lr", "threads"]:
+        if (getattr(config, key) or 0) < 0:
             raise HrmError(f"config key {key!r} must not be negative, got {getattr(config, key)}")
     if config.init_new_puzzle_emb not in ("mean", "zero"):
         raise HrmError(f"config key 'init_new_puzzle_emb' must be mean or zero, got {config.init_new_puzzle_emb!r}")

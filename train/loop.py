@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
 import signal
 import threading
@@ -45,6 +46,8 @@ from hrm.train.losses import act_loss
 from hrm.train.metrics import MetricsLog, check_logger
 from hrm.train.optim import AdamAtan2, SparseSignSGD, lr_at
 from hrm.train.table_size import table_size_line, tensor_bytes
+from hrm.train.resources import (apply_threads, available_memory, check_memory, count_model, describe_model,
+                                 estimate_memory, graph_passes, meta_model, multi_gpu_recipe)
 
 METRIC_KEYS = ("count", "lm_loss", "q_halt_loss", "q_continue_loss", "accuracy", "exact_accuracy",
                "q_halt_accuracy", "steps")
@@ -305,16 +308,18 @@ def _stop_on_signals(t: Trainer) -> Iterator[None]:
         return
 
     first = [0.0]
+    under_torchrun = t.dist.world_size > 1 or "TORCHELASTIC_RUN_ID" in os.environ
 
     def handler(signum: int, _frame: Any) -> None:
         # Ctrl-C under torchrun reaches a process twice (from the terminal and from torchrun):
-        # only a repeat after a pause means "stop now".
+        # there only a repeat after a pause means "stop now"; in one process a second signal does.
         if t.stop_signal is not None:
-            if time.monotonic() - first[0] > 2.0:
+            if not under_torchrun or time.monotonic() - first[0] > 2.0:
                 raise KeyboardInterrupt
             return
         t.stop_signal, first[0] = signum, time.monotonic()
-        log(f"received {signal.Signals(signum).name}: saving a checkpoint after this step")
+        log(f"received {signal.Signals(signum).name}: saving a checkpoint after this step "
+            f"(again to stop at once, without one)")
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -322,6 +327,34 @@ def _stop_on_signals(t: Trainer) -> Iterator[None]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+def check_before_start(config: TrainConfig, dist: DistInfo, threads: int) -> None:
+    """Before anything is allocated: name the model and its size (the run's first log line),
+    estimate the memory a step needs and refuse, in one line, a run that cannot fit (config key
+    memory_check=false starts it anyway), and warn when a multi-GPU recipe runs on a CPU."""
+    dataset = open_dataset(config.data_path)
+    train_split = dataset.split("train")
+    shapes = {"seq_len": train_split.seq_len, "vocab_size": train_split.vocab_size,
+              "num_puzzle_identifiers": dataset.num_identifiers}
+    local_batch = config.global_batch_size // dist.world_size
+    counts = count_model(meta_model(config.arch, shapes, local_batch), train_split.seq_len)
+    log(describe_model(config.arch, counts))
+    rows = int(train_split.attrs.get("total_examples", 0))
+    cache = min(config.loader_cache_mb << 20, 2 * rows * train_split.seq_len)  # inputs + labels, uint8
+    half = dist.device.type == "cuda" and config.arch.get("forward_dtype") in ("bfloat16", "float16")
+    estimate = estimate_memory(counts, local_batch=local_batch, vocab_size=train_split.vocab_size,
+                               ema=config.ema, activation_bytes=2 if half else 4, data_cache=cache,
+                               passes=graph_passes(config.arch))
+    where = f"{dist.device}" + (f", {threads} thread(s)" if dist.device.type == "cpu" else "")
+    log(f"memory estimate per process at batch {local_batch} x {counts.positions} positions ({where}): "
+        f"{estimate.describe()}")
+    if dist.device.type == "cpu":
+        warning = multi_gpu_recipe(config, counts)
+        if warning:
+            log(warning)
+    if config.memory_check:
+        check_memory(estimate, available_memory(dist.device), str(dist.device))
 
 
 def prepare_run(config: TrainConfig, run_dir: Path, *, resume: bool, force: bool, is_main: bool) -> None:
@@ -340,17 +373,21 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, for
     dist = setup(config.device)
     if not dist.is_main:
         set_quiet(True)  # one set of logs and one progress bar per run
-    weights = None
+    threads = apply_threads(config.threads, dist.device)
+    state = ckpt.load_for_resume(run_dir, on_skip=log) if resume else None  # before any other work
+    weights, arch_note = None, None
     if config.init_from and not resume:  # a resumed run's weights come from its checkpoint
         arch, weights = init_weights(config.init_from, open_dataset(config.data_path),
                                      config.global_batch_size // dist.world_size, config.init_new_puzzle_emb)
         arch = init_arch(arch, config.arch)
         if arch != config.arch:
-            log(f"init_from {config.init_from}: using its architecture {arch}")
+            arch_note = f"init_from {config.init_from}: using its architecture {arch}"
         config = dataclasses.replace(config, arch=arch)
+    check_before_start(config, dist, threads)
+    if arch_note:
+        log(arch_note)
     t = build(config, run_dir, dist, weights)
     prepare_run(config, run_dir, resume=resume, force=force, is_main=dist.is_main)
-    state = ckpt.load_checkpoint(run_dir) if resume and ckpt.latest_checkpoint(run_dir) else None
     if state is not None:
         restore(t, state)
         log(f"resuming {run_dir} from step {t.step}")
@@ -358,8 +395,8 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, for
         save_config(config, run_dir / "config.yaml")  # records changed max_steps etc.
     metrics_log = MetricsLog(run_dir, enabled=dist.is_main, logger=config.logger, config=config.to_dict(),
                              resume_step=t.step if resume else None)
-    log(f"training on {dist.device} ({dist.world_size} process(es)); "
-        f"{sum(p.numel() for p in t.model.parameters()):,} parameters; {t.total_steps} scheduled steps")
+    cpu_threads = f", {threads} CPU thread(s)" if dist.device.type == "cpu" else ""
+    log(f"training on {dist.device} ({dist.world_size} process(es){cpu_threads}); {t.total_steps} scheduled steps")
     carry_bytes = tensor_bytes(t.model.initial_carry(_dummy_batch(t))) * dist.world_size  # the global batch's
     log(table_size_line(t.model, t.signature["num_puzzle_identifiers"], ema=t.ema is not None, carry_bytes=carry_bytes))
     deadline = started + config.time_budget if config.time_budget else None

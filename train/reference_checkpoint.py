@@ -24,6 +24,7 @@ import yaml
 from torch import nn
 
 from hrm.common import HrmError
+from hrm.train.checkpoint import torch_load_weights
 from hrm.train.registry import ARCH_CONFIGS, SHAPE_KEYS, build_model
 
 # The reference's model classes (the part of `arch.name` after "@") and their names here.
@@ -133,11 +134,8 @@ def _weights_file(path: Path) -> Path:
 
 
 def _read_state_dict(weights_file: Path) -> dict[str, torch.Tensor]:
-    try:
-        # weights_only: a checkpoint from the internet must not run code when unpickled.
-        state = torch.load(weights_file, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file is the same user error
-        raise HrmError(f"{weights_file}: not a readable PyTorch state dict ({str(error).splitlines()[0]})") from None
+    # weights_only: a checkpoint from the internet must not run code when unpickled.
+    state = torch_load_weights(weights_file, "a readable PyTorch state dict")
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               for k, v in state.items()):
         raise HrmError(f"{weights_file}: expected a state dict (names -> tensors), as the reference saves")

@@ -1,0 +1,177 @@
+"""One convention across commands (issue 17): exit code 2 for usage mistakes and 1 for bad input,
+help printed once and with examples, no `<bool>` metavar on flags, `-c` only for --config, the same
+count form of `--aug` in every builder, `--quiet` and `--json` where a user expects them, log
+lines that do not break the progress bar, ARC `--input` given one task file."""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hrm.builders.arc import build_arc
+from hrm.builders.dataset import open_dataset
+from hrm.builders.maze import build_maze
+from hrm.common import log, progress, set_quiet
+from tests.conftest import assert_one_line_error, run_hrm
+from tests.eval_helpers import random_arc_tasks, write_arc_dataset
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+@pytest.fixture(scope="module")
+def small_arc(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("conventions")
+    write_arc_dataset(root / "arc", random_arc_tasks(np.random.default_rng(1), num_tasks=2, versions=2))
+    return root / "arc"
+
+
+@pytest.mark.parametrize("args", [
+    ("eval", "--predictions", "p.parquet", "--data", "DATA", "--vote", "0"),
+    ("eval", "--checkpoint", "c.pt", "--data", "DATA", "--batch-size", "0"),
+    ("eval", "--checkpoint", "c.pt", "--data", "DATA", "--max-items", "0"),
+    ("train", "--data", "DATA", "--out", "RUN", "lr"),                 # an override without =
+    ("build-data", "maze", "--out", "OUT", "--aug", "8"),             # 7 other versions at most
+    ("eval", "-c", "c.pt", "--data", "DATA"),                          # -c is --config, in train only
+])
+def test_usage_mistakes_exit_2_with_one_line(tmp_path, small_arc, args):
+    args = [str(small_arc) if a == "DATA" else str(tmp_path / a) if a in ("RUN", "OUT", "p.parquet", "c.pt")
+            else a for a in args]
+    result = run_hrm(*args)
+    assert result.returncode == 2, result.stderr
+    assert_one_line_error(result)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [
+    ("eval", "--checkpoint", "missing.pt", "--data", "DATA"),
+    ("train", "--data", "missing", "--out", "RUN"),
+    ("inspect", "missing"),
+])
+def test_bad_input_exits_1_with_one_line(tmp_path, small_arc, args):
+    args = [str(small_arc) if a == "DATA" else str(tmp_path / a) if a in ("RUN", "missing", "missing.pt") else a
+            for a in args]
+    result = run_hrm(*args)
+    assert result.returncode == 1, result.stderr
+    assert_one_line_error(result)
+
+
+def test_help_is_printed_once_with_examples_and_flags_show_no_type():
+    bare = run_hrm()
+    assert (bare.stdout + bare.stderr).count("Usage:") == 1 and "error" not in bare.stderr
+    group = run_hrm("build-data")
+    assert (group.stdout + group.stderr).count("Usage:") == 1 and "Example" in group.stdout + group.stderr
+    for command in (["train"], ["eval"], ["inspect"], ["show"], ["build-data", "maze"], ["build-data", "arc"]):
+        text = run_hrm(*command, "--help", check=True).stdout
+        assert "<bool>" not in text and "Example" in text, command
+    train_help, eval_help = run_hrm("train", "--help").stdout, run_hrm("eval", "--help").stdout
+    assert re.search(r"--config\s+-c", train_help) and not re.search(r"--checkpoint\s+-c", eval_help)
+    for text in (train_help, eval_help):
+        assert "--threads" in text
+    assert "--quiet" in run_hrm("inspect", "--help").stdout and "--json" in train_help
+
+
+def test_inspect_quiet_prints_nothing_on_stderr(small_arc):
+    result = run_hrm("inspect", small_arc, "--quiet", check=True)
+    assert result.stderr == "" and "arc" in result.stdout
+
+
+def test_maze_aug_is_a_seeded_count_of_the_other_dihedral_versions(tmp_path):
+    args = dict(size=8, train_size=12, test_size=4, min_path=8, seed=5)
+    summary = build_maze(tmp_path / "three", aug=3, test_aug=0, **args)
+    dataset = open_dataset(tmp_path / "three")
+    train = dataset.split("train").set("all")
+    versions = np.diff(train.group_indices)
+    dihedral = train.field("aug_dihedral")
+    first = train.group_indices[:-1]
+    assert (versions <= 4).all() and versions.sum() == summary["splits"]["train"]["examples"]
+    assert (dihedral[first] == 0).all()  # the maze itself first, then 3 of ids 1..7
+    for g in range(len(versions)):
+        ids = dihedral[train.group_indices[g]:train.group_indices[g + 1]]
+        assert len(set(ids.tolist())) == len(ids) and set(ids[1:].tolist()) <= set(range(1, 8))
+    assert (np.diff(dataset.split("test").set("all").group_indices) == 1).all()
+    build_maze(tmp_path / "again", aug=3, test_aug=0, **args)
+    assert np.array_equal(open_dataset(tmp_path / "again").split("train").set("all").field("aug_dihedral"), dihedral)
+    cli = run_hrm("build-data", "maze", "--out", tmp_path / "cli", "--size", "8", "--min-path", "8",
+                  "--train-size", "3", "--test-size", "2", "--aug", "7", "--json", check=True)
+    assert json.loads(cli.stdout)["splits"]["train"]["examples"] <= 3 * 8
+
+
+def test_train_prints_a_readable_line_or_json(tmp_path):
+    data = tmp_path / "s4"
+    run_hrm("build-data", "sudoku", "--box", "2", "--blanks", "6", "--train-size", "40", "--test-size", "10",
+            "--aug", "1", "--out", data, "--quiet", check=True)
+    tiny = ["global_batch_size=8", "arch.hidden_size=16", "arch.num_heads=2", "arch.H_layers=1", "arch.L_layers=1",
+            "arch.halt_max_steps=2", "arch.puzzle_emb_ndim=0", "max_steps=2", "--device", "cpu", "--quiet"]
+    text = run_hrm("train", "--data", data, "--out", tmp_path / "a", *tiny, check=True).stdout
+    assert text.startswith(f"{tmp_path / 'a'}: step 2, test exact accuracy") and "{" not in text
+    as_json = run_hrm("train", "--data", data, "--out", tmp_path / "b", *tiny, "--json", check=True).stdout
+    assert json.loads(as_json)["step"] == 2
+
+
+def test_log_lines_go_through_an_active_bar(monkeypatch, capsys):
+    """On a terminal a log line clears the bar, prints whole on its own line and the bar comes
+    back; without a terminal logs are kept and bars dropped."""
+    import tqdm
+
+    written = []
+    monkeypatch.setattr(tqdm.tqdm, "write", classmethod(lambda cls, message, file=None: written.append(message)))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    set_quiet(False)
+    log("attention backend on cpu: sdpa")
+    assert written == ["attention backend on cpu: sdpa"]
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    bar = progress(total=3, desc="x")
+    assert bar.disable
+    log("kept in a pipeline")
+    assert "kept in a pipeline" in capsys.readouterr().err
+    set_quiet(True)
+    log("silenced")
+    set_quiet(False)
+    assert "silenced" not in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- ARC --input
+
+
+def _task(rng: np.random.Generator, test_pairs: int = 1) -> dict:
+    grid = lambda: rng.integers(0, 10, size=tuple(rng.integers(1, 6, size=2))).tolist()  # noqa: E731
+    return {"train": [{"input": grid(), "output": grid()} for _ in range(2)],
+            "test": [{"input": grid(), "output": grid()} for _ in range(test_pairs)]}
+
+
+def test_arc_input_takes_a_single_task_file(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "tasks").mkdir()
+    path = tmp_path / "tasks" / "abcd1234.json"
+    path.write_text(json.dumps(_task(rng, test_pairs=2)))
+    result = run_hrm("build-data", "arc", "--out", tmp_path / "one", "--input", path, "--aug", "3", "--json",
+                     check=True)
+    summary = json.loads(result.stdout)
+    assert summary["tasks"] == 1 and summary["subsets"] == {"tasks": 1}
+    assert summary["test_examples"] == 2 * 4  # 2 test pairs x (original + 3 versions)
+    assert summary["train_examples"] == 2 * 4
+    assert "test set: tasks" in result.stderr
+    names = list(open_dataset(tmp_path / "one").identifiers())
+    assert "abcd1234" in names
+
+
+def test_arc_without_subsets_builds_the_default_subsets_present(tmp_path):
+    rng = np.random.default_rng(1)
+    for subset, count in (("training", 3), ("evaluation", 2)):
+        (tmp_path / "arc" / subset).mkdir(parents=True)
+        for i in range(count):
+            (tmp_path / "arc" / subset / f"{subset[:4]}{i:04d}.json").write_text(json.dumps(_task(rng)))
+    result = run_hrm("build-data", "arc", "--out", tmp_path / "d", "--input", tmp_path / "arc", "--aug", "1",
+                     "--json", check=True)
+    summary = json.loads(result.stdout)
+    assert summary["subsets"] == {"training": 3, "evaluation": 2} and summary["test_tasks"] == 2
+    assert "subsets: training evaluation" in result.stderr
+    missing = run_hrm("build-data", "arc", "--out", tmp_path / "e", "--input", tmp_path / "arc",
+                      "--subsets", "concept", "--test-set", "concept")
+    assert_one_line_error(missing, "holds none of the subsets concept", "training", "evaluation")
+    summary = build_arc(tmp_path / "f", inputs=[str(tmp_path / "arc" / "training")], aug=0)
+    assert summary["subsets"] == {"training": 3} and summary["test_set"] == "training"
