@@ -93,7 +93,7 @@ def interleaved(ours: loop.Trainer, eager: loop.Trainer, steps: int, rounds: int
                 for _ in range(steps):
                     loop.train_step(trainer, as_torch(next(batches).batch, trainer.dist.device))
                     if which:
-                        {k: float(v) for k, v in trainer.window.items()}
+                        {k: float(v) for k, v in trainer.state.window.items()}
                 if round_index:  # round 0 warms up both
                     totals[which] += time.perf_counter() - start
     ours.loader.close(), eager.loader.close()
