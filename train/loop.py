@@ -98,6 +98,19 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def build_optimizers(model: nn.Module, config: TrainConfig) -> dict[str, torch.optim.Optimizer]:
+    """AdamAtan2 for the dense weights, sign-SGD for the puzzle-embedding rows (lr set per step)."""
+    puzzle_emb = getattr(model, "puzzle_emb", None)
+    sparse = {id(p) for p in puzzle_emb.parameters()} if puzzle_emb is not None else set()
+    dense = [p for p in model.parameters() if p.requires_grad and id(p) not in sparse]
+    optimizers: dict[str, torch.optim.Optimizer] = {
+        "dense": AdamAtan2(dense, lr=0.0, betas=(config.beta1, config.beta2),
+                           weight_decay=config.weight_decay)}
+    if puzzle_emb is not None:
+        optimizers["puzzle_emb"] = SparseSignSGD(puzzle_emb, lr=0.0, weight_decay=config.puzzle_emb_weight_decay)
+    return optimizers
+
+
 def build(config: TrainConfig, run_dir: Path, dist: DistInfo,
           weights: dict[str, torch.Tensor] | None = None) -> Trainer:
     """Dataset, model (with `weights` when given: init_from), optimisers, loader; touches
@@ -115,14 +128,7 @@ def build(config: TrainConfig, run_dir: Path, dist: DistInfo,
     model = model.to(dist.device).train()
     broadcast_from_main(model)
     assign_slots(model, dist, config.global_batch_size)
-    puzzle_emb = getattr(model, "puzzle_emb", None)
-    sparse = {id(p) for p in puzzle_emb.parameters()} if puzzle_emb is not None else set()
-    dense = [p for p in model.parameters() if p.requires_grad and id(p) not in sparse]
-    optimizers: dict[str, torch.optim.Optimizer] = {
-        "dense": AdamAtan2(dense, lr=0.0, betas=(config.beta1, config.beta2),
-                           weight_decay=config.weight_decay)}
-    if puzzle_emb is not None:
-        optimizers["puzzle_emb"] = SparseSignSGD(puzzle_emb, lr=0.0, weight_decay=config.puzzle_emb_weight_decay)
+    optimizers = build_optimizers(model, config)
     use_compile = config.compile if config.compile is not None else dist.device.type == "cuda"
     forward = torch.compile(model) if use_compile else model
     loader = TrainLoader(train_split, global_batch_size=config.global_batch_size, epochs=config.epochs,
@@ -200,19 +206,20 @@ def restore(t: Trainer, state: dict[str, Any]) -> None:
     ckpt.set_rng_state(state["rng"])
 
 
-def _assert_finite(t: Trainer) -> None:
-    """Stop, keeping the last good checkpoint, if any loss since the last check was NaN/inf."""
-    flag = t.state.window.get("nonfinite")
-    if flag is not None and float(all_reduce_sum(flag.clone())) > 0:
+def _assert_finite(t: Trainer, window: dict[str, Any]) -> None:
+    """Stop, keeping the last good checkpoint, if any loss since the last check was NaN/inf.
+    `window`: the metric sums already summed over ranks (the check adds no collective)."""
+    if float(window.get("nonfinite", 0.0)) > 0:
         latest = ckpt.latest_checkpoint(t.run_dir)
         kept = f"the last good checkpoint is {latest}" if latest else "no checkpoint was saved yet"
         raise HrmError(f"the loss became NaN or inf by step {t.state.step}; training stopped and {kept}")
 
 
 def save(t: Trainer) -> Path:
-    _assert_finite(t)
+    window = _global_window(t)
+    _assert_finite(t, window)
     path = ckpt.checkpoint_path(t.run_dir, t.state.step)
-    carry, window = _global_carry(t), _global_window(t)
+    carry = _global_carry(t)
     barrier()  # every rank is at this step before rank 0 writes
     if t.dist.is_main:
         ckpt.save_checkpoint(path, _checkpoint_state(t, carry, window))
@@ -260,8 +267,9 @@ def flush_metrics(t: Trainer, metrics_log: MetricsLog, seconds: float) -> dict[s
     if not t.state.window:
         return None
     keys = list(t.state.window)
+    # One collective and one read-back for the whole window, the NaN check included.
     totals = dict(zip(keys, all_reduce_sum(torch.stack([t.state.window[k] for k in keys])).cpu().tolist()))
-    _assert_finite(t)
+    _assert_finite(t, totals)
     t.state.window = {}
     steps_done = totals["steps_done"]
     count = max(totals["count"], 1.0)
@@ -411,12 +419,16 @@ def _loop(t: Trainer, metrics_log: MetricsLog) -> None:
         # batches actually trained on end.
         t.state.sampler_state, t.state.last_pass = item.sampler_state, item.pass_index
         bar.update(1)
-        if t.state.step % cfg.log_interval == 0:
+        at_log_step = t.state.step % cfg.log_interval == 0
+        if at_log_step:
             record = flush_metrics(t, metrics_log, tick())
             bar.set_postfix(loss=f"{record['lm_loss']:.3f}", exact=f"{record['exact_accuracy']:.3f}")
         if cfg.checkpoint_interval and t.state.step % cfg.checkpoint_interval == 0:
             save(t)
-        if any_rank(t.state.stop_signal is not None):  # a signal may reach the ranks a step apart
+        # A signal may reach the ranks a step apart, so they agree on stopping through a collective;
+        # under torchrun it runs at log steps only (none in the steps between: the device never
+        # waits on the host there), in one process it costs nothing and runs every step.
+        if (at_log_step or t.dist.world_size == 1) and any_rank(t.state.stop_signal is not None):
             path = save(t)
             signum = t.state.stop_signal or signal.SIGTERM
             raise TrainingInterrupted(signum, f"interrupted by {signal.Signals(signum).name} "

@@ -1,0 +1,43 @@
+"""torch.compile sees one ACT segment (the model's forward) as a single graph: no graph break in
+training mode (refill, exploration draws, the extra Q-target forward) nor in evaluation mode,
+by dynamo's own report (torch._dynamo.explain). The injected variant shows the check can fail."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hrm.train import layers
+from hrm.train.registry import build_model
+
+ARCH = dict(hidden_size=16, num_heads=2, H_layers=1, L_layers=1, halt_max_steps=3, puzzle_emb_ndim=16)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+def segment_report(training: bool):
+    torch.manual_seed(0)
+    model = build_model(ARCH, seq_len=16, vocab_size=6, num_puzzle_identifiers=5, batch_size=4).train(training)
+    g = torch.Generator().manual_seed(0)
+    batch = {"inputs": torch.randint(0, 6, (4, 16), generator=g, dtype=torch.int32),
+             "labels": torch.randint(0, 6, (4, 16), generator=g),
+             "puzzle_identifiers": torch.randint(0, 5, (4,), generator=g, dtype=torch.int32)}
+    torch._dynamo.reset()
+    return torch._dynamo.explain(model)(model.initial_carry(batch), batch)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_one_segment_compiles_to_one_graph(training):
+    report = segment_report(training)
+    assert report.graph_break_count == 0, [str(reason.reason) for reason in report.break_reasons]
+    assert report.graph_count == 1
+
+
+def test_a_host_read_in_the_segment_shows_as_a_graph_break(monkeypatch):
+    real = layers.rms_norm
+
+    def rms_norm(x, eps):
+        if x.abs().max().item() > 1e6:  # a data-dependent branch: dynamo must break the graph here
+            raise AssertionError("unreachable")
+        return real(x, eps)
+    monkeypatch.setattr(layers, "rms_norm", rms_norm)
+    assert segment_report(training=False).graph_break_count > 0
