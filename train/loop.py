@@ -34,6 +34,7 @@ from hrm.common import HrmError, atomic_file, log, progress, set_quiet
 from hrm.common.outputs import replace_run_folder
 from hrm.builders.dataset import Dataset, Split, open_dataset
 from hrm.train import checkpoint as ckpt
+from hrm.train.compiled import compiled_forward
 from hrm.train.config import RUN_OUTPUT, TrainConfig, check_new_run_folder, save_config
 from hrm.train.data import TrainLoader, as_torch
 from hrm.train.distributed import (DistInfo, all_reduce_gradients, all_reduce_sum, any_rank, assign_slots,
@@ -129,8 +130,6 @@ def build(config: TrainConfig, run_dir: Path, dist: DistInfo,
     broadcast_from_main(model)
     assign_slots(model, dist, config.global_batch_size)
     optimizers = build_optimizers(model, config)
-    use_compile = config.compile if config.compile is not None else dist.device.type == "cuda"
-    forward = torch.compile(model) if use_compile else model
     loader = TrainLoader(train_split, global_batch_size=config.global_batch_size, epochs=config.epochs,
                          epochs_per_pass=config.eval_interval, seed=config.seed, dist=dist,
                          cache_bytes=config.loader_cache_mb << 20)
@@ -138,6 +137,7 @@ def build(config: TrainConfig, run_dir: Path, dist: DistInfo,
     # The reference's schedule length: epochs * groups * mean examples per puzzle / batch.
     total_steps = max(1, int(config.epochs * attrs.get("total_groups", loader.sampler.num_groups)
                              * attrs.get("mean_puzzle_examples", 1.0) / config.global_batch_size))
+    forward = compiled_forward(model, config, dist.device, min(total_steps, config.max_steps or total_steps))
     return Trainer(config=config, run_dir=run_dir, dist=dist, dataset=dataset, signature=signature,
                    model=model, forward=forward, optimizers=optimizers, loader=loader,
                    test_split=test_split, total_steps=total_steps,
