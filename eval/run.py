@@ -50,8 +50,9 @@ class _ModelRunner:
 
     def batches(self, checkpoint: Path, dataset: Dataset, split: str,
                 batch_size: int | None, subset: Subset | None = None) -> Iterator[PredictionBatch]:
-        import torch.distributed
+        import torch
 
+        from hrm.train.distributed import gather_rows
         from hrm.train.inference import load_for_inference, predict_batches
 
         # Checks the checkpoint against the dataset before building the model; also takes
@@ -64,17 +65,16 @@ class _ModelRunner:
         # examples/s and the time left, so that a long evaluation can be sized (--max-items)
         with progress(total=total, desc=f"eval {checkpoint.name}", unit="ex") as bar:
             for item, _, predictions, q_halt, _ in predicted:
-                valid = np.asarray(item.mask, bool)
-                mine = (item.set_name, item.rows[valid], predictions.cpu().numpy()[valid].astype(np.uint8),
-                        q_halt.float().cpu().numpy()[valid].astype(np.float32))
-                parts = [mine]
-                if self.dist.world_size > 1:  # every rank walks the same global batches in step
-                    parts = [None] * self.dist.world_size if self.is_main else None
-                    torch.distributed.gather_object(mine, parts, dst=0)
+                rows, tokens, q = torch.from_numpy(item.rows), predictions.to(torch.uint8), q_halt.float()
+                if self.dist.world_size > 1:
+                    # Every rank walks the same global batches in step with equal local batch sizes
+                    # (pad rows have row -1): gather plain tensors on the device, not pickles.
+                    rows, tokens, q = (gather_rows(t, self.dist.device) for t in (rows, tokens, q))
                 if self.is_main:
-                    for set_name, rows, tokens, q in parts:
-                        bar.update(len(rows))
-                        yield PredictionBatch(set_name, rows, tokens, q)
+                    valid = (rows >= 0).numpy()
+                    bar.update(int(valid.sum()))
+                    yield PredictionBatch(item.set_name, rows.numpy()[valid], tokens.cpu().numpy()[valid],
+                                          q.cpu().numpy()[valid].astype(np.float32))
 
     def close(self) -> None:
         from hrm.train.distributed import teardown

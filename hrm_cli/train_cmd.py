@@ -32,7 +32,7 @@ def train(
                             "Same as the config key init_from.")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue this run folder from its latest checkpoint.")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cuda, mps, cpu or auto (default: the config's, auto).")] = None,
-    compile_model: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the model (default: on for CUDA only).")] = None,
+    compile_model: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the model (default: on for CUDA, and on CPU for runs of 1000+ steps; compile_mode=reduce-overhead adds CUDA graphs).")] = None,
     threads: Threads = None,
     quiet: Quiet = False,
     force: Force = False,

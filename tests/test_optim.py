@@ -155,3 +155,79 @@ def test_sparse_sign_sgd_applies_the_other_ranks_rows_too(monkeypatch):
     expected[2] -= 0.5 * torch.tensor([-1.0, 1.0])
     expected[4] -= 0.5 * torch.tensor([1.0, 1.0])
     assert torch.equal(emb.weights, expected)
+
+
+def per_tensor_adam_atan2(params: list[torch.Tensor], grads_per_step: list[list[torch.Tensor | None]],
+                          lrs: list[float], betas=(0.9, 0.95), wd: float = 0.1) -> list[torch.Tensor]:
+    """The oracle: the per-tensor formula, one tensor at a time with torch.atan2 (the update
+    before the foreach rewrite); a parameter's step count advances only when it has a gradient."""
+    b1, b2 = betas
+    params = [p.detach().clone() for p in params]
+    m = [torch.zeros_like(p) for p in params]
+    v = [torch.zeros_like(p) for p in params]
+    steps = [0] * len(params)
+    for grads, lr in zip(grads_per_step, lrs):
+        for i, g in enumerate(grads):
+            if g is None:
+                continue
+            steps[i] += 1
+            t = steps[i]
+            params[i].mul_(1 - lr * wd)
+            m[i].lerp_(g, 1 - b1)
+            v[i].lerp_(g.square(), 1 - b2)
+            params[i].add_(torch.atan2(m[i], v[i].sqrt() / math.sqrt(1 - b2 ** t)), alpha=-lr / (1 - b1 ** t))
+    return params
+
+
+def test_foreach_adam_atan2_equals_the_per_tensor_update():
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(7, 5), (5,), (3, 4, 2), (1,)]
+    start = [torch.randn(s, generator=gen) for s in shapes]
+    grads_per_step, lrs = [], [0.01, 0.03, 0.02, 0.05, 0.01]
+    for step in range(len(lrs)):
+        grads = [torch.randn(s, generator=gen) * 10.0 ** float(torch.randint(-3, 3, (), generator=gen)) for s in shapes]
+        grads[0][0] = 0.0           # a row that never has a gradient: m = v = 0, update 0 (no NaN)
+        grads[2][0, 0, 0] = 1e-30   # g^2 underflows to 0 in float32: atan2(m, 0) = +-pi/2
+        if step in (0, 3):
+            grads[3] = None         # first trained at step 2: its own step count and bias correction
+        grads_per_step.append(grads)
+    expected = per_tensor_adam_atan2(start, grads_per_step, lrs)
+
+    params = [torch.nn.Parameter(p.clone()) for p in start]
+    opt = AdamAtan2(params, lr=lrs[0], betas=(0.9, 0.95), weight_decay=0.1)
+    for grads, lr in zip(grads_per_step, lrs):
+        opt.param_groups[0]["lr"] = lr
+        for p, g in zip(params, grads):
+            p.grad = None if g is None else g.clone()
+        opt.step()
+    for got, want in zip(params, expected):
+        assert torch.isfinite(got).all()
+        torch.testing.assert_close(got.detach(), want, rtol=1e-6, atol=1e-7)
+    assert opt.state[params[3]]["step"] == 3 and opt.state[params[0]]["step"] == 5
+
+
+def unique_sign_sgd(table: torch.Tensor, ids: torch.Tensor, grads: torch.Tensor, lr: float, wd: float) -> torch.Tensor:
+    """The oracle: the update before the fixed-size rewrite (unique + index_add over the
+    distinct ids; its output size depends on the data)."""
+    table = table.clone()
+    unique_ids, slot_to_row = ids.long().unique(return_inverse=True)
+    summed = torch.zeros(len(unique_ids), grads.shape[1], dtype=grads.dtype).index_add_(0, slot_to_row, grads)
+    table[unique_ids] = table[unique_ids] * (1 - lr * wd) - lr * torch.sign(summed)
+    return table
+
+
+@pytest.mark.parametrize("ids", [[3, 1, 3, 0, 1, 3, 5, 2],     # repeated
+                                 [6, 0, 2, 5, 1, 3, 7, 4],     # unique
+                                 [4, 4, 4, 4, 4, 4, 4, 4]],    # all equal
+                         ids=["repeated", "unique", "all-equal"])
+def test_fixed_size_sign_sgd_equals_the_unique_based_update(ids):
+    gen = torch.Generator().manual_seed(1)
+    emb = SparsePuzzleEmbedding(num_embeddings=9, embedding_dim=4, batch_size=len(ids))
+    table = torch.randn(9, 4, generator=gen)
+    emb.weights.copy_(table)
+    ids = torch.tensor(ids, dtype=torch.int32)
+    # Integer-valued gradients: every sum is exact in any order, and some rows sum to exactly 0.
+    slot_grads = torch.randint(-2, 3, (len(ids), 4), generator=gen).float()
+    (emb(ids, torch.float32) * slot_grads).sum().backward()
+    SparseSignSGD(emb, lr=0.1, weight_decay=0.5).step()
+    assert torch.equal(emb.weights, unique_sign_sgd(table, ids, slot_grads, lr=0.1, wd=0.5))

@@ -182,11 +182,11 @@ def test_one_stop_request_gives_one_error_line(data, tmp_path):
 def test_a_second_signal_stops_at_once():
     """In one process the second Ctrl-C raises at once (no de-duplication window: that is for
     torchrun, which forwards the terminal's signal a second time)."""
-    trainer = types.SimpleNamespace(stop_signal=None, dist=DistInfo(0, 1, 0, torch.device("cpu")))
+    trainer = types.SimpleNamespace(state=loop_module.RunState(), dist=DistInfo(0, 1, 0, torch.device("cpu")))
     with loop_module._stop_on_signals(trainer):
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.05)
-        assert trainer.stop_signal == signal.SIGINT
+        assert trainer.state.stop_signal == signal.SIGINT
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.5)

@@ -44,6 +44,7 @@ class TrainConfig:
     max_steps: Optional[int] = None     # stop early (the lr schedule still spans `epochs`)
     device: str = "auto"
     compile: Optional[bool] = None      # None: on for CUDA only
+    compile_mode: str = "default"       # torch.compile mode; "reduce-overhead" = CUDA graphs (CUDA only)
     eval_batch_size: Optional[int] = None  # None: global_batch_size
     checkpoint_interval: int = 0        # in steps; 0: at every evaluation (and at the end)
     keep_checkpoints: int = 3           # newest checkpoints kept; 0 keeps all
@@ -66,8 +67,12 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+# torch.compile's modes: "reduce-overhead" adds CUDA graphs (one launch per segment: for small
+# batches, where launch overhead dominates); "max-autotune" also searches kernel configurations.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+
 # Keys that may change when a run is resumed: they change neither the data order nor the math.
-RESUMABLE_KEYS = {"max_steps", "device", "compile", "checkpoint_interval", "keep_checkpoints",
+RESUMABLE_KEYS = {"max_steps", "device", "compile", "compile_mode", "checkpoint_interval", "keep_checkpoints",
                   "log_interval", "logger", "eval_batch_size", "loader_cache_mb", "data_path", "time_budget",
                   "threads", "memory_check"}
 
@@ -216,6 +221,9 @@ def validate(config: TrainConfig) -> None:
         raise HrmError(f"config key 'time_budget' must be positive (seconds), got {config.time_budget}")
     if not 0.0 <= config.ema_rate <= 1.0:
         raise HrmError(f"config key 'ema_rate' must be in [0, 1], got {config.ema_rate}")
+    if config.compile_mode not in COMPILE_MODES:
+        raise HrmError(f"config key 'compile_mode' must be one of {', '.join(COMPILE_MODES)}, "
+                       f"got {config.compile_mode!r}")
     if config.logger not in LOGGERS:
         raise HrmError(f"config key 'logger' must be wandb or tensorboard, got {config.logger!r}")
     if not isinstance(config.arch, dict) or "name" not in config.arch:

@@ -77,9 +77,12 @@ def setup(device: str | None = "auto") -> DistInfo:
     chosen = select_device(device, local_rank)
     global _control_group
     if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if chosen.type == "cuda" else "gloo")
         if chosen.type == "cuda":
+            # The device first: NCCL binds its communicator to the current device, and a rank that
+            # initialised on cuda:0 would put every rank's first collective there.
             torch.cuda.set_device(chosen)
+        dist.init_process_group(backend="nccl" if chosen.type == "cuda" else "gloo",
+                                device_id=chosen if chosen.type == "cuda" else None)
         # Control flags (a stop signal) go through a CPU group, so checking them never waits on
         # the GPU; with gloo the world group is one already.
         _control_group = dist.new_group(backend="gloo") if chosen.type == "cuda" else None

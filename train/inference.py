@@ -23,6 +23,7 @@ from hrm.common.prefetch import prefetched
 from hrm.train.data import EvalBatch, as_torch, eval_batches
 from hrm.train.losses import IGNORE_LABEL_ID
 from hrm.train.distributed import DistInfo, all_reduce_sum, select_device
+from hrm.train.losses import sequence_accuracy
 from hrm.train.reference_checkpoint import load_reference_checkpoint
 from hrm.train.registry import build_model
 
@@ -203,14 +204,15 @@ def init_weights(path: str | os.PathLike, dataset: Dataset, batch_size: int,
 
 @torch.no_grad()
 def run_batch(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Segments until every slot halted (halt_max_steps in eval mode): (argmax tokens, q_halt
-    logits, segments run), all on the device."""
+    """halt_max_steps segments, after which every slot has halted (evaluation mode): (argmax
+    tokens, q_halt logits, segments run), all on the device. The number of segments is known
+    beforehand, so the loop never asks the device whether it is done (no host sync)."""
+    if model.training:
+        raise RuntimeError("run_batch needs the model in evaluation mode (a fixed number of segments)")
     carry = model.initial_carry(batch)
-    for _ in range(100_000):
+    for _ in range(model.config.halt_max_steps):
         carry, outputs = model(carry, batch)
-        if bool(carry.halted.all()):
-            return outputs["logits"].argmax(-1), outputs["q_halt_logits"].float(), carry.steps
-    raise RuntimeError("the model never halted in evaluation mode")
+    return outputs["logits"].argmax(-1), outputs["q_halt_logits"].float(), carry.steps
 
 
 def predict_batches(model: nn.Module, split: Split, batch_size: int, dist: DistInfo
@@ -245,30 +247,41 @@ def predict(model: nn.Module, dataset_path: str | os.PathLike | Dataset, split: 
 
 def score(predictions: torch.Tensor, labels: torch.Tensor, q_halt: torch.Tensor, steps: torch.Tensor,
           valid: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Metric sums over valid rows with at least one scored position (the reference's rule)."""
-    scored = labels != IGNORE_LABEL_ID
-    scored_count = scored.sum(-1)
-    correct = (scored & (predictions == labels)).sum(-1)
-    exact = correct == scored_count
-    used = valid & (scored_count > 0)
+    """Metric sums over valid rows with at least one scored position (the reference's rule), by
+    the accuracy rules training logs (losses.sequence_accuracy)."""
+    rules = sequence_accuracy(predictions, labels, q_halt)
+    used = valid & (rules["scored_count"] > 0)
     pick = lambda values: torch.where(used, values.float(), 0.0).sum()  # noqa: E731
-    return {"count": used.sum().float(), "accuracy": pick(correct / scored_count.clamp_min(1)),
-            "exact_accuracy": pick(exact), "q_halt_accuracy": pick((q_halt >= 0) == exact),
+    return {"count": used.sum().float(), "accuracy": pick(rules["token_accuracy"]),
+            "exact_accuracy": pick(rules["exact"]), "q_halt_accuracy": pick(rules["q_halt_correct"]),
             "steps": pick(steps)}
+
+
+EVAL_KEYS = ("count", "accuracy", "exact_accuracy", "q_halt_accuracy", "steps")
+
+
+def evaluation_sums(model: nn.Module, split: Split, batch_size: int, dist: DistInfo) -> torch.Tensor | None:
+    """The EVAL_KEYS sums of this rank's rows, on the device (None without any batch): nothing
+    is read back to the host inside the loop, so the device never waits for it."""
+    # Per-batch float32 sums are exact counts; the run's totals accumulate in float64 (MPS has none).
+    dtype = torch.float32 if dist.device.type == "mps" else torch.float64
+    sums = None
+    for item, tensors, predictions, q_halt, steps in predict_batches(model, split, batch_size, dist):
+        valid = as_torch({"valid": item.mask}, dist.device)["valid"]
+        batch = score(predictions, tensors["labels"], q_halt, steps, valid)
+        values = torch.stack([batch[k] for k in EVAL_KEYS]).to(dtype)
+        sums = values if sums is None else sums + values
+    return sums
 
 
 def evaluate(model: nn.Module, split: Split, batch_size: int, dist: DistInfo) -> dict[str, float]:
     """Exact accuracy, token accuracy, q-halt accuracy and mean steps over every example of
     `split` (summed over ranks); "count" is the number of scored examples."""
-    keys = ["count", "accuracy", "exact_accuracy", "q_halt_accuracy", "steps"]
-    sums = [0.0] * len(keys)
-    for item, tensors, predictions, q_halt, steps in predict_batches(model, split, batch_size, dist):
-        valid = torch.from_numpy(item.mask).to(dist.device)
-        batch = score(predictions, tensors["labels"], q_halt, steps, valid)
-        # Per-batch float32 sums are exact counts; the run's totals accumulate in float64.
-        sums = [total + value for total, value in zip(sums, torch.stack([batch[k] for k in keys]).tolist())]
+    sums = evaluation_sums(model, split, batch_size, dist)
+    if sums is None:
+        sums = torch.zeros(len(EVAL_KEYS), dtype=torch.float64)
     reduce_device = dist.device if dist.device.type != "mps" else torch.device("cpu")
-    totals = all_reduce_sum(torch.tensor(sums, dtype=torch.float64, device=reduce_device)).cpu().tolist()
+    totals = all_reduce_sum(sums.to(reduce_device, torch.float64)).cpu().tolist()  # the one read-back
     count = totals[0]
-    result = {key: value / max(count, 1) for key, value in zip(keys[1:], totals[1:])}
+    result = {key: value / max(count, 1) for key, value in zip(EVAL_KEYS[1:], totals[1:])}
     return {"count": int(count), **result}

@@ -35,6 +35,7 @@ from hrm.common import HrmError, atomic_file, log, progress, set_quiet
 from hrm.common.outputs import replace_run_folder
 from hrm.builders.dataset import Dataset, Split, open_dataset
 from hrm.train import checkpoint as ckpt
+from hrm.train.compiled import compiled_forward
 from hrm.train.config import RUN_OUTPUT, TrainConfig, check_new_run_folder, save_config
 from hrm.train.data import TrainLoader, as_torch
 from hrm.train.distributed import (DistInfo, all_reduce_gradients, all_reduce_sum, any_rank, assign_slots,
@@ -62,7 +63,23 @@ class TrainingInterrupted(Exception):
 
 
 @dataclass
+class RunState:
+    """What changes as the run goes on (and a checkpoint restores); `Trainer` holds what was built."""
+    step: int = 0
+    sampler_state: dict[str, int] | None = None  # the position after the last trained batch
+    carry: Any = None
+    window: dict[str, torch.Tensor] = field(default_factory=dict)  # unlogged metric sums, on the device
+    elapsed: float = 0.0
+    last_pass: int = -1        # evaluation interval of the last trained batch
+    evaluated_pass: int = -1   # last interval whose closing evaluation ran
+    last_eval: dict[str, Any] | None = None
+    last_train: dict[str, Any] | None = None  # the last metrics.jsonl train record
+    stop_signal: int | None = None
+
+
+@dataclass
 class Trainer:
+    """What `build` makes once for a run: data, model, optimisers; `state` is the moving part."""
     config: TrainConfig
     run_dir: Path
     dist: DistInfo
@@ -74,17 +91,8 @@ class Trainer:
     loader: TrainLoader
     test_split: Split | None
     total_steps: int
-    step: int = 0
-    sampler_state: dict[str, int] | None = None  # the position after the last trained batch
-    carry: Any = None
-    window: dict[str, torch.Tensor] = field(default_factory=dict)
-    elapsed: float = 0.0
-    last_pass: int = -1        # evaluation interval of the last trained batch
-    evaluated_pass: int = -1   # last interval whose closing evaluation ran
-    last_eval: dict[str, Any] | None = None
-    last_train: dict[str, Any] | None = None  # the last metrics.jsonl train record
-    stop_signal: int | None = None
     ema: Ema | None = None
+    state: RunState = field(default_factory=RunState)
 
 
 # ----------------------------------------------------------------------------- build
@@ -94,6 +102,19 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def build_optimizers(model: nn.Module, config: TrainConfig) -> dict[str, torch.optim.Optimizer]:
+    """AdamAtan2 for the dense weights, sign-SGD for the puzzle-embedding rows (lr set per step)."""
+    puzzle_emb = getattr(model, "puzzle_emb", None)
+    sparse = {id(p) for p in puzzle_emb.parameters()} if puzzle_emb is not None else set()
+    dense = [p for p in model.parameters() if p.requires_grad and id(p) not in sparse]
+    optimizers: dict[str, torch.optim.Optimizer] = {
+        "dense": AdamAtan2(dense, lr=0.0, betas=(config.beta1, config.beta2),
+                           weight_decay=config.weight_decay)}
+    if puzzle_emb is not None:
+        optimizers["puzzle_emb"] = SparseSignSGD(puzzle_emb, lr=0.0, weight_decay=config.puzzle_emb_weight_decay)
+    return optimizers
 
 
 def build(config: TrainConfig, run_dir: Path, dist: DistInfo,
@@ -115,16 +136,7 @@ def build(config: TrainConfig, run_dir: Path, dist: DistInfo,
     model = model.to(dist.device).train()
     broadcast_from_main(model)
     assign_slots(model, dist, config.global_batch_size)
-    puzzle_emb = getattr(model, "puzzle_emb", None)
-    sparse = {id(p) for p in puzzle_emb.parameters()} if puzzle_emb is not None else set()
-    dense = [p for p in model.parameters() if p.requires_grad and id(p) not in sparse]
-    optimizers: dict[str, torch.optim.Optimizer] = {
-        "dense": AdamAtan2(dense, lr=0.0, betas=(config.beta1, config.beta2),
-                           weight_decay=config.weight_decay)}
-    if puzzle_emb is not None:
-        optimizers["puzzle_emb"] = SparseSignSGD(puzzle_emb, lr=0.0, weight_decay=config.puzzle_emb_weight_decay)
-    use_compile = config.compile if config.compile is not None else dist.device.type == "cuda"
-    forward = torch.compile(model) if use_compile else model
+    optimizers = build_optimizers(model, config)
     loader = TrainLoader(train_split, global_batch_size=config.global_batch_size, epochs=config.epochs,
                          epochs_per_pass=config.eval_interval, seed=config.seed, dist=dist,
                          cache_bytes=config.loader_cache_mb << 20)
@@ -132,11 +144,12 @@ def build(config: TrainConfig, run_dir: Path, dist: DistInfo,
     # The reference's schedule length: epochs * groups * mean examples per puzzle / batch.
     total_steps = max(1, int(config.epochs * attrs.get("total_groups", loader.sampler.num_groups)
                              * attrs.get("mean_puzzle_examples", 1.0) / config.global_batch_size))
+    forward = compiled_forward(model, config, dist.device, min(total_steps, config.max_steps or total_steps))
     return Trainer(config=config, run_dir=run_dir, dist=dist, dataset=dataset, signature=signature,
                    model=model, forward=forward, optimizers=optimizers, loader=loader,
                    test_split=test_split, total_steps=total_steps,
-                   sampler_state=loader.sampler.state_dict(),
-                   ema=Ema(model, config.ema_rate) if config.ema else None)
+                   ema=Ema(model, config.ema_rate) if config.ema else None,
+                   state=RunState(sampler_state=loader.sampler.state_dict()))
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -144,28 +157,28 @@ def build(config: TrainConfig, run_dir: Path, dist: DistInfo,
 
 def _global_carry(t: Trainer) -> Any:
     """The carry of every slot of the global batch, in rank order (all ranks take part)."""
-    if t.carry is None:
+    if t.state.carry is None:
         return None
-    return ckpt.map_tensors(lambda rows: gather_rows(rows, t.dist.device), ckpt.tree_state(t.carry))
+    return ckpt.map_tensors(lambda rows: gather_rows(rows, t.dist.device), ckpt.tree_state(t.state.carry))
 
 
 def _global_window(t: Trainer) -> dict[str, torch.Tensor]:
     """The unlogged metric sums over all ranks (all ranks take part)."""
-    keys = sorted(t.window)
+    keys = sorted(t.state.window)
     if not keys:
         return {}
-    totals = all_reduce_sum(torch.stack([t.window[k] for k in keys]).clone()).cpu()
+    totals = all_reduce_sum(torch.stack([t.state.window[k] for k in keys]).clone()).cpu()
     return dict(zip(keys, totals))
 
 
 def _checkpoint_state(t: Trainer, carry: Any, window: dict[str, torch.Tensor]) -> dict[str, Any]:
-    return {"step": t.step, "model": t.model.state_dict(),
+    return {"step": t.state.step, "model": t.model.state_dict(),
             "optimizers": {name: opt.state_dict() for name, opt in t.optimizers.items()},
             "ema": t.ema.state_dict() if t.ema is not None else None,
             "world_size": t.dist.world_size,
-            "sampler": t.sampler_state, "carry": carry, "window": window, "rng": ckpt.rng_state(),
-            "elapsed": t.elapsed, "last_pass": t.last_pass, "evaluated_pass": t.evaluated_pass,
-            "last_eval": t.last_eval, "config": t.config.to_dict(), "dataset": t.signature,
+            "sampler": t.state.sampler_state, "carry": carry, "window": window, "rng": ckpt.rng_state(),
+            "elapsed": t.state.elapsed, "last_pass": t.state.last_pass, "evaluated_pass": t.state.evaluated_pass,
+            "last_eval": t.state.last_eval, "config": t.config.to_dict(), "dataset": t.signature,
             # names, so that `init_from` onto other tasks can match puzzle rows by identifier
             "identifiers": identifier_names(t.dataset)}
 
@@ -184,7 +197,7 @@ def restore(t: Trainer, state: dict[str, Any]) -> None:
     for name, opt in t.optimizers.items():
         opt.load_state_dict(state["optimizers"][name])
     t.loader.sampler.load_state_dict(state["sampler"])
-    t.sampler_state = dict(state["sampler"])
+    t.state.sampler_state = dict(state["sampler"])
     if (state["ema"] is not None) != (t.ema is not None):
         raise HrmError("the checkpoint was saved " + ("with" if state["ema"] is not None else "without")
                        + " an EMA and the config says otherwise")
@@ -193,28 +206,29 @@ def restore(t: Trainer, state: dict[str, Any]) -> None:
     # The carry and metric sums are stored for the global batch: take this rank's slots, and let
     # rank 0 alone carry the sums, so any number of ranks continues the same run.
     mine = t.dist.local_rows(t.config.global_batch_size)
-    t.carry = None if state["carry"] is None else ckpt.tree_load(
+    t.state.carry = None if state["carry"] is None else ckpt.tree_load(
         t.model.initial_carry(_dummy_batch(t)), ckpt.map_tensors(lambda rows: rows[mine], state["carry"]))
-    t.window = {k: (v if t.dist.is_main else torch.zeros_like(v)).to(t.dist.device)
+    t.state.window = {k: (v if t.dist.is_main else torch.zeros_like(v)).to(t.dist.device)
                 for k, v in state["window"].items()}
-    t.step, t.elapsed = state["step"], state["elapsed"]
-    t.last_pass, t.evaluated_pass, t.last_eval = state["last_pass"], state["evaluated_pass"], state["last_eval"]
+    t.state.step, t.state.elapsed = state["step"], state["elapsed"]
+    t.state.last_pass, t.state.evaluated_pass, t.state.last_eval = state["last_pass"], state["evaluated_pass"], state["last_eval"]
     ckpt.set_rng_state(state["rng"])
 
 
-def _assert_finite(t: Trainer) -> None:
-    """Stop, keeping the last good checkpoint, if any loss since the last check was NaN/inf."""
-    flag = t.window.get("nonfinite")
-    if flag is not None and float(all_reduce_sum(flag.clone())) > 0:
+def _assert_finite(t: Trainer, window: dict[str, Any]) -> None:
+    """Stop, keeping the last good checkpoint, if any loss since the last check was NaN/inf.
+    `window`: the metric sums already summed over ranks (the check adds no collective)."""
+    if float(window.get("nonfinite", 0.0)) > 0:
         latest = ckpt.latest_checkpoint(t.run_dir)
         kept = f"the last good checkpoint is {latest}" if latest else "no checkpoint was saved yet"
-        raise HrmError(f"the loss became NaN or inf by step {t.step}; training stopped and {kept}")
+        raise HrmError(f"the loss became NaN or inf by step {t.state.step}; training stopped and {kept}")
 
 
 def save(t: Trainer) -> Path:
-    _assert_finite(t)
-    path = ckpt.checkpoint_path(t.run_dir, t.step)
-    carry, window = _global_carry(t), _global_window(t)
+    window = _global_window(t)
+    _assert_finite(t, window)
+    path = ckpt.checkpoint_path(t.run_dir, t.state.step)
+    carry = _global_carry(t)
     barrier()  # every rank is at this step before rank 0 writes
     if t.dist.is_main:
         ckpt.save_checkpoint(path, _checkpoint_state(t, carry, window))
@@ -228,16 +242,16 @@ def save(t: Trainer) -> Path:
 
 def train_step(t: Trainer, batch: dict[str, torch.Tensor]) -> None:
     cfg = t.config
-    if t.carry is None:
-        t.carry = t.model.initial_carry(batch)
-    carry, outputs = t.forward(t.carry, batch)
+    if t.state.carry is None:
+        t.state.carry = t.model.initial_carry(batch)
+    carry, outputs = t.forward(t.state.carry, batch)
     loss, metrics = act_loss(outputs, carry, cfg.arch.get("loss_type", "stablemax_cross_entropy"))
     (loss / cfg.global_batch_size).backward()
     all_reduce_gradients(t.optimizers["dense"].param_groups[0]["params"])
-    t.step += 1
+    t.state.step += 1
     for name, opt in t.optimizers.items():
         base_lr = cfg.puzzle_emb_lr if name == "puzzle_emb" else cfg.lr
-        lr = lr_at(t.step, base_lr=base_lr, warmup_steps=cfg.lr_warmup_steps, total_steps=t.total_steps,
+        lr = lr_at(t.state.step, base_lr=base_lr, warmup_steps=cfg.lr_warmup_steps, total_steps=t.total_steps,
                    min_ratio=cfg.lr_min_ratio)
         for group in opt.param_groups:
             group["lr"] = lr
@@ -245,7 +259,7 @@ def train_step(t: Trainer, batch: dict[str, torch.Tensor]) -> None:
         opt.zero_grad(set_to_none=True)
     if t.ema is not None:
         t.ema.update(t.model)
-    t.carry = carry
+    t.state.carry = carry
     # Sums stay on the device (no host sync per step); MPS has no float64.
     dtype = torch.float32 if loss.device.type == "mps" else torch.float64
     sums = {k: metrics[k].detach().to(dtype) for k in METRIC_KEYS}
@@ -253,29 +267,30 @@ def train_step(t: Trainer, batch: dict[str, torch.Tensor]) -> None:
     # Summed over ranks this counts steps, whatever the number of ranks (also across a resume).
     sums["steps_done"] = torch.full((), 1.0 / t.dist.world_size, dtype=dtype, device=loss.device)
     for key, value in sums.items():
-        t.window[key] = t.window[key] + value if key in t.window else value
+        t.state.window[key] = t.state.window[key] + value if key in t.state.window else value
 
 
 def flush_metrics(t: Trainer, metrics_log: MetricsLog, seconds: float) -> dict[str, Any] | None:
     """One metrics.jsonl line for the steps since the last one: every metric is a mean over the
     sequences that halted in those steps (act_loss sums all of them over the same set)."""
-    if not t.window:
+    if not t.state.window:
         return None
-    keys = list(t.window)
-    totals = dict(zip(keys, all_reduce_sum(torch.stack([t.window[k] for k in keys])).cpu().tolist()))
-    _assert_finite(t)
-    t.window = {}
+    keys = list(t.state.window)
+    # One collective and one read-back for the whole window, the NaN check included.
+    totals = dict(zip(keys, all_reduce_sum(torch.stack([t.state.window[k] for k in keys])).cpu().tolist()))
+    _assert_finite(t, totals)
+    t.state.window = {}
     steps_done = totals["steps_done"]
     count = max(totals["count"], 1.0)
-    record: dict[str, Any] = {"step": t.step, "split": "train",
+    record: dict[str, Any] = {"step": t.state.step, "split": "train",
                               "lr": t.optimizers["dense"].param_groups[0]["lr"]}
     for key in METRIC_KEYS[1:]:
         record[key] = totals[key] / count
     record["count"] = int(totals["count"])
     record["examples_per_s"] = t.config.global_batch_size * steps_done / max(seconds, 1e-9)
-    record["time"] = round(t.elapsed, 3)
+    record["time"] = round(t.state.elapsed, 3)
     metrics_log.write(record)
-    t.last_train = record
+    t.state.last_train = record
     return record
 
 
@@ -285,14 +300,14 @@ def run_evaluation(t: Trainer, metrics_log: MetricsLog) -> dict[str, Any] | None
     batch_size = t.config.eval_batch_size or t.config.global_batch_size
     with (t.ema.swapped_in(t.model) if t.ema is not None else nullcontext()):
         metrics = evaluate(t.model, t.test_split, batch_size, t.dist)
-    result = {"step": t.step, "split": "test", **metrics, "time": round(t.elapsed, 3)}
+    result = {"step": t.state.step, "split": "test", **metrics, "time": round(t.state.elapsed, 3)}
     if t.dist.is_main:
         folder = t.run_dir / "eval"
         folder.mkdir(exist_ok=True)
-        with atomic_file(folder / f"step_{t.step}.json") as tmp:
+        with atomic_file(folder / f"step_{t.state.step}.json") as tmp:
             tmp.write_text(json.dumps(result, indent=2) + "\n")
     metrics_log.write(result)
-    t.last_eval = result
+    t.state.last_eval = result
     return result
 
 
@@ -313,11 +328,11 @@ def _stop_on_signals(t: Trainer) -> Iterator[None]:
     def handler(signum: int, _frame: Any) -> None:
         # Ctrl-C under torchrun reaches a process twice (from the terminal and from torchrun):
         # there only a repeat after a pause means "stop now"; in one process a second signal does.
-        if t.stop_signal is not None:
+        if t.state.stop_signal is not None:
             if not under_torchrun or time.monotonic() - first[0] > 2.0:
                 raise KeyboardInterrupt
             return
-        t.stop_signal, first[0] = signum, time.monotonic()
+        t.state.stop_signal, first[0] = signum, time.monotonic()
         log(f"received {signal.Signals(signum).name}: saving a checkpoint after this step "
             f"(again to stop at once, without one)")
 
@@ -390,11 +405,11 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, for
     prepare_run(config, run_dir, resume=resume, force=force, is_main=dist.is_main)
     if state is not None:
         restore(t, state)
-        log(f"resuming {run_dir} from step {t.step}")
+        log(f"resuming {run_dir} from step {t.state.step}")
     if dist.is_main and resume:
         save_config(config, run_dir / "config.yaml")  # records changed max_steps etc.
     metrics_log = MetricsLog(run_dir, enabled=dist.is_main, logger=config.logger, config=config.to_dict(),
-                             resume_step=t.step if resume else None)
+                             resume_step=t.state.step if resume else None)
     cpu_threads = f", {threads} CPU thread(s)" if dist.device.type == "cpu" else ""
     log(f"training on {dist.device} ({dist.world_size} process(es){cpu_threads}); {t.total_steps} scheduled steps")
     carry_bytes = tensor_bytes(t.model.initial_carry(_dummy_batch(t))) * dist.world_size  # the global batch's
@@ -409,7 +424,15 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, for
         t.loader.close()
         metrics_log.close()
         teardown()
-    return {**(t.last_eval or t.last_train or {"step": t.step}), "run": str(run_dir)}
+    return {**(t.state.last_eval or t.state.last_train or {"step": t.state.step}), "run": str(run_dir)}
+
+
+def _interval_ended_unevaluated(run: RunState, next_pass: int) -> bool:
+    """True when the batch about to train (of evaluation interval `next_pass`) starts a new
+    interval and the one the last trained batch belonged to has had no closing evaluation yet.
+    Before the first batch last_pass is -1, so nothing is evaluated; after a resume from the
+    checkpoint of that evaluation, evaluated_pass == last_pass, so it is not evaluated twice."""
+    return run.evaluated_pass < run.last_pass < next_pass
 
 
 def _budget_postfix(deadline: float, first_step: int, step: int, last_step: int, since: float,
@@ -427,65 +450,69 @@ def _budget_postfix(deadline: float, first_step: int, step: int, last_step: int,
 
 def _loop(t: Trainer, metrics_log: MetricsLog, deadline: float | None = None) -> None:
     cfg = t.config
-    loop_start, first_step, budget_hit = time.monotonic(), t.step, False
+    loop_start, first_step, budget_hit = time.monotonic(), t.state.step, False
     last_step = min(t.total_steps, cfg.max_steps) if cfg.max_steps else t.total_steps
     bar = progress(total=last_step, desc="train", unit="step")
-    bar.update(min(t.step, last_step))
+    bar.update(min(t.state.step, last_step))
     window_start = time.perf_counter()
-    batches = t.loader.iterate() if not (cfg.max_steps and t.step >= cfg.max_steps) else iter(())
+    batches = t.loader.iterate() if not (cfg.max_steps and t.state.step >= cfg.max_steps) else iter(())
 
     def tick() -> float:
         nonlocal window_start
         now = time.perf_counter()
         seconds, window_start = now - window_start, now
-        t.elapsed += seconds
+        t.state.elapsed += seconds
         return seconds
 
     def evaluate_and_save(closes_pass: bool) -> None:
         tick()
         result = run_evaluation(t, metrics_log)
         if closes_pass:  # an early stop (max_steps) evaluates without closing the interval
-            t.evaluated_pass = t.last_pass
+            t.state.evaluated_pass = t.state.last_pass
         if result:
             bar.set_postfix(exact=f"{result['exact_accuracy']:.3f}")
         save(t)
         tick()  # the window's examples/s counts training time only
 
     for item in batches:
-        if t.evaluated_pass < t.last_pass < item.pass_index:
+        if _interval_ended_unevaluated(t.state, item.pass_index):
             evaluate_and_save(closes_pass=True)
         batch = as_torch(item.batch, t.dist.device)
         train_step(t, batch)
         # The loader's own sampler runs ahead in its thread; a checkpoint records where the
         # batches actually trained on end.
-        t.sampler_state, t.last_pass = item.sampler_state, item.pass_index
+        t.state.sampler_state, t.state.last_pass = item.sampler_state, item.pass_index
         bar.update(1)
-        if t.step % cfg.log_interval == 0:
+        at_log_step = t.state.step % cfg.log_interval == 0
+        if at_log_step:
             record = flush_metrics(t, metrics_log, tick())
             postfix = {"loss": f"{record['lm_loss']:.3f}", "exact": f"{record['exact_accuracy']:.3f}"}
             if deadline is not None:
-                postfix["eta"] = _budget_postfix(deadline, first_step, t.step, last_step, loop_start)
+                postfix["eta"] = _budget_postfix(deadline, first_step, t.state.step, last_step, loop_start)
             bar.set_postfix(postfix)
-        if cfg.checkpoint_interval and t.step % cfg.checkpoint_interval == 0:
+        if cfg.checkpoint_interval and t.state.step % cfg.checkpoint_interval == 0:
             save(t)
-        if any_rank(t.stop_signal is not None):  # a signal may reach the ranks a step apart
+        # A signal may reach the ranks a step apart, so they agree on stopping through a collective;
+        # under torchrun it runs at log steps only (none in the steps between: the device never
+        # waits on the host there), in one process it costs nothing and runs every step.
+        if (at_log_step or t.dist.world_size == 1) and any_rank(t.state.stop_signal is not None):
             path = save(t)
-            signum = t.stop_signal or signal.SIGTERM
+            signum = t.state.stop_signal or signal.SIGTERM
             raise TrainingInterrupted(signum, f"interrupted by {signal.Signals(signum).name} "
-                                      f"at step {t.step}; checkpoint {path}; continue with "
+                                      f"at step {t.state.step}; checkpoint {path}; continue with "
                                       f"`hrm train --resume {t.run_dir}`")
-        if cfg.max_steps and t.step >= cfg.max_steps:
+        if cfg.max_steps and t.state.step >= cfg.max_steps:
             break
         # checked at log intervals only: under torchrun all ranks must agree (one collective)
-        if deadline is not None and t.step % cfg.log_interval == 0 and any_rank(time.monotonic() >= deadline):
+        if deadline is not None and t.state.step % cfg.log_interval == 0 and any_rank(time.monotonic() >= deadline):
             budget_hit = True
-            log(f"time budget of {cfg.time_budget:g} s reached at step {t.step} of {last_step}: "
+            log(f"time budget of {cfg.time_budget:g} s reached at step {t.state.step} of {last_step}: "
                 f"stopping with a checkpoint")
             break
     bar.close()
-    if t.window:
+    if t.state.window:
         flush_metrics(t, metrics_log, tick())
-    if t.last_eval is None or t.last_eval["step"] != t.step:
-        evaluate_and_save(closes_pass=not (cfg.max_steps and t.step >= cfg.max_steps) and not budget_hit)
-    elif ckpt.latest_checkpoint(t.run_dir) != ckpt.checkpoint_path(t.run_dir, t.step):
+    if t.state.last_eval is None or t.state.last_eval["step"] != t.state.step:
+        evaluate_and_save(closes_pass=not (cfg.max_steps and t.state.step >= cfg.max_steps) and not budget_hit)
+    elif ckpt.latest_checkpoint(t.run_dir) != ckpt.checkpoint_path(t.run_dir, t.state.step):
         save(t)

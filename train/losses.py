@@ -43,6 +43,20 @@ TOKEN_LOSSES: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
+def sequence_accuracy(predictions: torch.Tensor, labels: torch.Tensor, q_halt: torch.Tensor
+                      ) -> dict[str, torch.Tensor]:
+    """The accuracy rules of the training metrics and of evaluation alike, per sequence [B]:
+    scored_count (positions with a label), token_accuracy (right scored positions / scored ones;
+    0 without any), exact (every scored position right) and q_halt_correct ((q_halt >= 0) ==
+    exact: the Q head's halt logit read as a classifier of "the answer is right")."""
+    scored = labels != IGNORE_LABEL_ID
+    scored_count = scored.sum(-1)
+    correct = (scored & (predictions == labels)).sum(-1)
+    exact = correct == scored_count
+    return {"scored_count": scored_count, "token_accuracy": correct / scored_count.clamp_min(1),
+            "exact": exact, "q_halt_correct": (q_halt >= 0) == exact}
+
+
 def act_loss(outputs: dict[str, torch.Tensor], carry, loss_type: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The loss of one ACT segment and its metric sums.
 
@@ -65,10 +79,8 @@ def act_loss(outputs: dict[str, torch.Tensor], carry, loss_type: str) -> tuple[t
     q_halt = outputs["q_halt_logits"]
 
     with torch.no_grad():
-        scored = labels != IGNORE_LABEL_ID
-        scored_count = scored.sum(-1)
-        correct = scored & (logits.argmax(-1) == labels)
-        seq_correct = correct.sum(-1) == scored_count
+        rules = sequence_accuracy(logits.argmax(-1), labels, q_halt)
+        scored_count, seq_correct = rules["scored_count"], rules["exact"]
         in_metrics = carry.halted & (scored_count > 0)
 
     # Per-sequence mean over the scored positions (clamp: padding rows divide 0 by 1).
@@ -87,9 +99,9 @@ def act_loss(outputs: dict[str, torch.Tensor], carry, loss_type: str) -> tuple[t
 
     metrics = {
         "count": in_metrics.sum(),
-        "accuracy": halted_sum(correct.sum(-1) / scored_count.clamp_min(1)),
+        "accuracy": halted_sum(rules["token_accuracy"]),
         "exact_accuracy": halted_sum(seq_correct),
-        "q_halt_accuracy": halted_sum((q_halt >= 0) == seq_correct),
+        "q_halt_accuracy": halted_sum(rules["q_halt_correct"]),
         "steps": halted_sum(carry.steps),
         "lm_loss": halted_sum(seq_lm_loss),
         "q_halt_loss": halted_sum(seq_q_halt_loss),
