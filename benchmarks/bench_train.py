@@ -17,6 +17,8 @@ A last line gives the paper's Sudoku recipe on one H100 (FLOPs per step, step ti
 from __future__ import annotations
 
 import argparse
+import itertools
+import math
 import sys
 import tempfile
 import time
@@ -142,20 +144,22 @@ def bench(name: str, rounds: int, steps: int, peak: float, workdir: Path) -> dic
     eager = loop.build(load_config(config_file, [*overrides, "compile=false"]), workdir / "eager", dist)
     compiled = loop.build(load_config(config_file, [*overrides, "compile=true"]), workdir / "compiled", dist)
     baseline = baseline_for(eager)
-    feeds = {"eager": eager.loader.iterate(prefetch=True), "compiled": compiled.loader.iterate(prefetch=True)}
-    feeds["baseline"] = eager.loader.iterate(prefetch=True)  # the same batches, another iterator
+    # The same batches for all three, drawn beforehand: the loader is measured in bench_loader.py.
+    loader = eager.loader.iterate(prefetch=False)
+    batches = [as_torch(next(loader).batch, dist.device) for _ in range(16)]
+    feeds = {which: itertools.cycle(batches) for which in ("eager", "compiled", "baseline")}
 
     def run(which: str, count: int) -> float:
         start = time.perf_counter()
         for _ in range(count):
-            batch = as_torch(next(feeds[which]).batch, dist.device)
+            batch = next(feeds[which])
             if which == "baseline":
                 baseline.step(batch)
             else:
                 loop.train_step(eager if which == "eager" else compiled, batch)
         return time.perf_counter() - start
 
-    flops = step_flops(eager, as_torch(next(feeds["eager"]).batch, dist.device))
+    flops = step_flops(eager, next(feeds["eager"]))
     run("eager", 1), run("baseline", 1)
     first_compiled = run("compiled", 2)  # compiles the first step's graphs and the refilled steps'
     totals = {"eager": 0.0, "compiled": 0.0, "baseline": 0.0}
@@ -190,6 +194,41 @@ def bench(name: str, rounds: int, steps: int, peak: float, workdir: Path) -> dic
     return row
 
 
+def per_tensor_adam_atan2(params: list[torch.Tensor], state: list[tuple[torch.Tensor, torch.Tensor]], t: int,
+                          lr: float = 1e-4, betas=(0.9, 0.95), wd: float = 0.1) -> None:
+    """The update as it was written before foreach: one tensor at a time."""
+    b1, b2 = betas
+    with torch.no_grad():
+        for p, (m, v) in zip(params, state):
+            p.mul_(1 - lr * wd)
+            m.lerp_(p.grad, 1 - b1)
+            v.lerp_(p.grad.square(), 1 - b2)
+            p.add_(torch.atan2(m, v.sqrt() / math.sqrt(1 - b2 ** t)), alpha=-lr / (1 - b1 ** t))
+
+
+def bench_optimizer(name: str, rounds: int = 5) -> None:
+    """AdamAtan2 (foreach) against the per-tensor loop on the dense weights of the model of `name`."""
+    from hrm.train.optim import AdamAtan2
+    from hrm.train.registry import build_model
+    config = load_config(SIZES[name][0], ["data_path=unused"])
+    model = build_model(config.arch, seq_len=81, vocab_size=11, num_puzzle_identifiers=1, batch_size=1)
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    foreach = AdamAtan2(params, lr=1e-4)
+    state = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
+    times = {"foreach": 0.0, "per_tensor": 0.0}
+    for step in range(1, rounds + 2):
+        for which in times:
+            start = time.perf_counter()
+            foreach.step() if which == "foreach" else per_tensor_adam_atan2(params, state, step)
+            if step > 1:  # the first round allocates the state
+                times[which] += time.perf_counter() - start
+    emit(what="adam_atan2_step", size=name, tensors=len(params), parameters=sum(p.numel() for p in params),
+         seconds=round(times["foreach"] / rounds, 5), per_tensor_seconds=round(times["per_tensor"] / rounds, 5),
+         speedup_vs_per_tensor=round(times["per_tensor"] / times["foreach"], 3), threads=torch.get_num_threads())
+
+
 def h100_paper_recipe(paper_row: dict) -> None:
     """FLOPs scale with the batch (every matmul and attention is per example): the paper's batch of
     768 costs 768/16 of the measured batch-16 step."""
@@ -206,8 +245,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (each runs all three)")
     parser.add_argument("--steps", type=int, default=None, help="steps per block (default: 10 smoke, 1 paper)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--optimizer-only", action="store_true", help="only the AdamAtan2 comparison")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    for name in args.sizes:
+        bench_optimizer(name)
+    if args.optimizer_only:
+        return
     peak = matmul_peak()
     for name in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:

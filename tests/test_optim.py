@@ -179,7 +179,8 @@ def per_tensor_adam_atan2(params: list[torch.Tensor], grads_per_step: list[list[
     return params
 
 
-def test_foreach_adam_atan2_equals_the_per_tensor_update():
+@pytest.mark.parametrize("foreach_atan", [False, True], ids=["cpu-route", "gpu-route"])
+def test_foreach_adam_atan2_equals_the_per_tensor_update(foreach_atan):
     gen = torch.Generator().manual_seed(0)
     shapes = [(7, 5), (5,), (3, 4, 2), (1,)]
     start = [torch.randn(s, generator=gen) for s in shapes]
@@ -194,7 +195,7 @@ def test_foreach_adam_atan2_equals_the_per_tensor_update():
     expected = per_tensor_adam_atan2(start, grads_per_step, lrs)
 
     params = [torch.nn.Parameter(p.clone()) for p in start]
-    opt = AdamAtan2(params, lr=lrs[0], betas=(0.9, 0.95), weight_decay=0.1)
+    opt = AdamAtan2(params, lr=lrs[0], betas=(0.9, 0.95), weight_decay=0.1, foreach_atan=foreach_atan)
     for grads, lr in zip(grads_per_step, lrs):
         opt.param_groups[0]["lr"] = lr
         for p, g in zip(params, grads):
