@@ -69,7 +69,7 @@ def vote(keys: np.ndarray, answers: np.ndarray, q_halt: np.ndarray, residual: np
     answer_key, answer_hash = sorted_keys[start], sorted_answers[start]
     # Rank inside each key by the ranker's score (best first), then most votes, then smallest hash.
     if rank == "votes":
-        by_rank = np.lexsort((answer_hash, -confidence, -count, answer_key))
+        by_rank = np.lexsort((answer_hash, -_tie_safe(confidence), -count, answer_key))
     else:
         by_rank = np.lexsort((answer_hash, -count, _badness(rank, order, start, q_halt, residual, count),
                               answer_key))
@@ -95,7 +95,13 @@ def _badness(rank: str, order: np.ndarray, start: np.ndarray, q_halt: np.ndarray
         values = np.nan_to_num(np.asarray(residual, np.float64), nan=np.inf)[order]
         return np.minimum.reduceat(values, start)
     confidence_sum = np.add.reduceat(sigmoid(q_halt)[order], start)
-    return -(confidence_sum / count if rank == "mean_q" else confidence_sum)
+    return -_tie_safe(confidence_sum / count if rank == "mean_q" else confidence_sum)
+
+
+def _tie_safe(values: np.ndarray) -> np.ndarray:
+    """Sums and means of sigmoids, rounded to 12 decimals: answers whose scores are equal but for
+    the order of float additions tie (and go to the next criterion) instead of ranking by noise."""
+    return np.round(values, 12)
 
 
 def best_rank(votes: Votes, flags: np.ndarray, num_keys: int, key_offset: int = 0) -> np.ndarray:
