@@ -165,6 +165,17 @@ def test_protocol_travels_with_the_score(trained, tmp_path):
     text = run_hrm("eval", "--predictions", out / "predictions.parquet", "--data", trained / "data",
                    check=True).stdout
     assert "protocol: test split, 64 items" in text and "samples K=2 noise=0.1" in text and "ranker votes" in text
+    # hrm show draws the per-segment curve of an eval folder
+    shown = json.loads(run_hrm("show", out, "--json", check=True).stdout)
+    assert shown["accuracy_by_segment"] == summary["accuracy_by_segment"] and shown["protocol"] == protocol
+    assert (out / "segments.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lines = run_hrm("show", out, check=True).stdout.splitlines()
+    assert lines[0].split() == ["segment", "pass@1"] and len(lines) == 5
+    assert lines[4].split()[:2] == ["4", f"{summary['accuracy_by_segment'][3]:.2%}"]
+    scored = tmp_path / "scored"  # scored from a table: no curve to draw
+    run_hrm("eval", "--predictions", out / "predictions.parquet", "--data", trained / "data", "--out", scored,
+            check=True)
+    assert_one_line_error(run_hrm("show", scored), "no accuracy_by_segment")
 
 
 @pytest.mark.parametrize("args, fragment", [
