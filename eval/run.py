@@ -305,10 +305,10 @@ def format_result(summary: dict[str, Any]) -> str:
     width = max(len(name) for name, _ in rows)
     lines += [f"  {name:<{width}}  {value:7.2%}" for name, value in rows]
     if summary.get("accuracy_by_segment"):
-        curve = summary["accuracy_by_segment"]
-        shown = curve if len(curve) <= 16 else curve[:8] + curve[-8:]
-        lines.append("  pass@1 by segment: " + " ".join(f"{value:.1%}" for value in shown[:8])
-                     + (" ..." if len(curve) > 16 else "") + (" " + " ".join(f"{v:.1%}" for v in shown[8:]) if len(shown) > 8 else ""))
+        values = [f"{value:.1%}" for value in summary["accuracy_by_segment"]]
+        if len(values) > 16:
+            values = values[:8] + ["..."] + values[-8:]
+        lines.append("  pass@1 by segment: " + " ".join(values))
     if "protocol" in summary:
         lines.append("  " + format_protocol(summary["protocol"]))
     if len(summary["sources"]) > 1:

@@ -55,7 +55,8 @@ def eval_command(
     as_json: Json = False,
     quiet: Quiet = False,
 ) -> None:
-    """Score checkpoints (or a saved predictions table): inverse-transform voting, pass@K, ARC submission."""
+    """Score checkpoints (or a saved predictions table): inverse-transform voting, pass@K, ARC submission;
+    test-time candidates (noisy samples, random restarts, more segments) and their rankers."""
     from hrm.eval.candidates import CandidateSpec
     from hrm.eval.run import evaluate, format_result  # here: torch and numba load only when needed
 
