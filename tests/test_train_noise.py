@@ -97,3 +97,22 @@ def test_two_processes_with_noise_train_and_resume_the_run_of_one(data, tmp_path
     train(load_config(None, [*CONFIG, f"data_path={data}"]), plain)
     with pytest.raises(AssertionError):
         assert_same_run(one, plain, 6)
+
+
+def test_trm_updates_are_damped_too():
+    """TRM with T = n = 1: latent <- damped f(latent, answer + x), answer <- damped f(answer, latent)."""
+    from tests.test_model_trm import TINY_TRM
+
+    model = tiny_model(**{**TINY_TRM, "H_cycles": 1, "L_cycles": 1, "damping": 0.5}).eval()
+    inner = model.inner
+    batch = random_batch(3)
+    shape = (batch["inputs"].shape[0], inner.config.seq_len + inner.config.puzzle_emb_len, inner.config.hidden_size)
+    answer, latent = torch.randn(shape, dtype=torch.float64), torch.randn(shape, dtype=torch.float64)
+    with torch.no_grad():
+        x = inner.input_embeddings(batch["inputs"], batch["puzzle_identifiers"])
+        cos_sin = inner.rotary()
+        new_latent = 0.5 * latent + 0.5 * inner.L_level(latent, answer + x, cos_sin)
+        new_answer = 0.5 * answer + 0.5 * inner.L_level(answer, new_latent, cos_sin)
+        got_answer, got_latent, *_ = inner(answer, latent, batch)
+    torch.testing.assert_close(got_latent, new_latent, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got_answer, new_answer, rtol=1e-12, atol=1e-12)
