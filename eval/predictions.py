@@ -4,6 +4,10 @@
     example     int64           the example's row in that set
     prediction  list<uint8>     seq_len predicted tokens (argmax), in the version's own frame
     q_halt      float32         the q_halt logit after the last ACT segment
+    residual    float32         optional (test-time candidates): how far the last segment moved
+                                the states (train.candidates.state_residual), for `--rank residual`
+
+With test-time candidates (`hrm eval --samples/--restarts`) an example has one row per candidate.
 
 Writing streams (`PredictionWriter`: one Parquet row group per ~64k rows) into a temporary
 sibling that is renamed into place only when complete. The file's schema metadata records
@@ -32,6 +36,7 @@ from hrm.builders.dataset import Dataset, Split
 
 SCHEMA = pa.schema([("set", pa.string()), ("example", pa.int64()),
                     ("prediction", pa.list_(pa.uint8())), ("q_halt", pa.float32())])
+RESIDUAL_SCHEMA = SCHEMA.append(pa.field("residual", pa.float32()))
 METADATA_KEY = b"hrm.predictions"
 _ROW_GROUP_ROWS = 65536
 
@@ -66,13 +71,14 @@ class PredictionWriter:
 
     def __init__(self, path: str | os.PathLike, *, seq_len: int,
                  signature: dict[str, Any] | None = None, sources: Sequence[str] = (),
-                 row_group_rows: int = _ROW_GROUP_ROWS):
+                 row_group_rows: int = _ROW_GROUP_ROWS, residual: bool = False):
         self.path = Path(path)
         self.seq_len = seq_len
         self.row_group_rows = row_group_rows
         self.rows = 0
         metadata = {"seq_len": seq_len, "sources": list(sources), **(signature or {})}
-        schema = SCHEMA.with_metadata({METADATA_KEY: json.dumps(metadata).encode()})
+        self.schema = RESIDUAL_SCHEMA if residual else SCHEMA
+        schema = self.schema.with_metadata({METADATA_KEY: json.dumps(metadata).encode()})
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.parent / f".{self.path.name}.partial-{uuid.uuid4().hex[:8]}"
         # zstd: predictions of a trained model repeat the labels' structure and compress well.
@@ -82,7 +88,7 @@ class PredictionWriter:
         self._pending_rows = 0
 
     def write(self, set_name: str, examples: np.ndarray, predictions: np.ndarray,
-              q_halt: np.ndarray) -> None:
+              q_halt: np.ndarray, residual: np.ndarray | None = None) -> None:
         predictions = np.ascontiguousarray(predictions, dtype=np.uint8)
         n = len(predictions)
         if predictions.ndim != 2 or predictions.shape[1] != self.seq_len:
@@ -90,12 +96,16 @@ class PredictionWriter:
         if len(examples) != n or len(q_halt) != n:
             raise ValueError("examples, predictions and q_halt must have the same length")
         offsets = pa.array(np.arange(n + 1, dtype=np.int32) * self.seq_len)
-        batch = pa.RecordBatch.from_arrays([
+        columns = [
             pa.array([set_name] * n, pa.string()),
             pa.array(np.asarray(examples, np.int64)),
             pa.ListArray.from_arrays(offsets, pa.array(predictions.reshape(-1))),
             pa.array(np.asarray(q_halt, np.float32)),
-        ], schema=SCHEMA)
+        ]
+        if self.schema is RESIDUAL_SCHEMA:
+            columns.append(pa.array(np.full(n, np.nan, np.float32) if residual is None
+                                    else np.asarray(residual, np.float32)))
+        batch = pa.RecordBatch.from_arrays(columns, schema=self.schema)
         self._pending.append(batch)
         self._pending_rows += n
         self.rows += n
@@ -104,7 +114,7 @@ class PredictionWriter:
 
     def _flush(self) -> None:
         if self._pending_rows:
-            self._writer.write_table(pa.Table.from_batches(self._pending, SCHEMA),
+            self._writer.write_table(pa.Table.from_batches(self._pending, self.schema),
                                      row_group_size=self.row_group_rows)
         self._pending, self._pending_rows = [], 0
 
@@ -129,12 +139,14 @@ class PredictionWriter:
 
 @dataclass
 class PredictionBatch:
-    """Validated rows of one set: example rows int64 [b], predictions uint8 [b, seq_len], q_halt float32 [b]."""
+    """Validated rows of one set: example rows int64 [b], predictions uint8 [b, seq_len], q_halt
+    float32 [b], and residual float32 [b] when known (test-time candidates; None otherwise)."""
 
     set_name: str
     examples: np.ndarray
     predictions: np.ndarray
     q_halt: np.ndarray
+    residual: np.ndarray | None = None
 
 
 def _open(path: Path) -> pq.ParquetFile:
@@ -200,7 +212,10 @@ def iter_predictions(path: str | os.PathLike, dataset: Dataset, split: str = "te
     parquet = check_table(path, dataset, split)
     data_split: Split = dataset.split(split)
     seq_len, sizes = data_split.seq_len, {name: s.num_examples for name, s in data_split.sets.items()}
-    for batch in parquet.iter_batches(batch_size=batch_rows, columns=["set", "example", "prediction", "q_halt"]):
+    columns = ["set", "example", "prediction", "q_halt"]
+    has_residual = "residual" in parquet.schema_arrow.names and pa.types.is_floating(
+        parquet.schema_arrow.field("residual").type)
+    for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns + ["residual"] * has_residual):
         if any(batch.column(i).null_count for i in range(4)):
             raise HrmError(f"{path}: the predictions table has null values")
         lists = batch.column("prediction")
@@ -212,6 +227,8 @@ def iter_predictions(path: str | os.PathLike, dataset: Dataset, split: str = "te
         tokens = lists.flatten().to_numpy(zero_copy_only=False).reshape(-1, seq_len)
         examples = batch.column("example").to_numpy().astype(np.int64)
         q_halt = batch.column("q_halt").to_numpy().astype(np.float32)
+        residual = (batch.column("residual").to_numpy(zero_copy_only=False).astype(np.float32)
+                    if has_residual else None)
         set_codes = pc.dictionary_encode(batch.column("set").cast(pa.string()))
         for code, set_name in enumerate(set_codes.dictionary.to_pylist()):
             if set_name not in sizes:
@@ -225,4 +242,5 @@ def iter_predictions(path: str | os.PathLike, dataset: Dataset, split: str = "te
             if len(outside):
                 raise HrmError(f"{path}: example row {int(outside[0])} is outside {split}/{set_name} "
                                f"({sizes[set_name]} examples; a table for another dataset?)")
-            yield PredictionBatch(set_name, chosen, tokens[rows], q_halt[rows])
+            yield PredictionBatch(set_name, chosen, tokens[rows], q_halt[rows],
+                                  None if residual is None else residual[rows])

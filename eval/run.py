@@ -7,6 +7,12 @@
 With checkpoints, it runs each one over every example of the test split (train.inference),
 streams the predictions into the scorer and, when asked, into a predictions table; several
 checkpoints or tables vote together. Without checkpoints it scores existing tables.
+
+Test-time compute (`candidates`, train.candidate_spec.CandidateSpec): each checkpoint gives K
+candidates per example (train.candidates), all ranked together with the augmented versions by
+`rank` (eval.vote.RANKERS). Every segment's answers are scored as they come, so the summary
+carries `accuracy_by_segment` (pass@1 after segment 1..M, from the same pass), and every summary
+carries its `protocol`: what was scored, how the candidates were made and ranked.
 """
 from __future__ import annotations
 
@@ -21,10 +27,12 @@ import pyarrow.parquet as pq
 from hrm.common import HrmError, UsageError, log, progress
 from hrm.common.outputs import OutputKind, check_output, output_file
 from hrm.builders.dataset import Dataset, open_dataset
+from hrm.train.candidate_spec import CandidateSpec
 from hrm.eval.predictions import (PREDICTIONS_OUTPUT, PredictionBatch, PredictionWriter, is_hrm_table,
                                   predictions_dataset_signature)
 from hrm.eval.score import ScoreResult, Scorer
 from hrm.eval.subset import Subset, choose_subset, subset_batches
+from hrm.eval.vote import RANKERS
 from hrm.eval.submission import SUBMISSION_OUTPUT, build_submission, write_submission
 
 PREDICTIONS_FILE = "predictions.parquet"
@@ -48,53 +56,47 @@ class _ModelRunner:
     def is_main(self) -> bool:
         return self.dist.is_main
 
-    def batches(self, checkpoint: Path, dataset: Dataset, split: str,
-                batch_size: int | None, subset: Subset | None = None) -> Iterator[PredictionBatch]:
+    def batches(self, checkpoint: Path, dataset: Dataset, split: str, batch_size: int | None,
+                candidates: CandidateSpec, subset: Subset | None = None) -> Iterator[list[PredictionBatch]]:
+        """Per eval batch, its candidates' answers after every segment (the last is the answer)."""
         import torch
 
+        from hrm.common.prefetch import prefetched
+        from hrm.train.candidates import candidate_batches
         from hrm.train.distributed import gather_rows
-        from hrm.train.inference import load_for_inference, predict_batches
+        from hrm.train.inference import load_for_inference
 
         # Checks the checkpoint against the dataset before building the model; also takes
         # reference checkpoints (weights + all_config.yaml), built for this dataset's shapes.
         model, config = load_for_inference(checkpoint, device=self.dist.device, dataset=dataset)
+        self.segments = candidates.steps or int(model.config.halt_max_steps)
         batch_size = batch_size or config.get("eval_batch_size") or config.get("global_batch_size") or 768
-        total = subset.num_rows if subset is not None else dataset.split(split).attrs.get("total_examples")
-        predicted = (_subset_predictions(model, dataset.split(split), subset, batch_size, self.dist)
-                     if subset is not None else predict_batches(model, dataset.split(split), batch_size, self.dist))
+        data_split = dataset.split(split)
+        total = subset.num_rows if subset is not None else data_split.attrs.get("total_examples")
+        source = (prefetched(subset_batches(data_split, subset, batch_size, self.dist))
+                  if subset is not None else None)  # None: every row (train.data.eval_batches)
+        k = candidates.per_example
         # examples/s and the time left, so that a long evaluation can be sized (--max-items)
         with progress(total=total, desc=f"eval {checkpoint.name}", unit="ex") as bar:
-            for item, _, predictions, q_halt, _ in predicted:
-                rows, tokens, q = torch.from_numpy(item.rows), predictions.to(torch.uint8), q_halt.float()
+            for item, segments in candidate_batches(model, data_split, batch_size, self.dist, candidates,
+                                                    batches=source):
+                rows = np.repeat(item.rows, k)  # example-major candidates; pad rows have row -1
+                per_segment = [(rows, answers.predictions, answers.q_halt, answers.residual) for answers in segments]
                 if self.dist.world_size > 1:
-                    # Every rank walks the same global batches in step with equal local batch sizes
-                    # (pad rows have row -1): gather plain tensors on the device, not pickles.
-                    rows, tokens, q = (gather_rows(t, self.dist.device) for t in (rows, tokens, q))
+                    # Every rank walks the same global batches in step with equal local batch sizes:
+                    # gather plain tensors on the device, not pickles.
+                    per_segment = [tuple(gather_rows(torch.from_numpy(np.ascontiguousarray(a)), self.dist.device).numpy()
+                                         for a in arrays) for arrays in per_segment]
                 if self.is_main:
-                    valid = (rows >= 0).numpy()
-                    bar.update(int(valid.sum()))
-                    yield PredictionBatch(item.set_name, rows.numpy()[valid], tokens.cpu().numpy()[valid],
-                                          q.cpu().numpy()[valid].astype(np.float32))
+                    valid = per_segment[-1][0] >= 0
+                    bar.update(int(valid.sum()) // k)
+                    yield [PredictionBatch(item.set_name, r[valid], p[valid], q[valid], e[valid])
+                           for r, p, q, e in per_segment]
 
     def close(self) -> None:
         from hrm.train.distributed import teardown
 
         teardown()
-
-
-def _subset_predictions(model: Any, split: Any, subset: Subset, batch_size: int, dist: Any) -> Iterator[tuple]:
-    """predict_batches over the rows of a subset: (batch, tensors, predictions, q_halt, steps)."""
-    from hrm.train.data import as_torch, prefetched
-    from hrm.train.inference import run_batch
-
-    was_training = model.training
-    model.eval()
-    try:
-        for item in prefetched(subset_batches(split, subset, batch_size, dist)):
-            tensors = as_torch(item.batch, dist.device)
-            yield (item, tensors, *run_batch(model, tensors))
-    finally:
-        model.train(was_training)
 
 
 def _is_metrics_file(path: Path) -> bool:
@@ -120,20 +122,39 @@ def _write_results(out: Path, result: ScoreResult, force: bool) -> None:
 
 
 def _run_models(runner: _ModelRunner, checkpoints: list[Path], dataset: Dataset, split: str,
-                batch_size: int | None, target: Path | None, scorer: Scorer) -> Scorer:
-    """Predict with every checkpoint into one scorer (and into the table `target`, if any)."""
+                batch_size: int | None, target: Path | None, scorer: Scorer,
+                candidates: CandidateSpec, protocol: dict[str, Any]) -> tuple[Scorer, list[Scorer]]:
+    """Predict with every checkpoint into `scorer` (and into the table `target`, if any);
+    also (second value) one scorer per earlier segment, fed the answers after that segment."""
+    earlier: list[Scorer] = []
+    segments: int | None = None
     writer = None
     if target is not None:
         signature = predictions_dataset_signature(dataset, split)
-        writer = PredictionWriter(target, seq_len=signature["seq_len"], signature=signature,
-                                  sources=[str(c) for c in checkpoints])
+        writer = PredictionWriter(target, seq_len=signature["seq_len"], signature={**signature, "protocol": protocol},
+                                  sources=[str(c) for c in checkpoints], residual=True)
     try:
         for checkpoint in checkpoints:
             source = scorer.add_source(str(checkpoint))
-            for batch in runner.batches(checkpoint, dataset, split, batch_size, scorer.subset):
+            for n, per_segment in enumerate(runner.batches(checkpoint, dataset, split, batch_size, candidates,
+                                                           scorer.subset)):
+                if n == 0 and segments is None:
+                    segments = runner.segments
+                    earlier = [Scorer(dataset, split) for _ in range(segments - 1)]
+                    for segment_scorer in earlier:
+                        segment_scorer.restrict(scorer.subset)
+                if n == 0 and runner.segments != segments:
+                    raise HrmError(f"{checkpoint} runs {runner.segments} segments, the checkpoints before it "
+                                   f"{segments}: give --steps M to run all of them the same number")
+                batch = per_segment[-1]
                 if writer is not None:
-                    writer.write(batch.set_name, batch.examples, batch.predictions, batch.q_halt)
-                scorer.add(batch, source)
+                    writer.write(batch.set_name, batch.examples, batch.predictions, batch.q_halt, batch.residual)
+                labels, inputs = scorer.rows_of(batch)
+                scorer.add(batch, source, labels, inputs)
+                for segment_scorer, segment_batch in zip(earlier, per_segment[:-1]):
+                    if len(segment_scorer.sources) <= source:
+                        segment_scorer.add_source(str(checkpoint))
+                    segment_scorer.add(segment_batch, source, labels, inputs)
     except BaseException:
         if writer is not None:
             writer.abort()
@@ -141,13 +162,14 @@ def _run_models(runner: _ModelRunner, checkpoints: list[Path], dataset: Dataset,
     if writer is not None:
         writer.close()
         log(f"wrote {writer.rows} predictions to {target}")
-    return scorer
+    return scorer, earlier
 
 
 def evaluate(checkpoints: Sequence[str | os.PathLike] = (), data: str | os.PathLike = "", *, vote_k: int = 2,
              out: str | os.PathLike | None = None, predictions: Sequence[str | os.PathLike] = (),
              submission: str | os.PathLike | None = None, batch_size: int | None = None,
              device: str | None = None, split: str = "test", force: bool = False,
+             candidates: CandidateSpec | None = None, rank: str = "votes",
              max_items: int | None = None, max_versions: int | None = None, seed: int = 0,
              threads: int | None = None) -> dict[str, Any]:
     """Score `checkpoints` (or, without checkpoints, the `predictions` tables) on `data`.
@@ -156,13 +178,22 @@ def evaluate(checkpoints: Sequence[str | os.PathLike] = (), data: str | os.PathL
     `token_accuracy`, for ARC `score` (task-averaged pass@2), for sudoku/maze `valid_accuracy`
     and `valid@K`, plus counts and per-source accuracies. `out` receives predictions.parquet
     (when a model ran and no `predictions` path was given), results.parquet (per task/puzzle)
-    and metrics.json; `submission` the Kaggle JSON (ARC). `max_items` / `max_versions` score a
-    seeded subset (eval/subset.py), recorded as the summary's `subset` (None: everything).
+    and metrics.json; `submission` the Kaggle JSON (ARC). `candidates` (default: one plain
+    candidate per example) and `rank` (eval.vote.RANKERS) are the test-time compute protocol;
+    with a model the summary adds `accuracy_by_segment`, and always `protocol`. `max_items` /
+    `max_versions` score a seeded subset (eval/subset.py), recorded as the summary's `subset`
+    (None: everything).
     """
     checkpoints = [Path(c) for c in checkpoints]
     tables = [Path(p) for p in predictions]
     if vote_k < 1:
         raise UsageError(f"--vote must be at least 1, got {vote_k}")
+    if rank not in RANKERS:
+        raise UsageError(f"--rank must be one of {', '.join(RANKERS)}, got {rank!r}")
+    if candidates is not None and not checkpoints and candidates != CandidateSpec(seed=candidates.seed):
+        raise HrmError("--samples/--noise/--restarts/--init-std/--steps/--halt make candidates with a model: "
+                       "give --checkpoint (a predictions table holds answers already made)")
+    candidates = candidates or CandidateSpec()
     if not checkpoints and not tables:
         raise HrmError("nothing to score: give --checkpoint CKPT (run a model) or --predictions FILE (score a table)")
     if checkpoints and len(tables) > 1:
@@ -177,9 +208,9 @@ def evaluate(checkpoints: Sequence[str | os.PathLike] = (), data: str | os.PathL
         check_output(out / RESULTS_FILE, RESULTS_OUTPUT, force=force)
         check_output(out / METRICS_FILE, METRICS_OUTPUT, force=force)
     if submission is not None:
+        check_output(submission, SUBMISSION_OUTPUT, force=force)
         if max_items is not None:
             raise UsageError("--submission needs an answer for every task; it cannot be combined with --max-items")
-        check_output(submission, SUBMISSION_OUTPUT, force=force)
     subsetting = max_items is not None or max_versions is not None
     if checkpoints:
         for checkpoint in checkpoints:  # fail on a missing one before loading any model
@@ -196,20 +227,28 @@ def evaluate(checkpoints: Sequence[str | os.PathLike] = (), data: str | os.PathL
                 _log_subset(scorer)
             if not runner.is_main:  # other torchrun ranks only predict their slices
                 for checkpoint in checkpoints:
-                    for _ in runner.batches(checkpoint, dataset, split, batch_size, scorer.subset):
+                    for _ in runner.batches(checkpoint, dataset, split, batch_size, candidates, scorer.subset):
                         pass
                 return {}
-            scorer = _run_models(runner, checkpoints, dataset, split, batch_size, target, scorer)
+            made = _generators(candidates, checkpoints)
+            scorer, earlier = _run_models(runner, checkpoints, dataset, split, batch_size, target, scorer,
+                                          candidates=candidates, protocol=made)
         finally:
             runner.close()
+        segments = len(earlier) + 1
     else:
-        scorer = Scorer(dataset, split, keep_grids=submission is not None)
+        scorer, earlier, segments = Scorer(dataset, split, keep_grids=submission is not None), [], None
         if subsetting:
             scorer.restrict(choose_subset(scorer, max_items, max_versions, seed))
             _log_subset(scorer)
         for table in tables:
             scorer.add_table(table)
-    result = scorer.result(vote_k)
+        made = _table_generators(tables)
+    result = scorer.result(vote_k, rank)
+    summary = result.summary
+    if checkpoints:
+        summary["accuracy_by_segment"] = [s.result(1, rank).summary["pass@1"] for s in earlier] + [summary["pass@1"]]
+    summary["protocol"] = _protocol(dataset, split, summary, made, rank, segments)
     if out is not None:
         _write_results(out, result, force)
         log(f"wrote per-task results to {out / RESULTS_FILE}")
@@ -229,6 +268,61 @@ def _log_subset(scorer: Scorer) -> None:
         f"({subset.num_rows:,} examples, seed {subset.seed})")
 
 
+def _generators(candidates: CandidateSpec, checkpoints: Sequence[Path]) -> dict[str, Any]:
+    """How a model run made its candidates (stored in its predictions table's metadata too)."""
+    return {"samples": {"K": candidates.samples, "noise": candidates.noise},
+            "restarts": {"K": candidates.restarts, "init_std": candidates.init_std},
+            "candidates_per_version": candidates.per_example, "steps": candidates.steps,
+            "halt": candidates.halt, "seed": candidates.seed, "checkpoints": [str(c) for c in checkpoints]}
+
+
+def _table_generators(tables: Sequence[Path]) -> dict[str, Any]:
+    """What the tables' metadata says about how they were made (None where it says nothing)."""
+    from hrm.eval.predictions import table_metadata
+
+    made = [table_metadata(table).get("protocol") for table in tables]
+    known = {json.dumps(m, sort_keys=True) for m in made}
+    first = made[0] if len(known) == 1 and made[0] else {}
+    return {"samples": first.get("samples"), "restarts": first.get("restarts"),
+            "candidates_per_version": first.get("candidates_per_version"), "steps": first.get("steps"),
+            "halt": first.get("halt"), "seed": first.get("seed"),
+            "checkpoints": sorted({c for m in made if m for c in m.get("checkpoints", [])}) or None,
+            "tables": [str(t) for t in tables]}
+
+
+def _protocol(dataset: Dataset, split: str, summary: dict[str, Any], made: dict[str, Any], rank: str,
+              segments: int | None) -> dict[str, Any]:
+    """Everything a score depends on besides the weights: what was scored, how the candidates
+    were made, how they were ranked. Published numbers differ mostly by this."""
+    data_split = dataset.split(split)
+    puzzles = sum(len(data_split.set(name).puzzle_identifiers) for name in data_split.set_names)
+    return {"split": split, "items": summary["test_inputs"], "groups": summary["groups"],
+            "subset": summary.get("subset"), "predictions": summary["predictions"],
+            "versions_per_group": puzzles / max(summary["groups"], 1), **made,
+            "segments": segments, "ranker": rank}
+
+
+def format_protocol(protocol: dict[str, Any]) -> str:
+    """One line: the protocol as the readable table shows it."""
+    parts = [f"{protocol['split']} split, {protocol['items']:,} items"
+             + (f" (subset: {protocol['subset']})" if protocol.get("subset") else " (all)"),
+             f"{protocol['versions_per_group']:g} versions per puzzle"]
+    samples, restarts = protocol.get("samples"), protocol.get("restarts")
+    if samples:
+        parts.append(f"samples K={samples['K']} noise={samples['noise']:g}")
+    if restarts:
+        parts.append(f"restarts K={restarts['K']} init_std={restarts['init_std']:g}")
+    if protocol.get("segments"):
+        parts.append(f"{protocol['segments']} segments" + (", halt on q" if protocol.get("halt") == "q" else ""))
+    if protocol.get("seed") is not None and (samples or restarts):
+        parts.append(f"seed {protocol['seed']}")
+    checkpoints = protocol.get("checkpoints") or []
+    if checkpoints:
+        parts.append(f"{len(checkpoints)} checkpoint{'s' if len(checkpoints) > 1 else ''}")
+    parts.append(f"ranker {protocol['ranker']}")
+    return "protocol: " + "; ".join(parts)
+
+
 def format_result(summary: dict[str, Any]) -> str:
     """The readable table `hrm eval` prints without --json."""
     lines = [f"{summary['task']} {summary['split']} split of {summary['data']}: "
@@ -239,6 +333,8 @@ def format_result(summary: dict[str, Any]) -> str:
         lines.append(f"  nothing scored: {summary.get('not_scored_reason', 'the split has no solutions')}; "
                      f"{summary['covered_test_inputs']:,} of {summary['test_inputs']:,} test inputs have a "
                      f"valid predicted grid")
+        if "protocol" in summary:
+            lines.append("  " + format_protocol(summary["protocol"]))
         return "\n".join(lines)
     rows: list[tuple[str, float]] = []
     if "score" in summary:
@@ -252,6 +348,13 @@ def format_result(summary: dict[str, Any]) -> str:
              if key.startswith(("pass@", "valid@"))]
     width = max(len(name) for name, _ in rows)
     lines += [f"  {name:<{width}}  {value:7.2%}" for name, value in rows]
+    if summary.get("accuracy_by_segment"):
+        values = [f"{value:.1%}" for value in summary["accuracy_by_segment"]]
+        if len(values) > 16:
+            values = values[:8] + ["..."] + values[-8:]
+        lines.append("  pass@1 by segment: " + " ".join(values))
+    if "protocol" in summary:
+        lines.append("  " + format_protocol(summary["protocol"]))
     if len(summary["sources"]) > 1:
         lines.append("  per source (exact / token accuracy):")
         lines += [f"    {s['source']}: {s['exact_accuracy']:.2%} / {s['token_accuracy']:.2%}"

@@ -18,14 +18,14 @@ import numpy as np
 import pyarrow as pa
 import zarr
 
-from hrm.common import log
+from hrm.common import HrmError, log
 from hrm.common.prefetch import prefetched
 from hrm.builders.dataset import Dataset
 from hrm.augment.arc import parse_version_name
 from hrm.eval.inverse import SetFrames
 from hrm.eval.metrics import group_means, maze_valid, pass_ks, sudoku_valid, token_metrics
 from hrm.eval.predictions import PredictionBatch, iter_predictions
-from hrm.eval.vote import Votes, best_rank, vote
+from hrm.eval.vote import RANKERS, Votes, best_rank, vote
 
 if TYPE_CHECKING:
     from hrm.eval.subset import Subset
@@ -97,7 +97,7 @@ class Scorer:
         self.group_sets = group_sets
         self.truth_hash, self.truth_ok = self._truth()
         self.sources: list[_Source] = []
-        self._parts: dict[str, list[np.ndarray]] = {k: [] for k in ("key", "hash", "q_halt", "ok", "right", "valid", "exact", "counted")}
+        self._parts: dict[str, list[np.ndarray]] = {k: [] for k in ("key", "hash", "q_halt", "residual", "ok", "right", "valid", "exact", "counted")}
         self.grids: dict[int, np.ndarray] = {}
         self.subset: "Subset | None" = None
         self._row_masks: dict[str, np.ndarray] = {}
@@ -142,12 +142,16 @@ class Scorer:
         for batch, labels, inputs in prefetched(self._with_rows(batches), depth=2):
             self.add(batch, source, labels, inputs)
 
+    def rows_of(self, batch: PredictionBatch) -> tuple[np.ndarray, np.ndarray | None]:
+        """The dataset's labels and (sudoku/maze) inputs of the rows `batch` predicts."""
+        puzzle_set = self.split.set(batch.set_name)
+        labels = read_rows(puzzle_set.labels, batch.examples)
+        inputs = read_rows(puzzle_set.inputs, batch.examples) if self.task in ("sudoku", "maze") else None
+        return labels, inputs
+
     def _with_rows(self, batches: Iterable[PredictionBatch]) -> Iterator[tuple]:
         for batch in batches:
-            puzzle_set = self.split.set(batch.set_name)
-            labels = read_rows(puzzle_set.labels, batch.examples)
-            inputs = read_rows(puzzle_set.inputs, batch.examples) if self.task in ("sudoku", "maze") else None
-            yield batch, labels, inputs
+            yield batch, *self.rows_of(batch)
 
     def add(self, batch: PredictionBatch, source: int, labels: np.ndarray | None = None,
             inputs: np.ndarray | None = None) -> None:
@@ -186,8 +190,9 @@ class Scorer:
             for answer_hash, row in zip(unique.tolist(), candidates[first].tolist()):
                 if answer_hash not in self.grids:
                     self.grids[answer_hash] = answers.grid(row)
-        for name, values in (("key", keys), ("hash", answers.hashes),
-                             ("q_halt", batch.q_halt), ("ok", answers.ok), ("right", right),
+        residual = np.full(len(examples), np.nan, np.float32) if batch.residual is None else batch.residual
+        for name, values in (("key", keys), ("hash", answers.hashes), ("q_halt", batch.q_halt),
+                             ("residual", residual), ("ok", answers.ok), ("right", right),
                              ("valid", valid), ("exact", exact), ("counted", counted)):
             self._parts[name].append(np.asarray(values))
 
@@ -209,10 +214,18 @@ class Scorer:
                 names += [f"{set_name}/{g}" for g in range(frames.num_groups)]
         return names
 
-    def result(self, vote_k: int = 2) -> ScoreResult:
+    def result(self, vote_k: int = 2, rank: str = "votes") -> ScoreResult:
+        """Rank every key's answers with `rank` (eval.vote.RANKERS) and summarise."""
+        if rank not in RANKERS:
+            raise HrmError(f"--rank must be one of {', '.join(RANKERS)}, got {rank!r}")
         keys, ok = self._column("key", np.int64), self._column("ok", bool)
         exact, counted = self._column("exact", bool), self._column("counted", bool)
-        votes = vote(keys[ok], self._column("hash", np.uint64)[ok], self._column("q_halt", np.float64)[ok])
+        residual = self._column("residual", np.float64)[ok]
+        if rank == "residual" and np.isnan(residual).any():
+            raise HrmError("--rank residual needs every prediction's residual; these predictions have none "
+                           "(a table written without test-time candidates, or by another tool)")
+        votes = vote(keys[ok], self._column("hash", np.uint64)[ok], self._column("q_halt", np.float64)[ok],
+                     residual, rank)
         right_answer = votes.any_vote(self._column("right", bool)[ok])
         votes_per_key = np.bincount(keys[ok], minlength=self.num_keys)
         ks = pass_ks(self.task, vote_k, int(votes_per_key.max()) if self.num_keys else 0)

@@ -1,9 +1,15 @@
-"""Majority voting over the original-frame answers of all versions of a puzzle (SPEC 6).
+"""Ranking the original-frame answers of all candidates of a puzzle (SPEC 6).
 
-Each prediction carries a key (original puzzle, test input), the hash of its answer in the
-original frame, and its q_halt logit. Per key, the distinct answers are ranked by vote count,
-ties broken by the mean sigmoid(q_halt) of their votes (descending), then by hash so that the
-order is deterministic. An item is solved at K when one of its top K answers is right.
+Each prediction (a vote: one augmented version, checkpoint or test-time candidate) carries a key
+(original puzzle, test input), the hash of its answer in the original frame, its q_halt logit and
+optionally its fixed-point residual. Per key, the distinct answers are ranked by a ranker:
+  votes     vote count, ties by mean sigmoid(q_halt) (the default, the reference's rule)
+  max_q     the highest q_halt of a vote for the answer (PTRM: keep the most confident trajectory)
+  mean_q    the mean sigmoid(q_halt) of its votes
+  residual  the smallest residual of a vote for the answer (EqR: the best-converged trajectory)
+  q_votes   votes weighted by confidence: the sum of sigmoid(q_halt) of its votes
+Remaining ties go to more votes, then to the smaller hash, so that the order is deterministic. An
+item is solved at K when one of its top K answers is right.
 Everything is sorting and segment reductions over flat arrays: 0.4M votes take well under a
 second.
 """
@@ -14,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 UNRANKED = np.iinfo(np.int64).max  # rank of "no such answer"
+RANKERS = ("votes", "max_q", "mean_q", "residual", "q_votes")
 
 
 @dataclass
@@ -41,8 +48,14 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * logits))  # overflow-free logistic
 
 
-def vote(keys: np.ndarray, answers: np.ndarray, q_halt: np.ndarray) -> Votes:
-    """Count the votes for every distinct (key, answer) and rank the answers within each key."""
+def vote(keys: np.ndarray, answers: np.ndarray, q_halt: np.ndarray, residual: np.ndarray | None = None,
+         rank: str = "votes") -> Votes:
+    """Count the votes for every distinct (key, answer) and rank the answers within each key by
+    `rank` (one of RANKERS; "residual" needs `residual`, one value per vote)."""
+    if rank not in RANKERS:
+        raise ValueError(f"unknown ranker {rank!r} (known: {', '.join(RANKERS)})")
+    if rank == "residual" and residual is None:
+        raise ValueError("the residual ranker needs the votes' residuals")
     keys = np.asarray(keys, np.int64)
     answers = np.asarray(answers, np.uint64)
     order = np.lexsort((answers, keys))
@@ -54,8 +67,12 @@ def vote(keys: np.ndarray, answers: np.ndarray, q_halt: np.ndarray) -> Votes:
     confidence = (np.add.reduceat(sigmoid(q_halt)[order], start) / count
                   if len(start) else np.zeros(0))
     answer_key, answer_hash = sorted_keys[start], sorted_answers[start]
-    # Rank inside each key: most votes first, then most confident, then smallest hash.
-    by_rank = np.lexsort((answer_hash, -confidence, -count, answer_key))
+    # Rank inside each key by the ranker's score (best first), then most votes, then smallest hash.
+    if rank == "votes":
+        by_rank = np.lexsort((answer_hash, -_tie_safe(confidence), -count, answer_key))
+    else:
+        by_rank = np.lexsort((answer_hash, -count, _badness(rank, order, start, q_halt, residual, count),
+                              answer_key))
     ranked_keys = answer_key[by_rank]
     run_start = np.flatnonzero(np.append(True, ranked_keys[1:] != ranked_keys[:-1]))
     run_length = np.diff(np.append(run_start, len(by_rank)))
@@ -63,6 +80,28 @@ def vote(keys: np.ndarray, answers: np.ndarray, q_halt: np.ndarray) -> Votes:
     rank = np.empty(len(by_rank), np.int64)
     rank[by_rank] = position
     return Votes(answer_key, answer_hash, count, confidence, rank, order[start], start, order)
+
+
+def _badness(rank: str, order: np.ndarray, start: np.ndarray, q_halt: np.ndarray,
+             residual: np.ndarray | None, count: np.ndarray) -> np.ndarray:
+    """Per distinct answer, the ranker's score with lower = better (votes sorted by `order`,
+    answers starting at `start`)."""
+    if not len(start):
+        return np.zeros(0)
+    if rank == "max_q":  # a NaN logit never wins
+        logits = np.nan_to_num(np.asarray(q_halt, np.float64), nan=-np.inf)[order]
+        return -np.maximum.reduceat(logits, start)
+    if rank == "residual":  # a missing (NaN) residual never wins
+        values = np.nan_to_num(np.asarray(residual, np.float64), nan=np.inf)[order]
+        return np.minimum.reduceat(values, start)
+    confidence_sum = np.add.reduceat(sigmoid(q_halt)[order], start)
+    return -_tie_safe(confidence_sum / count if rank == "mean_q" else confidence_sum)
+
+
+def _tie_safe(values: np.ndarray) -> np.ndarray:
+    """Sums and means of sigmoids, rounded to 12 decimals: answers whose scores are equal but for
+    the order of float additions tie (and go to the next criterion) instead of ranking by noise."""
+    return np.round(values, 12)
 
 
 def best_rank(votes: Votes, flags: np.ndarray, num_keys: int, key_offset: int = 0) -> np.ndarray:

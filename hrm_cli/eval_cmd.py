@@ -12,7 +12,9 @@ from hrm.cli.options import Data, Force, Json, Quiet, Threads
 EXAMPLE = ("Examples: hrm eval --checkpoint runs/arc --data data/arc1 --vote 2 --out runs/arc/eval "
            "--submission submission.json  |  hrm eval --checkpoint runs/arc --data data/arc1 --max-items 40 "
            "--max-versions 8   (a quick seeded estimate)  |  hrm eval --predictions "
-           "runs/arc/eval/predictions.parquet --data data/arc1 --json")
+           "runs/arc/eval/predictions.parquet --data data/arc1 --json  |  hrm eval --checkpoint runs/trm "
+           "--data data/sudoku --samples 16 --noise 0.1 --rank max_q --json (PTRM)  |  hrm eval --checkpoint "
+           "runs/eqr --data data/sudoku --restarts 16 --init-std 1 --steps 64 --rank residual (EqR)")
 
 
 def eval_command(
@@ -38,20 +40,42 @@ def eval_command(
     max_versions: Annotated[Optional[int], typer.Option(
         "--max-versions", min=1, show_default=False,
         help="At most N versions per task/puzzle: the original plus N-1 seeded augmented ones.")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the --max-items / --max-versions draw.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the --max-items / --max-versions draw and of "
+                                                     "the test-time candidates' noise.")] = 0,
     threads: Threads = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1, mps (default: best available).")] = None,
     split: Annotated[str, typer.Option("--split", help="Split to score.")] = "test",
+    samples: Annotated[int, typer.Option(
+        "--samples", help="Test-time candidates: K noisy trajectories per version (with --noise).")] = 1,
+    noise: Annotated[float, typer.Option(
+        "--noise", help="Std of the Gaussian noise added to the latent states after every update.")] = 0.0,
+    restarts: Annotated[int, typer.Option(
+        "--restarts", help="Test-time candidates: K random restarts per version (with --init-std); "
+                           "K = samples x restarts candidates in all.")] = 1,
+    init_std: Annotated[float, typer.Option(
+        "--init-std", help="Std of the noise added to the initial states of each restart.")] = 0.0,
+    steps: Annotated[Optional[int], typer.Option(
+        "--steps", help="Segments at inference (default: the trained halt_max_steps).")] = None,
+    halt: Annotated[str, typer.Option(
+        "--halt", help="all: run every segment; q: stop each candidate where its Q head says halt.")] = "all",
+    rank: Annotated[str, typer.Option(
+        "--rank", help="Ranker of the candidates: votes (count, ties by mean q), max_q, mean_q, "
+                       "residual (smallest fixed-point residual), q_votes (q-weighted votes).")] = "votes",
     force: Force = False,
     as_json: Json = False,
     quiet: Quiet = False,
 ) -> None:
-    """Score checkpoints (or a saved predictions table): inverse-transform voting, pass@K, ARC submission."""
+    """Score checkpoints (or a saved predictions table): inverse-transform voting, pass@K, ARC submission;
+    test-time candidates (noisy samples, random restarts, more segments) and their rankers."""
+    from hrm.train.candidate_spec import CandidateSpec
     from hrm.eval.run import evaluate, format_result  # here: torch and numba load only when needed
 
     set_quiet(quiet)
+    candidates = CandidateSpec(samples=samples, noise=noise, restarts=restarts, init_std=init_std, steps=steps,
+                               halt=halt, seed=seed)
     summary = evaluate(checkpoint or [], data, vote_k=vote, out=out, predictions=predictions or [],
                        submission=submission, batch_size=batch_size, device=device, split=split, force=force,
-                       max_items=max_items, max_versions=max_versions, seed=seed, threads=threads)
+                       max_items=max_items, max_versions=max_versions, seed=seed, threads=threads,
+                       candidates=candidates, rank=rank)
     if summary:  # empty on the other ranks of a torchrun launch: rank 0 reports
         typer.echo(json.dumps(summary) if as_json else format_result(summary))

@@ -22,6 +22,8 @@ EXAMPLE = """Examples:
   hrm show --predictions preds.parquet --data data/arc --task 007bbfb7
 
   hrm show runs/sudoku --png curves.png
+
+  hrm show runs/sudoku/eval    (the accuracy-by-segment curve of `hrm eval --out runs/sudoku/eval`)
 """
 
 
@@ -32,11 +34,15 @@ def _kind(target: Path) -> str:
         return "run"
     if (target / "zarr.json").is_file():
         return "dataset"
-    raise HrmError(f"{target} is neither a dataset (no zarr.json) nor a run directory (no metrics.jsonl)")
+    if (target / "metrics.json").is_file() or (target.is_file() and target.suffix == ".json"):
+        return "eval"
+    raise HrmError(f"{target} is neither a dataset (no zarr.json), a run directory (no metrics.jsonl) "
+                   f"nor an eval output (no metrics.json)")
 
 
 def show(
-    target: Annotated[Optional[Path], typer.Argument(help="A dataset directory or a run directory.")] = None,
+    target: Annotated[Optional[Path], typer.Argument(
+        help="A dataset directory, a run directory, or an `hrm eval --out` folder (its per-segment curve).")] = None,
     split: Annotated[Optional[str], typer.Option(help="Split of the example (default: test).")] = None,
     index: Annotated[Optional[int], typer.Option(help="Example row in the split (default: 0).")] = None,
     task: Annotated[Optional[str], typer.Option(help="ARC task (identifier name): all its pairs.")] = None,
@@ -44,7 +50,7 @@ def show(
         help="Predictions table from `hrm eval --predictions`: show the answers beside the truth.")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Dataset of the predictions.")] = None,
     png: Annotated[Optional[Path], typer.Option(
-        help="Also write a PNG here (runs: default RUN/curves.png).")] = None,
+        help="Also write a PNG here (runs: default RUN/curves.png; eval folders: EVAL/segments.png).")] = None,
     as_json: Json = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --png picture (only one that hrm drew).")] = False,
     quiet: Quiet = False,
@@ -63,7 +69,14 @@ def show(
     target = target or data
     if target is None:
         raise HrmError("give a dataset or run directory to show (see hrm show --help)")
-    if _kind(target) == "run":
+    kind = _kind(target)
+    if kind == "eval":
+        if index is not None or task is not None or split is not None:
+            raise HrmError(f"--split/--index/--task apply to datasets; {target} is an eval output")
+        folder = target if target.is_dir() else target.parent
+        _segment_curve(target, png or folder / "segments.png", as_json, force=force or png is None)
+        return
+    if kind == "run":
         if index is not None or task is not None or split is not None:
             raise HrmError(f"--split/--index/--task apply to datasets; {target} is a run directory")
         # The run's own RUN/curves.png is redrawn each time (it is hrm's, and the run is live);
@@ -84,6 +97,19 @@ def _output(figure: "Figure", png: Optional[Path], as_json: bool, force: bool) -
         typer.echo(json.dumps({**figure_json(figure), "png": str(png) if png else None}))
     else:
         typer.echo(figure_text(figure))
+
+
+def _segment_curve(target: Path, png: Path, as_json: bool, *, force: bool) -> None:
+    from hrm.train.curves import format_segment_curve, plot_segment_curve, read_segment_curve
+    summary = read_segment_curve(target)
+    plot_segment_curve(summary, png, title=str(target), force=force)
+    log(f"wrote {png}")
+    if as_json:
+        typer.echo(json.dumps({"eval": str(target), "png": str(png),
+                               "accuracy_by_segment": summary["accuracy_by_segment"],
+                               "protocol": summary.get("protocol")}))
+    else:
+        typer.echo(format_segment_curve(summary))
 
 
 def _curves(run: Path, png: Path, as_json: bool, *, force: bool) -> None:

@@ -1,4 +1,6 @@
 """Training curves of a run (`hrm show RUN`): read RUN/metrics.jsonl, plot it, report last values.
+Also the inference-time scaling curve of an evaluation (`hrm show EVAL`, the folder of `hrm eval
+--out`): accuracy_by_segment from EVAL/metrics.json, exact accuracy against segments.
 
 The plot is drawn with Pillow (already needed for puzzle pictures) rather than matplotlib, which
 would add ~40 MB of dependencies for four line charts. Layout: a header line, then a 2 x 2 grid of
@@ -107,7 +109,8 @@ def _series(records: list[dict[str, Any]], split: str, metric: str) -> list[tupl
     return sorted(points)
 
 
-def _draw_chart(draw: Any, x0: int, y0: int, title: str, series: list[tuple[str, str, list]]) -> None:
+def _draw_chart(draw: Any, x0: int, y0: int, title: str, series: list[tuple[str, str, list]],
+                x_label: str = "step") -> None:
     """One chart at (x0, y0): axes with round ticks, grid lines, each (label, split, points)."""
     text_font = font()
     left, top = x0 + PLOT_LEFT, y0 + PLOT_TOP
@@ -141,7 +144,7 @@ def _draw_chart(draw: Any, x0: int, y0: int, title: str, series: list[tuple[str,
         x, _ = at(tick, y_lo)
         draw.line([(x, bottom), (x, bottom + 4)], fill=AXIS)
         draw.text((x, bottom + 6), f"{tick:.6g}", fill=TEXT, font=text_font, anchor="mt")
-    draw.text(((left + right) // 2, bottom + 22), "step", fill=TEXT, font=text_font, anchor="mt")
+    draw.text(((left + right) // 2, bottom + 22), x_label, fill=TEXT, font=text_font, anchor="mt")
     draw.rectangle([left, top, right, bottom], outline=AXIS)
     for label, split, pts in series:
         colour = SERIES_COLOURS[labels.index(label) % len(SERIES_COLOURS)]
@@ -168,4 +171,46 @@ def plot_curves(records: list[dict[str, Any]], out: str | os.PathLike, title: st
         series = [(metric, split, _series(records, split, metric)) for split in splits for metric in metrics]
         series = [s for s in series if s[2]]
         _draw_chart(draw, (i % 2) * CHART_WIDTH, HEADER_HEIGHT + (i // 2) * CHART_HEIGHT, chart_title, series)
+    return save_png(image, out, force=force)
+
+
+def read_segment_curve(target: str | os.PathLike) -> dict[str, Any]:
+    """The metrics of an evaluation (a folder written by `hrm eval --out`, or its metrics.json)
+    that holds `accuracy_by_segment`; a one-line HrmError otherwise."""
+    path = Path(target)
+    path = path / "metrics.json" if path.is_dir() else path
+    try:
+        summary = json.loads(path.read_text()) if path.stat().st_size < 2**24 else None
+    except (OSError, ValueError):
+        summary = None
+    if not isinstance(summary, dict):
+        raise HrmError(f"{target} is not an hrm eval output (no readable metrics.json)")
+    curve = summary.get("accuracy_by_segment")
+    if not isinstance(curve, list) or not curve or not all(_finite(v) for v in curve):
+        raise HrmError(f"{path} has no accuracy_by_segment (scored from a predictions table, or by an older hrm)")
+    return summary
+
+
+def format_segment_curve(summary: dict[str, Any]) -> str:
+    """Segment by segment, the exact accuracy (pass@1 after ranking) as text."""
+    curve = summary["accuracy_by_segment"]
+    best = max(range(len(curve)), key=lambda i: curve[i])
+    lines = [f"{'segment':>7}  pass@1"]
+    lines += [f"{i + 1:>7}  {value:6.2%}" + ("  (best)" if i == best else "") for i, value in enumerate(curve)]
+    return "\n".join(lines)
+
+
+def plot_segment_curve(summary: dict[str, Any], out: str | os.PathLike, title: str = "", *,
+                       force: bool = False) -> Path:
+    """One chart: exact accuracy (pass@1) after each segment, the inference-time scaling curve."""
+    PIL = require_pillow()
+    image = PIL.Image.new("RGB", (CHART_WIDTH, HEADER_HEIGHT + CHART_HEIGHT), "#FFFFFF")
+    draw = PIL.ImageDraw.Draw(image)
+    protocol = summary.get("protocol") or {}
+    header = f"{title}  " if title else ""
+    header += f"ranker {protocol.get('ranker', 'votes')}, {protocol.get('items', '?')} items"
+    draw.text((10, 7), header, fill=TEXT, font=font(14))
+    points = [(i + 1, float(v)) for i, v in enumerate(summary["accuracy_by_segment"])]
+    _draw_chart(draw, 0, HEADER_HEIGHT, "exact accuracy by segment", [("pass@1", "test", points)],
+                x_label="segment")
     return save_png(image, out, force=force)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import ClassVar, Iterable
+from typing import Callable, ClassVar, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +55,14 @@ class HrmConfig:
     rms_norm_eps: float = 1e-5
     forward_dtype: str = "bfloat16"      # used on CUDA only; CPU/MPS run in the weights' dtype
     loss_type: str = "stablemax_cross_entropy"  # read by train.losses.act_loss, not the model
+    # Training options beyond the paper (EqR, arXiv 2605.21488), all off by default. init_std:
+    # each reset slot starts from H_init/L_init plus Gaussian noise of this std per position.
+    # path_noise: Gaussian noise of this std added to the states after every update. damping (lambda):
+    # every update is z <- (1 - lambda) z + lambda f(z); 1.0 is the plain update z <- f(z).
+    # Noise is drawn in training only; test-time noise and restarts are `hrm eval` options.
+    init_std: float = 0.0
+    path_noise: float = 0.0
+    damping: float = 1.0
 
     # Validation tables; other architectures' configs (subclasses) adjust them.
     POSITIVE_KEYS: ClassVar[tuple[str, ...]] = (
@@ -79,6 +87,11 @@ class HrmConfig:
                 raise HrmError(f"arch.{key} must be positive, got {getattr(self, key)!r}")
         if self.puzzle_emb_ndim < 0:
             raise HrmError(f"arch.puzzle_emb_ndim must be >= 0, got {self.puzzle_emb_ndim}")
+        for key in ("init_std", "path_noise"):
+            if not getattr(self, key) >= 0:
+                raise HrmError(f"arch.{key} must be >= 0, got {getattr(self, key)}")
+        if not 0 < self.damping <= 1:
+            raise HrmError(f"arch.damping must be in (0, 1] (1 = no damping), got {self.damping}")
         if not 0 <= self.halt_exploration_prob <= 1:
             raise HrmError(f"arch.halt_exploration_prob must be in [0, 1], got {self.halt_exploration_prob}")
         if self.hidden_size % self.num_heads or (self.hidden_size // self.num_heads) % 2:
@@ -159,6 +172,10 @@ class InnerModel(nn.Module):
             self.q_head.weight.zero_()
             self.q_head.bias.fill_(-5.0)
 
+        # Noise added to the states after every update, when set: HrmAct sets it for training's
+        # path noise, test-time sampling (train.candidates) for its trajectories. None: no noise.
+        self.state_noise: Callable[[torch.Tensor], torch.Tensor] | None = None
+
     def build_blocks(self, config: HrmConfig) -> None:
         raise NotImplementedError
 
@@ -167,6 +184,13 @@ class InnerModel(nn.Module):
         if device.type == "cuda" and self.config.forward_dtype == "bfloat16":
             return torch.bfloat16
         return self.embed_tokens.embedding_weight.dtype
+
+    def update(self, state: torch.Tensor, proposal: torch.Tensor) -> torch.Tensor:
+        """One recurrent update from `state` to f(state) = `proposal`: damped,
+        z <- z + lambda (f(z) - z) = (1 - lambda) z + lambda f(z), then noised (state_noise)."""
+        if self.config.damping != 1.0:
+            proposal = state + self.config.damping * (proposal - state)
+        return proposal if self.state_noise is None else self.state_noise(proposal)
 
     def rotary(self) -> CosSin | None:
         return self.rotary_emb() if self.config.pos_encodings == "rope" else None
@@ -219,13 +243,13 @@ class HrmInner(InnerModel):
                 for l_step in range(cfg.L_cycles):
                     is_last_low_step = h_step == cfg.H_cycles - 1 and l_step == cfg.L_cycles - 1
                     if not is_last_low_step:
-                        z_low = self.L_level(z_low, z_high + x, cos_sin)
+                        z_low = self.update(z_low, self.L_level(z_low, z_high + x, cos_sin))
                 if h_step != cfg.H_cycles - 1:
-                    z_high = self.H_level(z_high, z_low, cos_sin)
+                    z_high = self.update(z_high, self.H_level(z_high, z_low, cos_sin))
         # ... and these two carry it (the one-step gradient): d loss / d params flows through
         # one L and one H update and into x, never back through the earlier steps or segments.
-        z_low = self.L_level(z_low, z_high + x, cos_sin)
-        z_high = self.H_level(z_high, z_low, cos_sin)
+        z_low = self.update(z_low, self.L_level(z_low, z_high + x, cos_sin))
+        z_high = self.update(z_high, self.H_level(z_high, z_low, cos_sin))
 
         return z_high.detach(), z_low.detach(), *self.heads(z_high)
 
@@ -252,6 +276,14 @@ class HrmAct(nn.Module):
     def puzzle_emb(self) -> SparsePuzzleEmbedding | None:
         return self.inner.puzzle_emb
 
+    def global_randn(self, like: torch.Tensor) -> torch.Tensor:
+        """Standard normal noise shaped like `like` [B, ...], drawn for the whole global batch
+        from the global generator and sliced to this process's slots: one noise per global slot
+        whatever the number of processes, and restored exactly on resume (saved RNG state)."""
+        first, total = self.global_slots or (0, like.shape[0])
+        noise = torch.randn((total, *like.shape[1:]), dtype=like.dtype, device=like.device)
+        return noise[first:first + like.shape[0]]
+
     def initial_carry(self, batch: Batch) -> HrmCarry:
         """Every slot marked halted, so the first forward loads `batch` and resets the states."""
         inputs = batch["inputs"]
@@ -272,12 +304,31 @@ class HrmAct(nn.Module):
         # Refill: a slot that halted takes this batch's example and starts from the initial states.
         halted = carry.halted
         reset = halted.view(-1, 1, 1)
-        z_high = torch.where(reset, inner.H_init.to(carry.z_high.dtype), carry.z_high)
-        z_low = torch.where(reset, inner.L_init.to(carry.z_low.dtype), carry.z_low)
+        h_init, l_init = inner.H_init.to(carry.z_high.dtype), inner.L_init.to(carry.z_low.dtype)
+        if self.training and cfg.init_std > 0:
+            # Random initial states (EqR): the fixed vectors plus per-position noise, so that the
+            # model learns to reach its answer from anywhere near them (test time: --restarts).
+            h_init = h_init + cfg.init_std * self.global_randn(carry.z_high)
+            l_init = l_init + cfg.init_std * self.global_randn(carry.z_low)
+        z_high = torch.where(reset, h_init, carry.z_high)
+        z_low = torch.where(reset, l_init, carry.z_low)
         steps = torch.where(halted, 0, carry.steps)
         current_data = {key: torch.where(halted.view(-1, *[1] * (value.ndim - 1)), batch[key], value)
                         for key, value in carry.current_data.items()}
 
+        if not (self.training and cfg.path_noise > 0):
+            return self._segment(inner, z_high, z_low, steps, current_data)
+        # Path noise (EqR): every update of this segment, and of the extra forward for the
+        # q_continue target, is perturbed; in training only.
+        inner.state_noise = lambda state: state + cfg.path_noise * self.global_randn(state)
+        try:
+            return self._segment(inner, z_high, z_low, steps, current_data)
+        finally:
+            inner.state_noise = None
+
+    def _segment(self, inner: InnerModel, z_high: torch.Tensor, z_low: torch.Tensor, steps: torch.Tensor,
+                 current_data: Batch) -> tuple[HrmCarry, dict[str, torch.Tensor]]:
+        cfg = self.config
         z_high, z_low, logits, q_halt, q_continue = inner(z_high, z_low, current_data)
         outputs = {"logits": logits, "q_halt_logits": q_halt, "q_continue_logits": q_continue}
 

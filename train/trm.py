@@ -10,6 +10,8 @@ gradient through all of its n + 1 updates (no one-step approximation, unlike HRM
 is HRM's (`HrmAct`: refill on halt, exploration, evaluation runs halt_max_steps segments), with
 TRM's halting: halt when q_halt > 0, trained by BCE(q_halt, answer correct) only; no continue
 loss and so no extra forward for its target (`no_ACT_continue`, as the reference's default).
+Every update goes through `InnerModel.update`, so HRM's training options (arch.init_std,
+arch.path_noise, arch.damping) and test-time noise apply to TRM's latent and answer alike.
 
 The module tree (inner.L_level.layers.N..., inner.H_init, inner.L_init) is the reference's, so its
 checkpoints load like HRM's.
@@ -89,8 +91,8 @@ class TrmInner(InnerModel):
                   cos_sin: CosSin | None) -> tuple[torch.Tensor, torch.Tensor]:
         """n latent updates from (answer + input), then one answer update from the latent."""
         for _ in range(self.config.L_cycles):
-            latent = self.L_level(latent, answer + x, cos_sin)
-        answer = self.L_level(answer, latent, cos_sin)
+            latent = self.update(latent, self.L_level(latent, answer + x, cos_sin))
+        answer = self.update(answer, self.L_level(answer, latent, cos_sin))
         return answer, latent
 
     def forward(self, z_high: torch.Tensor, z_low: torch.Tensor, batch: Batch):
