@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from hrm.builders.dataset import open_dataset
-from hrm.eval.predictions import dataset_signature
+from hrm.eval.predictions import predictions_dataset_signature
 from hrm.eval.run import evaluate
 from hrm.train.config import load_config
 from hrm.train.loop import train
@@ -34,7 +34,7 @@ def arc(tmp_path_factory):
                 answer = truth if t % 2 == 0 else (truth + 1) % 10
                 rows.append((row, arc_canvas(arc_version(answer, transform_id, colour_map)), 0.5))
                 row += 1
-    write_table(root / "preds.parquet", rows, 900, signature=dataset_signature(open_dataset(root / "arc")))
+    write_table(root / "preds.parquet", rows, 900, signature=predictions_dataset_signature(open_dataset(root / "arc")))
     return root, tasks
 
 
