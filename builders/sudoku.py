@@ -320,7 +320,7 @@ def build_sudoku(out: str | os.PathLike, *, train_size: int = 1000, test_size: i
                  easy_fraction: float = DEFAULT_EASY_FRACTION, blanks: int = 0) -> dict[str, Any]:
     """Build a sudoku dataset at `out`; returns a JSON-ready summary (also logged on stderr)."""
     if box not in (2, 3):
-        raise HrmError(f"--box must be 2 (4x4) or 3 (9x9), got {box}")
+        raise UsageError(f"--box must be 2 (4x4) or 3 (9x9), got {box}")
     for name, value in (("--train-size", train_size), ("--test-size", test_size)):
         if value < 1:
             raise UsageError(f"{name} must be at least 1, got {value}")

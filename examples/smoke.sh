@@ -20,4 +20,4 @@ fi
 # puzzles x 32 versions, 500 distinct test puzzles none of which is a train puzzle up to symmetry.
 "${hrm[@]}" build-data sudoku --box 2 --blanks 8 --out "$out/data" --train-size 600 --test-size 500 \
     --aug 31 --seed 0 --force --quiet > /dev/null
-"${hrm[@]}" train --data "$out/data" --out "$out/run" --config "$here/smoke.yaml" --device cpu --force --quiet "$@"
+"${hrm[@]}" train --data "$out/data" --out "$out/run" --config "$here/smoke.yaml" --device cpu --force --quiet --json "$@"

@@ -172,7 +172,7 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes_identically(data, tmp_pa
 
 def test_cli_train_prints_one_json_line_and_guards_the_run_folder(data, tmp_path, monkeypatch):
     run = tmp_path / "run"
-    result = run_hrm("train", "--data", data, "--out", run, *TINY, "max_steps=3", check=True)
+    result = run_hrm("train", "--data", data, "--out", run, *TINY, "max_steps=3", "--json", check=True)
     out = [line for line in result.stdout.splitlines() if line.strip()]
     assert len(out) == 1 and "exact_accuracy" in json.loads(out[0])
     assert_one_line_error(run_hrm("train", "--data", data, "--out", run, *TINY), "already exists", "--force")

@@ -369,7 +369,11 @@ def check_before_start(config: TrainConfig, dist: DistInfo, threads: int) -> Non
         if warning:
             log(warning)
     if config.memory_check:
-        check_memory(estimate, available_memory(dist.device), str(dist.device))
+        available = available_memory(dist.device)
+        # processes of one machine share its memory (a GPU each has its own)
+        sharing = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if dist.device.type != "cuda" else 1
+        where = str(dist.device) + (f" for each of {sharing} processes" if sharing > 1 else "")
+        check_memory(estimate, None if available is None else available // max(sharing, 1), where)
 
 
 def prepare_run(config: TrainConfig, run_dir: Path, *, resume: bool, force: bool, is_main: bool) -> None:
