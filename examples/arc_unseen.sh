@@ -96,13 +96,13 @@ PY
     --test-set training --aug "$aug" --seed 0 --force --quiet > /dev/null
 # 3. Pretraining.
 "${train[@]}" --data "$out/pretrain_data" --out "$out/pretrain_run" ${pretrain_config[@]+"${pretrain_config[@]}"} \
-    ${device[@]+"${device[@]}"} --force --quiet "${pretrain_extra[@]}" > "$out/pretrain_result.json"
+    ${device[@]+"${device[@]}"} --force --quiet --json "${pretrain_extra[@]}" > "$out/pretrain_result.json"
 # 4. The unseen tasks, without solutions: demonstration pairs (augmented) to train, test inputs to test.
 "${hrm[@]}" build-data arc --out "$out/ttt_data" --input "$out/source/unseen/arc" --subsets evaluation \
     --test-set evaluation --no-solutions --aug "$aug" --seed 1 --force --quiet > /dev/null
 # 5. Test-time training from the pretrained run (new identifiers start at the mean of its table).
 "${train[@]}" --data "$out/ttt_data" --out "$out/ttt_run" --config "$here/arc_ttt.yaml" \
-    --init-from "$out/pretrain_run" ${device[@]+"${device[@]}"} --force "${ttt_extra[@]}" \
+    --init-from "$out/pretrain_run" ${device[@]+"${device[@]}"} --force --json "${ttt_extra[@]}" \
     > "$out/ttt_result.json" 2> "$out/ttt_log.txt"
 # 6. Predict and write the submission (nothing can be scored here: no solutions).
 "${hrm[@]}" eval --checkpoint "$out/ttt_run" --data "$out/ttt_data" --vote 2 --out "$out/eval" \
