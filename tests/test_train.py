@@ -27,7 +27,7 @@ from hrm.train.loop import train
 TINY = ["global_batch_size=16", "epochs=3", "eval_interval=1", "arch.hidden_size=16", "arch.num_heads=2",
         "arch.H_layers=1", "arch.L_layers=1", "arch.halt_max_steps=3", "arch.puzzle_emb_ndim=16",
         "log_interval=1", "eval_batch_size=32", "lr=1e-3", "lr_warmup_steps=2", "lr_min_ratio=0.5",
-        "device=cpu", "keep_checkpoints=0", "compile=false"]
+        "device=cpu", "keep_checkpoints=0", "compile=false"]  # eager: long CPU runs compile by default
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")

@@ -25,7 +25,8 @@ TABLE = "inner.puzzle_emb.weights"
 CONFIG = ["global_batch_size=8", "epochs=4", "eval_interval=4", "arch.hidden_size=16", "arch.num_heads=2",
           "arch.H_layers=1", "arch.L_layers=1", "arch.halt_max_steps=2", "arch.puzzle_emb_ndim=16",
           "log_interval=1", "eval_batch_size=8", "lr=1e-3", "lr_warmup_steps=2", "device=cpu",
-          "keep_checkpoints=0", "checkpoint_interval=3", "max_steps=6", "ema=true", "ema_rate=0.9", "compile=false"]
+          "keep_checkpoints=0", "checkpoint_interval=3", "max_steps=6", "ema=true", "ema_rate=0.9",
+          "compile=false"]  # eager: long CPU runs (the endless one below) compile by default
 TOLERANCE = dict(rtol=1e-4, atol=1e-5)
 
 

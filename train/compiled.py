@@ -24,9 +24,10 @@ from torch import nn
 from hrm.common import log
 
 
-# On CPU, compiling the smoke-size step took ~375 s on the loaded 2-core machine (far less when
-# quiet) and made each step ~1.5x faster: it paid for itself after ~80 steps (benchmarks/README.md,
-# bench_train.py's compile_pays_after_steps). Short runs (tests, quick checks) stay eager.
+# On CPU (benchmarks/README.md, bench_train.py's compile_pays_after_steps, a loaded 2-core
+# machine): compiling took ~375 s at the smoke size (hidden 64, batch 128, 9x9) for steps ~1.4x
+# faster, paying for itself after ~80 steps; 876 s at the paper size (batch 16) for 1.13x, after
+# 69 steps. 1000 steps leaves a margin; short runs (tests, quick checks) stay eager.
 CPU_COMPILE_MIN_STEPS = 1000
 
 
