@@ -67,6 +67,8 @@ def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, d
 class SilentBar:
     """What callers use of a disabled tqdm bar: iteration, update, set_postfix, close, `with`."""
 
+    disable = True  # as a disabled tqdm bar says
+
     def __init__(self, iterable: Iterable[T] | None = None):
         self.iterable = iterable
         self.n = 0

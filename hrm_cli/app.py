@@ -76,9 +76,11 @@ def main() -> None:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
     except _ClickException as error:
-        if type(error).__name__ == "NoArgsIsHelpError":
-            sys.exit(error.exit_code)  # Typer printed the command's help already: once is enough
         context = getattr(error, "ctx", None)
+        if type(error).__name__ == "NoArgsIsHelpError":  # a bare `hrm` or `hrm build-data`: its help, once
+            if context is not None:
+                typer.echo(context.get_help())
+            sys.exit(error.exit_code)
         hint = f" (see '{context.command_path} --help')" if context is not None else ""
         message = " ".join(error.format_message().split())
         print(f"error: {message}{hint}", file=sys.stderr)

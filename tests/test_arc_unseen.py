@@ -157,7 +157,7 @@ def test_match_puzzle_rows_by_hand():
 
 
 def test_ttt_run_logs_counts_and_a_shape_mismatch_is_one_line(pretrained, unseen, tmp_path):
-    result = run_hrm("train", "--data", unseen, "--out", tmp_path / "ttt", "--init-from", pretrained,
+    result = run_hrm("train", "--data", unseen, "--out", tmp_path / "ttt", "--init-from", pretrained, "--json",
                      *TINY, "epochs=4", "eval_interval=4", "arch.halt_max_steps=3", check=True)
     new_names = [str(n) for n in open_dataset(unseen).identifiers()]
     old_names = list(load_checkpoint(pretrained)["identifiers"])
