@@ -107,7 +107,7 @@ def is_dataset_dir(path: Path) -> bool:
     return isinstance(meta, dict) and (meta.get("attributes") or {}).get("format") == FORMAT_NAME
 
 
-DATASET_OUTPUT = OutputKind("an hrm dataset", directory=True, written_by_hrm=is_dataset_dir)
+DATASET_OUTPUT = OutputKind("a dataset", directory=True, written_by_hrm=is_dataset_dir)
 
 
 def atomic_directory(out: str | os.PathLike, *, force: bool = False) -> AbstractContextManager[Path]:

@@ -50,7 +50,7 @@ def is_hrm_table(path: Path) -> bool:
     return any(key.startswith(b"hrm.") for key in keys)
 
 
-PREDICTIONS_OUTPUT = OutputKind("an hrm predictions table", directory=False, written_by_hrm=is_hrm_table)
+PREDICTIONS_OUTPUT = OutputKind("a predictions table", directory=False, written_by_hrm=is_hrm_table)
 
 
 def predictions_dataset_signature(dataset: Dataset, split: str = "test") -> dict[str, Any]:

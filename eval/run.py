@@ -107,8 +107,8 @@ def _is_metrics_file(path: Path) -> bool:
     return isinstance(summary, dict) and {"task", "data", "split"} <= set(summary)
 
 
-RESULTS_OUTPUT = OutputKind("an hrm results table", directory=False, written_by_hrm=is_hrm_table)
-METRICS_OUTPUT = OutputKind("an hrm eval metrics file", directory=False, written_by_hrm=_is_metrics_file)
+RESULTS_OUTPUT = OutputKind("a results table", directory=False, written_by_hrm=is_hrm_table)
+METRICS_OUTPUT = OutputKind("an eval metrics file", directory=False, written_by_hrm=_is_metrics_file)
 _RESULTS_KEY = b"hrm.results"
 
 

@@ -76,7 +76,7 @@ def test_train_force_refuses_a_foreign_folder(tmp_path):
     run_hrm(*SUDOKU, "--out", data, check=True)
     run = user_folder(tmp_path / "run")
     result = run_hrm("train", "--data", data, "--out", run, "--force", "--quiet")
-    assert_one_line_error(result, "refusing to replace", "not an hrm training run")
+    assert_one_line_error(result, "refusing to replace", "not a training run written by hrm")
     assert (run / "important.txt").is_file()
 
 

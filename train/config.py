@@ -257,7 +257,7 @@ def is_run_folder(path: Path) -> bool:
     return isinstance(saved, dict) and "data_path" in saved and isinstance(saved.get("arch"), dict)
 
 
-RUN_OUTPUT = OutputKind("an hrm training run", directory=True, written_by_hrm=is_run_folder)
+RUN_OUTPUT = OutputKind("a training run", directory=True, written_by_hrm=is_run_folder)
 
 
 def check_new_run_folder(run_dir: str | os.PathLike, force: bool) -> None:
