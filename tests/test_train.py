@@ -22,12 +22,7 @@ from hrm.train.checkpoint import list_checkpoints, load_checkpoint
 from hrm.train.config import load_config, resume_config
 from hrm.train.inference import check_dataset_matches, load_for_inference, predict
 from hrm.train.loop import train
-
-# A model small enough for ~50 steps/s on one core; two passes (epochs) of 12 batches each.
-TINY = ["global_batch_size=16", "epochs=3", "eval_interval=1", "arch.hidden_size=16", "arch.num_heads=2",
-        "arch.H_layers=1", "arch.L_layers=1", "arch.halt_max_steps=3", "arch.puzzle_emb_ndim=16",
-        "log_interval=1", "eval_batch_size=32", "lr=1e-3", "lr_warmup_steps=2", "lr_min_ratio=0.5",
-        "device=cpu", "keep_checkpoints=0", "compile=false"]  # eager: long CPU runs compile by default
+from tests.train_helpers import TINY, tiny
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -36,10 +31,6 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     return write_sudoku4(tmp_path_factory.mktemp("train") / "s4", train_size=200, test_size=40, blanks=6)
-
-
-def tiny(data: Path, *extra: str):
-    return load_config(None, [*TINY, f"data_path={data}", *extra])
 
 
 def lines(run: Path, split: str | None = None) -> list[dict]:

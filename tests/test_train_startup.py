@@ -25,11 +25,8 @@ from hrm.train.distributed import DistInfo
 from hrm.train.loop import train
 from hrm.train.resources import (DEFAULT_THREADS, count_model, estimate_memory, graph_passes, meta_model,
                                  resolve_threads)
+from tests.train_helpers import TINY, tiny
 
-TINY = ["global_batch_size=16", "epochs=3", "eval_interval=1", "arch.hidden_size=16", "arch.num_heads=2",
-        "arch.H_layers=1", "arch.L_layers=1", "arch.halt_max_steps=3", "arch.puzzle_emb_ndim=16",
-        "log_interval=1", "eval_batch_size=32", "lr=1e-3", "lr_warmup_steps=2", "device=cpu",
-        "keep_checkpoints=0", "compile=false"]
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -37,10 +34,6 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     return write_sudoku4(tmp_path_factory.mktemp("startup") / "s4", train_size=200, test_size=40, blanks=6)
-
-
-def tiny(data: Path, *extra: str):
-    return load_config(None, [*TINY, f"data_path={data}", *extra])
 
 
 # ----------------------------------------------------------------------------- model and memory
