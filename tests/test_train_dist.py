@@ -142,26 +142,40 @@ def test_a_one_process_run_continues_on_two_processes(one_process, tmp_path):
     assert_same_run(one_process, run, 6)
 
 
+def segment_on_each_slice(make_model, batch: dict[str, torch.Tensor], seed: int) -> dict:
+    """{(rank, world): (carry, torch RNG state after)}: one training segment of a fresh
+    `make_model()` on the rows a process of rank/world holds, for one process (0, 1) and each
+    half of two (0, 2), (1, 2), the global RNG seeded with `seed` before each."""
+    from hrm.train.distributed import DistInfo, assign_slots
+
+    size = len(batch["inputs"])
+    out = {}
+    for rank, world in [(0, 1), (0, 2), (1, 2)]:
+        model = make_model()
+        assign_slots(model, DistInfo(rank, world, rank, torch.device("cpu")), size)
+        rows = slice(rank * size // world, (rank + 1) * size // world)
+        mine = {key: value[rows] for key, value in batch.items()}
+        torch.manual_seed(seed)
+        carry, _ = model(model.initial_carry(mine), mine)
+        out[rank, world] = carry, torch.get_rng_state()
+    return out
+
+
 def test_exploration_draws_do_not_depend_on_how_the_batch_is_split():
     """A process holding slots [4, 8) of a global batch of 8 explores exactly as slots 4..7 of
     one process with the whole batch: same halting decisions, same generator state after."""
     from tests.test_model import random_batch, tiny_model
-    from hrm.train.distributed import DistInfo, assign_slots
 
-    batch = random_batch(0, size=8)
-    halted, rng_after = {}, {}
-    for rank, world in [(0, 1), (0, 2), (1, 2)]:
+    def exploring_model():
         model = tiny_model(halt_max_steps=8, halt_exploration_prob=0.5).train()
         with torch.no_grad():  # Q says "halt" at once: only exploration keeps a slot running
             model.inner.q_head.weight.zero_()
             model.inner.q_head.bias.copy_(torch.tensor([5.0, -5.0]))
-        assign_slots(model, DistInfo(rank, world, rank, torch.device("cpu")), 8)
-        rows = slice(rank * 8 // world, (rank + 1) * 8 // world)
-        mine = {key: value[rows] for key, value in batch.items()}
-        torch.manual_seed(123)
-        carry, _ = model(model.initial_carry(mine), mine)
-        halted[rank, world] = carry.halted
-        rng_after[rank, world] = torch.get_rng_state()
+        return model
+
+    runs = segment_on_each_slice(exploring_model, random_batch(0, size=8), seed=123)
+    halted = {key: carry.halted for key, (carry, _) in runs.items()}
+    rng_after = {key: state for key, (_, state) in runs.items()}
     whole = halted[0, 1]
     assert 0 < int(whole.sum()) < 8  # some slots explore, some halt (seeded: not a coin flip per run)
     assert torch.equal(torch.cat([halted[0, 2], halted[1, 2]]), whole)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from test_train_dist import CONFIG, assert_same_run, resume_from_step_3, torchrun
+from test_train_dist import CONFIG, assert_same_run, resume_from_step_3, segment_on_each_slice, torchrun
 from hrm.common import HrmError
 from hrm.train.config import load_config, resume_config
 from hrm.train.loop import train
@@ -51,18 +51,10 @@ def test_training_noise_is_off_by_default_and_in_evaluation():
 
 def test_noise_draws_do_not_depend_on_how_the_batch_is_split():
     """Slots [4, 8) of a global batch of 8 get the noise slots 4..7 of one process get."""
-    from hrm.train.distributed import DistInfo, assign_slots
-
-    batch = random_batch(0, size=8)
-    states = {}
-    for rank, world in [(0, 1), (0, 2), (1, 2)]:
-        model = tiny_model(init_std=0.5, path_noise=0.1, damping=0.8, halt_exploration_prob=0.0).train()
-        assign_slots(model, DistInfo(rank, world, rank, torch.device("cpu")), 8)
-        rows = slice(rank * 8 // world, (rank + 1) * 8 // world)
-        mine = {key: value[rows] for key, value in batch.items()}
-        torch.manual_seed(321)
-        carry, _ = model(model.initial_carry(mine), mine)
-        states[rank, world] = carry.z_high
+    runs = segment_on_each_slice(
+        lambda: tiny_model(init_std=0.5, path_noise=0.1, damping=0.8, halt_exploration_prob=0.0).train(),
+        random_batch(0, size=8), seed=321)
+    states = {key: carry.z_high for key, (carry, _) in runs.items()}
     torch.testing.assert_close(torch.cat([states[0, 2], states[1, 2]]), states[0, 1], rtol=1e-10, atol=1e-10)
 
 
