@@ -1,8 +1,10 @@
 """Running a trained model: load a checkpoint, check it fits a dataset, predict, score.
 
-The trainer's periodic evaluation calls `evaluate`, which scores the output of the same
-`predict_batches` that `predict` (and so `hrm eval`) uses: a checkpoint scored by `hrm eval`
-gives the numbers the trainer logged for it.
+The trainer's periodic evaluation calls `evaluate`, which scores the output of
+`predict_batches` (as `predict` does). `hrm eval` runs its candidates through
+train/candidates.py instead; with one plain candidate that is the same computation, so a
+checkpoint scored by `hrm eval` gives the numbers the trainer logged for it (tested in
+tests/test_eval_e2e.py and tests/test_ttc.py).
 """
 from __future__ import annotations
 
