@@ -30,12 +30,15 @@ from hrm.builders.dataset import Dataset, open_dataset
 from hrm.train.candidate_spec import CandidateSpec
 from hrm.eval.predictions import (PREDICTIONS_OUTPUT, PredictionBatch, PredictionWriter, is_hrm_table,
                                   predictions_dataset_signature)
+from hrm.eval.pool import DEFAULT_DRAWS, format_pool_curve, plot_pool_curve
 from hrm.eval.score import ScoreResult, Scorer
+from hrm.show.render_png import PNG_OUTPUT
 from hrm.eval.subset import Subset, choose_subset, subset_batches
 from hrm.eval.vote import RANKERS
 from hrm.eval.submission import SUBMISSION_OUTPUT, build_submission, write_submission
 
 PREDICTIONS_FILE = "predictions.parquet"
+POOL_PICTURE = "pool.png"
 RESULTS_FILE = "results.parquet"
 METRICS_FILE = "metrics.json"
 
@@ -171,7 +174,7 @@ def evaluate(checkpoints: Sequence[str | os.PathLike] = (), data: str | os.PathL
              device: str | None = None, split: str = "test", force: bool = False,
              candidates: CandidateSpec | None = None, rank: str = "votes",
              max_items: int | None = None, max_versions: int | None = None, seed: int = 0,
-             threads: int | None = None) -> dict[str, Any]:
+             threads: int | None = None, pool: Sequence[int] = (), pool_draws: int | None = None) -> dict[str, Any]:
     """Score `checkpoints` (or, without checkpoints, the `predictions` tables) on `data`.
 
     Returns the JSON-ready summary: `pass@K` for every K computed, `exact_accuracy`,
@@ -182,7 +185,9 @@ def evaluate(checkpoints: Sequence[str | os.PathLike] = (), data: str | os.PathL
     candidate per example) and `rank` (eval.vote.RANKERS) are the test-time compute protocol;
     with a model the summary adds `accuracy_by_segment`, and always `protocol`. `max_items` /
     `max_versions` score a seeded subset (eval/subset.py), recorded as the summary's `subset`
-    (None: everything).
+    (None: everything). `pool` (sizes N) adds `accuracy_by_pool`: pass@K when each item votes
+    with only N of its versions (eval/pool.py; `pool_draws` seeded draws by `seed`), and with `out`
+    its picture pool.png.
     """
     checkpoints = [Path(c) for c in checkpoints]
     tables = [Path(p) for p in predictions]
@@ -207,6 +212,13 @@ def evaluate(checkpoints: Sequence[str | os.PathLike] = (), data: str | os.PathL
             raise HrmError(f"--out {out} is a file; give a folder for the eval outputs")
         check_output(out / RESULTS_FILE, RESULTS_OUTPUT, force=force)
         check_output(out / METRICS_FILE, METRICS_OUTPUT, force=force)
+        if pool:
+            check_output(out / POOL_PICTURE, PNG_OUTPUT, force=force)
+    pool_draws = DEFAULT_DRAWS if pool_draws is None else pool_draws
+    if pool_draws < 1:
+        raise UsageError(f"--pool-draws must be at least 1, got {pool_draws}")
+    if pool and not dataset.split(split).has_solutions:
+        raise HrmError("--pool scores accuracy, and this split has no solutions (built with --no-solutions)")
     if submission is not None:
         check_output(submission, SUBMISSION_OUTPUT, force=force)
         if max_items is not None:
@@ -249,9 +261,16 @@ def evaluate(checkpoints: Sequence[str | os.PathLike] = (), data: str | os.PathL
     if checkpoints:
         summary["accuracy_by_segment"] = [s.result(1, rank).summary["pass@1"] for s in earlier] + [summary["pass@1"]]
     summary["protocol"] = _protocol(dataset, split, summary, made, rank, segments)
+    if pool:
+        summary["accuracy_by_pool"] = scorer.pool_curve(pool, vote_k, rank, pool_draws, seed)
+        summary["protocol"]["pool"] = {"sizes": list(pool), "draws": pool_draws, "seed": seed}
     if out is not None:
         _write_results(out, result, force)
         log(f"wrote per-task results to {out / RESULTS_FILE}")
+        if pool:
+            plot_pool_curve(summary["accuracy_by_pool"], out / POOL_PICTURE, title=f"{dataset.task} {split}: vote pool",
+                            force=force)
+            log(f"wrote the vote-pool curve to {out / POOL_PICTURE}")
     if submission is not None:
         write_submission(submission, build_submission(result), force=force)
         log(f"wrote the submission to {submission}")
@@ -353,6 +372,8 @@ def format_result(summary: dict[str, Any]) -> str:
         if len(values) > 16:
             values = values[:8] + ["..."] + values[-8:]
         lines.append("  pass@1 by segment: " + " ".join(values))
+    if summary.get("accuracy_by_pool"):
+        lines.append(format_pool_curve(summary["accuracy_by_pool"], summary["protocol"]["pool"]["draws"]))
     if "protocol" in summary:
         lines.append("  " + format_protocol(summary["protocol"]))
     if len(summary["sources"]) > 1:

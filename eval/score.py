@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +24,7 @@ from hrm.builders.dataset import Dataset
 from hrm.augment.arc import parse_version_name
 from hrm.eval.inverse import SetFrames
 from hrm.eval.metrics import group_means, maze_valid, pass_ks, sudoku_valid, token_metrics
+from hrm.eval.pool import DEFAULT_DRAWS, PoolVotes, pool_curve
 from hrm.eval.predictions import PredictionBatch, iter_predictions
 from hrm.eval.vote import RANKERS, Votes, best_rank, vote
 
@@ -76,10 +77,13 @@ class Scorer:
         self.ignore_label_id = int(self.split.attrs["ignore_label_id"])
         self.keep_grids = keep_grids and self.task == "arc"
         self.frames: dict[str, SetFrames] = {}
-        key_offset = 0
+        self.example_offset: dict[str, int] = {}  # a prediction's version: example_offset[set] + row
+        key_offset = example_offset = 0
         for name, puzzle_set in self.split.sets.items():
             self.frames[name] = SetFrames(self.task, puzzle_set, key_offset)
+            self.example_offset[name] = example_offset
             key_offset += self.frames[name].num_keys
+            example_offset += puzzle_set.num_examples
         self.num_keys = key_offset
         self.num_groups = sum(f.num_groups for f in self.frames.values())
         # Global group index of every key, and where each global group's keys start.
@@ -97,7 +101,7 @@ class Scorer:
         self.group_sets = group_sets
         self.truth_hash, self.truth_ok = self._truth()
         self.sources: list[_Source] = []
-        self._parts: dict[str, list[np.ndarray]] = {k: [] for k in ("key", "hash", "q_halt", "residual", "ok", "right", "valid", "exact", "counted")}
+        self._parts: dict[str, list[np.ndarray]] = {k: [] for k in ("key", "version", "hash", "q_halt", "residual", "ok", "right", "valid", "exact", "counted")}
         self.grids: dict[int, np.ndarray] = {}
         self.subset: "Subset | None" = None
         self._row_masks: dict[str, np.ndarray] = {}
@@ -191,7 +195,8 @@ class Scorer:
                 if answer_hash not in self.grids:
                     self.grids[answer_hash] = answers.grid(row)
         residual = np.full(len(examples), np.nan, np.float32) if batch.residual is None else batch.residual
-        for name, values in (("key", keys), ("hash", answers.hashes), ("q_halt", batch.q_halt),
+        versions = examples + self.example_offset[batch.set_name]
+        for name, values in (("key", keys), ("version", versions), ("hash", answers.hashes), ("q_halt", batch.q_halt),
                              ("residual", residual), ("ok", answers.ok), ("right", right),
                              ("valid", valid), ("exact", exact), ("counted", counted)):
             self._parts[name].append(np.asarray(values))
@@ -199,6 +204,18 @@ class Scorer:
     def _column(self, name: str, dtype) -> np.ndarray:
         parts = self._parts[name]
         return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
+
+    def pool_curve(self, sizes: Sequence[int], vote_k: int = 2, rank: str = "votes", draws: int = DEFAULT_DRAWS,
+                   seed: int = 0) -> dict[str, Any]:
+        """`accuracy_by_pool`: pass@1..pass@max(2, vote_k) when each key votes with only N of its
+        versions, for each N in `sizes` (eval/pool.py)."""
+        votes = PoolVotes(self._column("key", np.int64), self._column("version", np.int64),
+                          self._column("ok", bool), self._column("hash", np.uint64),
+                          self._column("q_halt", np.float64), self._column("residual", np.float64),
+                          self._column("right", bool))
+        chosen = self.subset.groups if self.subset is not None else np.ones(self.num_groups, bool)
+        return pool_curve(votes, sizes, list(range(1, max(2, vote_k) + 1)), key_group=self.key_group,
+                          chosen_groups=chosen, draws=draws, seed=seed, rank=rank)
 
     def group_names(self) -> list[str]:
         """ARC: the original task name of every group; otherwise the set and group index."""

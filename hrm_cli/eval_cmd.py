@@ -14,7 +14,9 @@ EXAMPLE = ("Examples: hrm eval --checkpoint runs/arc --data data/arc1 --vote 2 -
            "--max-versions 8   (a quick seeded estimate)  |  hrm eval --predictions "
            "runs/arc/eval/predictions.parquet --data data/arc1 --json  |  hrm eval --checkpoint runs/trm "
            "--data data/sudoku --samples 16 --noise 0.1 --rank max_q --json (PTRM)  |  hrm eval --checkpoint "
-           "runs/eqr --data data/sudoku --restarts 16 --init-std 1 --steps 64 --rank residual (EqR)")
+           "runs/eqr --data data/sudoku --restarts 16 --init-std 1 --steps 64 --rank residual (EqR)  |  hrm eval "
+           "--predictions runs/arc/eval/predictions.parquet --data data/arc1 --pool 1,2,4,8,32 --out runs/arc/pool "
+           "(the vote-pool curve)")
 
 
 def eval_command(
@@ -61,6 +63,14 @@ def eval_command(
     rank: Annotated[str, typer.Option(
         "--rank", help="Ranker of the candidates: votes (count, ties by mean q), max_q, mean_q, "
                        "residual (smallest fixed-point residual), q_votes (q-weighted votes).")] = "votes",
+    pool: Annotated[Optional[str], typer.Option(
+        "--pool", metavar="N[,N...]", show_default=False,
+        help="Vote-pool curve: also score each item voting with only N of its versions (seeded draws), "
+             "for each N: accuracy_by_pool in --json, a table, and with --out pool.png.")] = None,
+    pool_draws: Annotated[Optional[int], typer.Option(
+        "--pool-draws", min=1, show_default=False,
+        help="Pools drawn per item and N for --pool (default 16; every pool when there are no more "
+             "than this many: then the figure is exact).")] = None,
     force: Force = False,
     as_json: Json = False,
     quiet: Quiet = False,
@@ -68,6 +78,7 @@ def eval_command(
     """Score checkpoints (or a saved predictions table): inverse-transform voting, pass@K, ARC submission;
     test-time candidates (noisy samples, random restarts, more segments) and their rankers."""
     from hrm.train.candidate_spec import CandidateSpec
+    from hrm.eval.pool import parse_pool_sizes
     from hrm.eval.run import evaluate, format_result  # here: torch and numba load only when needed
 
     set_quiet(quiet)
@@ -76,6 +87,7 @@ def eval_command(
     summary = evaluate(checkpoint or [], data, vote_k=vote, out=out, predictions=predictions or [],
                        submission=submission, batch_size=batch_size, device=device, split=split, force=force,
                        max_items=max_items, max_versions=max_versions, seed=seed, threads=threads,
-                       candidates=candidates, rank=rank)
+                       candidates=candidates, rank=rank, pool=parse_pool_sizes(pool) if pool is not None else (),
+                       pool_draws=pool_draws)
     if summary:  # empty on the other ranks of a torchrun launch: rank 0 reports
         typer.echo(json.dumps(summary) if as_json else format_result(summary))
