@@ -1,0 +1,78 @@
+"""The learning ladder (examples/ladder.sh, examples/ladder_*.yaml) and the ablation scripts
+(examples/ablations/): the rung's data is what its description says (checked with a brute-force
+sudoku check written here), its preset trains, and an ablation runs end to end into `hrm compare`.
+The calibration itself (3 seeds to the end) is a benchmark: benchmarks/README.md, Learning ladder."""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hrm.builders.dataset import open_dataset
+from tests.conftest import REPO
+
+
+def _script(*args, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+                   **(env or {})}
+    return subprocess.run(["bash", *map(str, args)], capture_output=True, text=True, env=environment,
+                          timeout=timeout)
+
+
+def _solutions(grid: np.ndarray) -> int:
+    """Number of completions of a 4x4 grid (0 = blank) by trying every digit in every blank."""
+    blanks = np.flatnonzero(grid == 0)
+    count = 0
+    for digits in itertools.product(range(1, 5), repeat=len(blanks)):
+        filled = grid.copy()
+        filled[blanks] = digits
+        board = filled.reshape(4, 4)
+        boxes = board.reshape(2, 2, 2, 2).transpose(0, 2, 1, 3).reshape(4, 4)
+        if all(len(set(line)) == 4 for part in (board, board.T, boxes) for line in part):
+            count += 1
+    return count
+
+
+@pytest.fixture(scope="module")
+def rung_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ladder") / "data"
+    result = _script(REPO / "examples" / "ladder.sh", "data", "sudoku4", out)
+    assert result.returncode == 0, result.stderr
+    return open_dataset(out)
+
+
+def test_sudoku4_rung_is_what_it_says(rung_data):
+    train, test = rung_data.split("train"), rung_data.split("test")
+    train_set, test_set = train.set(), test.set()
+    assert len(train_set.group_indices) - 1 == 50 and train_set.num_examples == 50 * 4
+    assert test_set.num_examples == 300
+    inputs, labels = test_set.rows(0, 300)
+    digits = inputs.astype(np.int64) - 1  # SPEC 3: token = digit + 1, blank = token 1
+    assert ((digits == 0).sum(axis=1) == 9).all()
+    rng = np.random.default_rng(0)
+    for row in rng.choice(300, size=12, replace=False):  # unique solution, equal to the label
+        assert _solutions(digits[row]) == 1
+        assert ((labels[row].astype(np.int64) - 1)[digits[row] > 0] == digits[row][digits[row] > 0]).all()
+    train_inputs, _ = train_set.rows(0, train_set.num_examples)
+    assert not set(map(bytes, inputs)) & set(map(bytes, train_inputs))  # no test puzzle among the train versions
+
+
+def test_sudoku4_preset_trains(tmp_path):
+    result = _script(REPO / "examples" / "ladder.sh", "train", "sudoku4", tmp_path, "max_steps=3")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1
+    final = json.loads(lines[0])
+    assert final["step"] == 3 and final["split"] == "test" and final["count"] == 300
+    assert "arch:\n  name: hrm" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+def test_unknown_rung_is_one_line(tmp_path):
+    result = _script(REPO / "examples" / "ladder.sh", "data", "sudoku7", tmp_path / "d")
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == ["error: unknown rung 'sudoku7' (known: sudoku4)"]
+    assert not (tmp_path / "d").exists()
