@@ -242,21 +242,27 @@ def test_help_has_an_example():
 
 
 def test_two_real_tiny_runs(tmp_path, single_thread):
-    """Two 12-step runs of the trainer that differ in seed and L_cycles."""
+    """Two 12-step runs of the trainer that differ in seed and L_cycles; the first stops at step 6
+    and is resumed, so its wall time spans both processes."""
+    from hrm.train.config import resume_config
     from hrm.train.loop import train as train_run
     from sudoku4_data import write_sudoku4
     from tests.train_helpers import tiny
 
     data = write_sudoku4(tmp_path / "s4", train_size=64, test_size=16, blanks=6)
     first, second = tmp_path / "r1", tmp_path / "r2"
-    train_run(tiny(data, "max_steps=12"), first)
+    train_run(tiny(data, "max_steps=6"), first)
+    train_run(resume_config(first, ["max_steps=12"]), first, resume=True)
     train_run(tiny(data, "max_steps=12", "seed=1", "arch.L_cycles=1"), second)
     summary = compare_json(first, second)
-    assert summary["differing_keys"] == ["seed", "arch.L_cycles"]
+    assert summary["differing_keys"] == ["seed", "arch.L_cycles"]  # max_steps ends at 12 in both
     for run, entry in zip((first, second), summary["runs"]):
         lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        times = [r["time"] for r in lines]
+        assert times == sorted(times)  # the trainer carries its clock across the resume
         tests = [r for r in lines if r["split"] == "test"]
-        assert entry["steps"] == 12 and entry["wall_time"] == lines[-1]["time"]
+        assert tests[-1]["step"] == 12  # (the first also evaluated where it stopped, at 6)
+        assert entry["steps"] == 12 and entry["wall_time"] == times[-1]
         assert entry["final"]["exact_accuracy"] == tests[-1]["exact_accuracy"]
         assert entry["best"]["value"] == max(r["exact_accuracy"] for r in tests)
 

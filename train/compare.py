@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Iterable
@@ -89,8 +88,9 @@ def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
     """The flattened keys whose value is not the same in every config, in the order they first
     appear; a key that some config lacks differs."""
     keys = list(dict.fromkeys(key for config in configs for key in config))
+    first = configs[0]
     return [key for key in keys
-            if any(key not in config or not _same(config[key], configs[0][key]) for config in configs)]
+            if key not in first or any(key not in config or not _same(config[key], first[key]) for config in configs)]
 
 
 def read_run_config(run: str | os.PathLike) -> dict[str, Any]:
@@ -140,8 +140,9 @@ def best_value(records: list[dict[str, Any]], metric: str) -> dict[str, Any]:
     return {"metric": metric, "value": value, "step": int(step)}
 
 
-def summarise_run(run: str, records: list[dict[str, Any]], metric: str) -> dict[str, Any]:
-    """One run's figures (see the module doc), without its config."""
+def summarise_run(records: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+    """One run's figures from its metrics records (see the module doc): final, best, steps,
+    wall_time, examples_per_s."""
     last_test = last_values(records).get("test")
     final: dict[str, Any] = {}
     if last_test is not None:
@@ -151,7 +152,7 @@ def summarise_run(run: str, records: list[dict[str, Any]], metric: str) -> dict[
         final.update(sorted(metrics.items(), key=lambda item: rank.get(item[0], len(rank))))
     throughputs = [float(r["examples_per_s"]) for r in records
                    if r["split"] == "train" and _finite(r.get("examples_per_s"))]
-    return {"run": run, "final": final, "best": best_value(records, metric),
+    return {"final": final, "best": best_value(records, metric),
             "steps": max((r["step"] for r in records), default=None),
             "wall_time": wall_time(records),
             "examples_per_s": sum(throughputs) / len(throughputs) if throughputs else None}
@@ -191,11 +192,8 @@ def compare_runs(runs: list[str], configs: list[dict[str, Any]], records: list[l
         known = sorted({k for r in tested for k, v in r.items() if k not in NOT_METRICS and _finite(v)})
         raise HrmError(f"no test record of these runs has the metric {metric!r} (they have: {', '.join(known)})")
     keys = differing_keys(configs)
-    entries = []
-    for run, config, run_records in zip(runs, configs, records):
-        entry = summarise_run(run, run_records, metric)
-        entries.append({"run": run, "config": {k: config[k] for k in keys if k in config},
-                        **{k: entry[k] for k in ("final", "best", "steps", "wall_time", "examples_per_s")}})
+    entries = [{"run": run, "config": {k: config[k] for k in keys if k in config}, **summarise_run(rs, metric)}
+               for run, config, rs in zip(runs, configs, records)]
     return {"differing_keys": keys, "runs": entries}
 
 
