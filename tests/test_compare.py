@@ -192,7 +192,7 @@ def test_many_runs_get_distinct_colours_and_a_taller_legend(tmp_path):
     assert palette <= colours
 
 
-@pytest.mark.parametrize("case", ["missing", "no_config", "no_metrics", "twice", "twice_spelled", "bad_line",
+@pytest.mark.parametrize("case", ["missing", "a_file", "no_config", "no_metrics", "twice", "twice_spelled", "bad_line",
                                   "not_yaml"])
 def test_bad_input_is_one_line(tmp_path, case):
     good = make_run(tmp_path / "good", BASE, RECORDS_A)
@@ -200,6 +200,9 @@ def test_bad_input_is_one_line(tmp_path, case):
     other.mkdir()
     if case == "missing":
         args, fragments = [good, tmp_path / "nope"], ["nope", "does not exist"]
+    elif case == "a_file":
+        (other / "notes.txt").write_text("x")
+        args, fragments = [good, other / "notes.txt"], ["notes.txt", "not a training run"]
     elif case == "no_config":
         (other / "metrics.jsonl").write_text(json.dumps(RECORDS_A[0]) + "\n")
         args, fragments = [good, other], ["other", "config.yaml"]

@@ -96,8 +96,10 @@ def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
 def read_run_config(run: str | os.PathLike) -> dict[str, Any]:
     """RUN/config.yaml, flattened; a one-line HrmError when RUN is not a training run."""
     path = Path(run)
-    if not path.is_dir():
+    if not path.exists():
         raise HrmError(f"run directory {run} does not exist")
+    if not path.is_dir():
+        raise HrmError(f"{run} is not a training run (a file, not a run folder)")
     config_file = path / "config.yaml"
     if not config_file.is_file():
         raise HrmError(f"{run} is not a training run (no config.yaml)")
