@@ -64,7 +64,8 @@ def test_help_is_printed_once_with_examples_and_flags_show_no_type():
     assert (bare.stdout + bare.stderr).count("Usage:") == 1 and "error" not in bare.stderr
     group = run_hrm("build-data")
     assert (group.stdout + group.stderr).count("Usage:") == 1 and "Example" in group.stdout + group.stderr
-    for command in (["train"], ["eval"], ["inspect"], ["show"], ["build-data", "maze"], ["build-data", "arc"]):
+    for command in (["train"], ["eval"], ["inspect"], ["show"], ["build-data", "maze"], ["build-data", "arc"],
+                    ["compare"]):
         text = run_hrm(*command, "--help", check=True).stdout
         assert "<bool>" not in text and "Example" in text, command
     train_help, eval_help = run_hrm("train", "--help").stdout, run_hrm("eval", "--help").stdout

@@ -25,7 +25,7 @@ def imported(*args: str) -> set[str]:
 
 
 @pytest.mark.parametrize("args", [("--version",), ("--help",), ("build-data", "sudoku", "--help"),
-                                  ("train", "--help"), ("eval", "--help")])
+                                  ("train", "--help"), ("eval", "--help"), ("compare", "--help")])
 def test_version_and_help_import_no_heavy_library(args):
     modules = imported("-m", "hrm", *args)
     assert "hrm.cli.app" in modules  # the log is read right: the app itself is in it

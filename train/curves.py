@@ -29,10 +29,12 @@ CHART_WIDTH, CHART_HEIGHT = 540, 330
 HEADER_HEIGHT = 28
 PLOT_LEFT, PLOT_RIGHT, PLOT_TOP, PLOT_BOTTOM = 70, 16, 44, 40  # plot area inset inside a chart
 AXIS, GRID, TEXT = "#000000", "#E0E0E0", "#000000"
+LEGEND_LINE = 16  # pixels per line of a legend that wraps
 
 
-def read_metrics(run: str | os.PathLike) -> list[dict[str, Any]]:
-    """The records of RUN/metrics.jsonl. A torn last line (the trainer is writing) is skipped."""
+def read_metrics(run: str | os.PathLike, *, allow_empty: bool = False) -> list[dict[str, Any]]:
+    """The records of RUN/metrics.jsonl. A torn last line (the trainer is writing) is skipped.
+    A log without records is an error unless `allow_empty` (a run that has just started)."""
     path = Path(run) / "metrics.jsonl"
     if not Path(run).is_dir():
         raise HrmError(f"run directory {run} does not exist")
@@ -55,7 +57,7 @@ def read_metrics(run: str | os.PathLike) -> list[dict[str, Any]]:
                 or not isinstance(record.get("split"), str):
             raise HrmError(f"{path}, line {number}: expected an object with an integer \"step\" and a \"split\"")
         records.append(record)
-    if not records:
+    if not records and not allow_empty:
         raise HrmError(f"{path} holds no metrics yet")
     return records
 
@@ -109,19 +111,36 @@ def _series(records: list[dict[str, Any]], split: str, metric: str) -> list[tupl
     return sorted(points)
 
 
+def legend_positions(labels: list[str]) -> list[tuple[int, int]]:
+    """(x, y) of each legend entry from a chart's top-left corner: in a row below the title,
+    wrapped onto further lines of LEGEND_LINE pixels when they do not fit (many runs)."""
+    text_font = font()
+    x, y, positions = PLOT_LEFT, 24, []
+    for label in labels:
+        width = 26 + int(text_font.getlength(label))
+        if x > PLOT_LEFT and x + width > CHART_WIDTH - PLOT_RIGHT:
+            x, y = PLOT_LEFT, y + LEGEND_LINE
+        positions.append((x, y))
+        x += width
+    return positions
+
+
 def _draw_chart(draw: Any, x0: int, y0: int, title: str, series: list[tuple[str, str, list]],
-                x_label: str = "step") -> None:
-    """One chart at (x0, y0): axes with round ticks, grid lines, each (label, split, points)."""
+                x_label: str = "step", height: int = CHART_HEIGHT,
+                colours: tuple[str, ...] = SERIES_COLOURS) -> None:
+    """One chart at (x0, y0): axes with round ticks, grid lines, each (label, split, points); one
+    of `colours` per label, in turn."""
     text_font = font()
     left, top = x0 + PLOT_LEFT, y0 + PLOT_TOP
-    right, bottom = x0 + CHART_WIDTH - PLOT_RIGHT, y0 + CHART_HEIGHT - PLOT_BOTTOM
+    right, bottom = x0 + CHART_WIDTH - PLOT_RIGHT, y0 + height - PLOT_BOTTOM
     draw.text((x0 + PLOT_LEFT, y0 + 4), title, fill=TEXT, font=font(15))
-    labels = list(dict.fromkeys(label for label, _, _ in series))  # one colour per metric
-    legend_x = x0 + PLOT_LEFT
-    for label, colour in zip(labels, SERIES_COLOURS):
-        draw.line([(legend_x, y0 + 31), (legend_x + 14, y0 + 31)], fill=colour, width=3)
-        draw.text((legend_x + 18, y0 + 24), label, fill=TEXT, font=text_font)
-        legend_x += 26 + int(text_font.getlength(label))
+    labels = list(dict.fromkeys(label for label, _, _ in series))  # one colour per metric (or run)
+    positions = legend_positions(labels)
+    for i, (label, (x, y)) in enumerate(zip(labels, positions)):
+        colour = colours[i % len(colours)]
+        draw.line([(x0 + x, y0 + y + 7), (x0 + x + 14, y0 + y + 7)], fill=colour, width=3)
+        draw.text((x0 + x + 18, y0 + y), label, fill=TEXT, font=text_font)
+    top += positions[-1][1] - 24 if positions else 0  # the plot starts below the legend's extra lines
     points = [p for _, _, pts in series for p in pts]
     if not points:
         draw.text((left + 10, (top + bottom) // 2), "no data", fill=TEXT, font=text_font)
@@ -147,7 +166,7 @@ def _draw_chart(draw: Any, x0: int, y0: int, title: str, series: list[tuple[str,
     draw.text(((left + right) // 2, bottom + 22), x_label, fill=TEXT, font=text_font, anchor="mt")
     draw.rectangle([left, top, right, bottom], outline=AXIS)
     for label, split, pts in series:
-        colour = SERIES_COLOURS[labels.index(label) % len(SERIES_COLOURS)]
+        colour = colours[labels.index(label) % len(colours)]
         xy = [at(x, y) for x, y in pts]
         if len(xy) > 1:
             draw.line(xy, fill=colour, width=2 if split == "train" else 1, joint="curve")

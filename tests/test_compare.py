@@ -1,0 +1,279 @@
+"""`hrm compare RUN...` on run folders written by hand (config.yaml + metrics.jsonl): the keys
+that differ, the final and best metrics, wall time and throughput against the numbers written
+here, the table, the JSON, the CSV and the PNG; bad inputs as one-line errors. One test compares
+two real tiny runs."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import assert_one_line_error, run_hrm
+
+# Two configs as `hrm train` saves them (a few keys suffice: the arch mapping makes it a run).
+BASE = {"data_path": "data/s9", "global_batch_size": 64, "lr": 1.0e-4, "seed": 0, "ema": False,
+        "max_steps": None, "arch": {"name": "hrm", "H_cycles": 2, "L_cycles": 2, "hidden_size": 64}}
+
+
+def make_run(folder: Path, config: dict, records: list[dict], tail: str = "") -> Path:
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records) + tail)
+    return folder
+
+
+def train_line(step: int, time: float, lm_loss: float, examples_per_s: float) -> dict:
+    return {"step": step, "split": "train", "lr": 1e-4, "lm_loss": lm_loss, "accuracy": 0.5,
+            "exact_accuracy": 0.0, "steps": 3.0, "count": 64, "examples_per_s": examples_per_s, "time": time}
+
+
+def eval_line(step: int, time: float, exact: float, accuracy: float, **more) -> dict:
+    return {"step": step, "split": "test", "count": 40, "accuracy": accuracy, "exact_accuracy": exact,
+            **more, "time": time}
+
+
+
+# Run A: the best exact accuracy (0.75) at step 20, a worse last evaluation at 30.
+RECORDS_A = [train_line(10, 4.0, 2.0, 100.0), eval_line(10, 5.0, 0.5, 0.8, q_halt_accuracy=0.7, steps=4.0),
+             train_line(20, 9.0, 1.5, 200.0), eval_line(20, 10.0, 0.75, 0.9, q_halt_accuracy=0.8, steps=4.0),
+             train_line(30, 14.0, 1.0, 300.0), eval_line(30, 15.5, 0.6, 0.95, q_halt_accuracy=0.9, steps=3.5)]
+# Run B: the best exact accuracy 0.25 reached twice (first at step 10), and a run that was resumed
+# under a log whose clock restarted: 10 + 12 seconds.
+RECORDS_B = [train_line(10, 5.0, 2.5, 50.0), eval_line(10, 10.0, 0.25, 0.6),
+             train_line(20, 4.0, 2.0, 70.0), eval_line(20, 12.0, 0.25, 0.7)]
+
+
+@pytest.fixture
+def runs(tmp_path) -> list[Path]:
+    b = {**BASE, "seed": 1, "arch": {**BASE["arch"], "H_cycles": 3}}
+    c = {k: v for k, v in BASE.items() if k not in ("ema", "max_steps")}  # an older hrm: no such keys
+    c = {**c, "data_path": "data/s9b", "arch": {**BASE["arch"], "damping": 0.9}}
+    return [make_run(tmp_path / "a", BASE, RECORDS_A),
+            make_run(tmp_path / "b", b, RECORDS_B),
+            make_run(tmp_path / "c", c, [train_line(10, 3.0, 2.2, 80.0)],
+                     tail='{"step": 20, "split": "tra')]  # torn last line: the trainer is writing
+
+
+def compare_json(*args) -> dict:
+    result = run_hrm("compare", *args, "--json", check=True)
+    return json.loads(result.stdout)
+
+
+def test_the_differing_keys_are_exactly_those_whose_values_differ(runs):
+    summary = compare_json(*runs)
+    # seed and arch.H_cycles differ in b; data_path and arch.damping (absent from a, b) in c; ema
+    # and max_steps (null in a and b: absent is not null) are absent from c. lr, global_batch_size,
+    # arch.name/L_cycles/hidden_size are equal.
+    assert summary["differing_keys"] == ["data_path", "seed", "ema", "max_steps", "arch.H_cycles", "arch.damping"]
+    configs = [run["config"] for run in summary["runs"]]
+    assert configs[0] == {"data_path": "data/s9", "seed": 0, "ema": False, "max_steps": None, "arch.H_cycles": 2}
+    assert configs[1] == {"data_path": "data/s9", "seed": 1, "ema": False, "max_steps": None, "arch.H_cycles": 3}
+    assert configs[2] == {"data_path": "data/s9b", "seed": 0, "arch.H_cycles": 2, "arch.damping": 0.9}
+    assert [run["run"] for run in summary["runs"]] == [str(r) for r in runs]
+
+
+def test_final_and_best_metrics_steps_time_and_throughput(runs):
+    a, b, c = compare_json(*runs)["runs"]
+    assert a["final"] == {"step": 30, "exact_accuracy": 0.6, "accuracy": 0.95, "q_halt_accuracy": 0.9, "steps": 3.5}
+    assert a["best"] == {"metric": "exact_accuracy", "value": 0.75, "step": 20}
+    assert (a["steps"], a["wall_time"], a["examples_per_s"]) == (30, 15.5, 200.0)  # (100 + 200 + 300) / 3
+    assert b["best"] == {"metric": "exact_accuracy", "value": 0.25, "step": 10}  # first time reached
+    assert b["final"]["accuracy"] == 0.7 and b["wall_time"] == 10.0 + 12.0
+    assert b["examples_per_s"] == 60.0
+    # c has no test record yet, and its torn last line is skipped.
+    assert c["final"] == {} and c["best"] == {"metric": "exact_accuracy", "value": None, "step": None}
+    assert (c["steps"], c["wall_time"], c["examples_per_s"]) == (10, 3.0, 80.0)
+
+
+def test_metric_chooses_best_and_a_loss_is_best_when_lowest(tmp_path):
+    records = [eval_line(10, 1.0, 0.1, 0.5, lm_loss=0.9), eval_line(20, 2.0, 0.3, 0.7, lm_loss=0.4),
+               eval_line(30, 3.0, 0.2, 0.6, lm_loss=0.6)]
+    run = make_run(tmp_path / "r", BASE, records)
+    (only,) = compare_json(run, "--metric", "accuracy")["runs"]
+    assert only["best"] == {"metric": "accuracy", "value": 0.7, "step": 20}
+    (only,) = compare_json(run, "--metric", "lm_loss")["runs"]
+    assert only["best"] == {"metric": "lm_loss", "value": 0.4, "step": 20}
+    result = run_hrm("compare", run, "--metric", "exactness")
+    assert_one_line_error(result, "exactness", "exact_accuracy")
+    assert result.returncode == 1
+
+
+def test_a_single_run_differs_in_nothing(tmp_path):
+    run = make_run(tmp_path / "r", BASE, RECORDS_A)
+    summary = compare_json(run)
+    assert summary["differing_keys"] == [] and summary["runs"][0]["config"] == {}
+    assert set(summary) == {"differing_keys", "runs"}
+    assert set(summary["runs"][0]) == {"run", "config", "final", "best", "steps", "wall_time", "examples_per_s"}
+
+
+def table_rows(text: str) -> list[dict[str, str]]:
+    lines = text.splitlines()
+    header = lines[0].split()
+    rows = [line.split() for line in lines[1:]]
+    assert all(len(row) == len(header) for row in rows), text  # aligned, one cell per column
+    return [dict(zip(header, row)) for row in rows]
+
+
+COLUMNS = ["run", "data_path", "seed", "ema", "max_steps", "arch.H_cycles", "arch.damping", "final.exact_accuracy",
+           "final.accuracy", "final.q_halt_accuracy", "final.steps", "best.exact_accuracy", "best.step",
+           "steps", "wall_time", "examples_per_s"]
+
+
+def test_the_table_shows_percentages_and_dashes(runs):
+    result = run_hrm("compare", *runs, check=True)
+    rows = table_rows(result.stdout)
+    assert list(rows[0]) == COLUMNS
+    a, b, c = rows
+    assert (a["final.exact_accuracy"], a["final.accuracy"], a["best.exact_accuracy"], a["best.step"]) == \
+        ("60.00%", "95.00%", "75.00%", "20")
+    assert (a["ema"], a["arch.damping"], c["ema"], c["arch.damping"]) == ("false", "-", "-", "0.9")
+    assert (a["max_steps"], c["max_steps"]) == ("null", "-")
+    assert (a["wall_time"], b["wall_time"], a["examples_per_s"]) == ("15.5s", "22.0s", "200.0")
+    assert b["final.q_halt_accuracy"] == "-"  # b's test records have no q_halt_accuracy
+    assert all(c[k] == "-" for k in COLUMNS[7:13])  # no test record yet
+    # numbers are right-aligned: the columns end at the same place on every line
+    lines = result.stdout.splitlines()
+    end = lines[0].index("best.exact_accuracy") + len("best.exact_accuracy")
+    assert all(line[end - 1] != " " and line[end:end + 1] in (" ", "") for line in lines)
+
+
+def test_out_writes_the_csv_and_the_png(runs, tmp_path):
+    out = tmp_path / "cmp"
+    result = run_hrm("compare", *runs, "--out", out, check=True)
+    assert sorted(p.name for p in out.iterdir()) == ["compare.csv", "curves.png"]
+    with open(out / "compare.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == COLUMNS
+    assert rows[1] == [str(runs[0]), "data/s9", "0", "false", "null", "2", "", "0.6", "0.95", "0.9", "3.5", "0.75", "20",
+                       "30", "15.5", "200.0"]
+    assert rows[3] == [str(runs[2]), "data/s9b", "0", "", "", "2", "0.9", "", "", "", "", "", "", "10", "3.0", "80.0"]
+    assert len(rows) == 4 and result.stdout.splitlines()[0].split() == COLUMNS
+
+    from PIL import Image
+
+    png = out / "curves.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(png) as image:
+        assert image.size == (1080, 28 + 330)  # two charts side by side under a header line
+        colours = {colour for _, colour in image.convert("RGB").getcolors(1 << 20)}
+    # one colour per run: blue (a), red (b) and green (c, in the lm_loss chart and legend)
+    assert {(0x00, 0x74, 0xD9), (0xFF, 0x41, 0x36), (0x2E, 0xCC, 0x40)} <= colours
+
+
+def test_out_follows_the_output_rule(runs, tmp_path):
+    out = tmp_path / "cmp"
+    run_hrm("compare", *runs[:2], "--out", out, check=True)
+    assert_one_line_error(run_hrm("compare", *runs, "--out", out), "--force")
+    run_hrm("compare", *runs, "--out", out, "--force", check=True)  # ours: replaced
+    assert len((out / "compare.csv").read_text().splitlines()) == 4
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    assert_one_line_error(run_hrm("compare", *runs, "--out", mine, "--force"), "refusing", "notes.txt")
+    assert (mine / "notes.txt").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c", "cmp", "mine"]  # no partial left
+
+
+def test_many_runs_get_distinct_colours_and_a_taller_legend(tmp_path):
+    runs = [make_run(tmp_path / f"grid_H{i}_L{i}_with_a_long_name", {**BASE, "seed": i},
+                     [eval_line(10, 1.0, i / 10, 0.5), eval_line(20, 2.0, i / 10 + 0.05, 0.6)]) for i in range(8)]
+    out = tmp_path / "cmp"
+    run_hrm("compare", *runs, "--out", out, "--quiet", check=True)
+    from PIL import Image
+
+    with Image.open(out / "curves.png") as image:
+        assert image.size[0] == 1080 and image.size[1] > 28 + 330  # the legend wrapped onto more lines
+        colours = {colour for _, colour in image.convert("RGB").getcolors(1 << 20)}
+    palette = {(0x00, 0x74, 0xD9), (0xFF, 0x41, 0x36), (0x2E, 0xCC, 0x40), (0xFF, 0x85, 0x1B),
+               (0xB1, 0x0D, 0xC9), (0x39, 0xCC, 0xCC), (0x85, 0x14, 0x4B), (0x3D, 0x99, 0x70)}
+    assert palette <= colours
+
+
+@pytest.mark.parametrize("case", ["missing", "a_file", "no_config", "no_metrics", "twice", "twice_spelled", "bad_line",
+                                  "not_yaml"])
+def test_bad_input_is_one_line(tmp_path, case):
+    good = make_run(tmp_path / "good", BASE, RECORDS_A)
+    other = tmp_path / "other"
+    other.mkdir()
+    if case == "missing":
+        args, fragments = [good, tmp_path / "nope"], ["nope", "does not exist"]
+    elif case == "a_file":
+        (other / "notes.txt").write_text("x")
+        args, fragments = [good, other / "notes.txt"], ["notes.txt", "not a training run"]
+    elif case == "no_config":
+        (other / "metrics.jsonl").write_text(json.dumps(RECORDS_A[0]) + "\n")
+        args, fragments = [good, other], ["other", "config.yaml"]
+    elif case == "no_metrics":
+        (other / "config.yaml").write_text(yaml.safe_dump(BASE))
+        args, fragments = [good, other], ["other", "metrics.jsonl"]
+    elif case == "twice":
+        args, fragments = [good, other, good], ["good", "twice"]
+    elif case == "twice_spelled":  # relative and absolute (run in tmp_path)
+        args, fragments = ["good", good], ["good", "twice", f"as good and {good}"]
+    elif case == "bad_line":
+        make_run(other / "run", BASE, RECORDS_A[:1], tail="{not json\n" + json.dumps(RECORDS_A[1]) + "\n")
+        args, fragments = [good, other / "run"], ["line 2", "not JSON"]
+    else:
+        (other / "config.yaml").write_text("arch: [unclosed\n")
+        (other / "metrics.jsonl").write_text("")
+        args, fragments = [good, other], ["config.yaml", "YAML"]
+    result = run_hrm("compare", *args, cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout == ""
+    assert_one_line_error(result, *fragments)
+
+
+def test_a_run_that_has_logged_nothing_yet_is_compared(tmp_path):
+    good = make_run(tmp_path / "good", BASE, RECORDS_A)
+    fresh = make_run(tmp_path / "fresh", {**BASE, "lr": 3e-4}, [])
+    a, b = compare_json(good, fresh)["runs"]
+    assert b == {"run": str(fresh), "config": {"lr": 3e-4}, "final": {}, "steps": None, "wall_time": None,
+                 "examples_per_s": None, "best": {"metric": "exact_accuracy", "value": None, "step": None}}
+
+
+def test_usage_without_runs_exits_2():
+    result = run_hrm("compare")
+    assert result.returncode == 2
+    assert_one_line_error(result, "RUN")
+
+
+def test_help_has_an_example():
+    text = run_hrm("compare", "--help", check=True).stdout
+    assert "Example" in text and "hrm compare runs/" in text and "--metric" in text and "<bool>" not in text
+
+
+def test_two_real_tiny_runs(tmp_path, single_thread):
+    """Two 12-step runs of the trainer that differ in seed and L_cycles; the first stops at step 6
+    and is resumed, so its wall time spans both processes."""
+    from hrm.train.config import resume_config
+    from hrm.train.loop import train as train_run
+    from sudoku4_data import write_sudoku4
+    from tests.train_helpers import tiny
+
+    data = write_sudoku4(tmp_path / "s4", train_size=64, test_size=16, blanks=6)
+    first, second = tmp_path / "r1", tmp_path / "r2"
+    train_run(tiny(data, "max_steps=6"), first)
+    train_run(resume_config(first, ["max_steps=12"]), first, resume=True)
+    train_run(tiny(data, "max_steps=12", "seed=1", "arch.L_cycles=1"), second)
+    summary = compare_json(first, second)
+    assert summary["differing_keys"] == ["seed", "arch.L_cycles"]  # max_steps ends at 12 in both
+    for run, entry in zip((first, second), summary["runs"]):
+        lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        times = [r["time"] for r in lines]
+        assert times == sorted(times)  # the trainer carries its clock across the resume
+        tests = [r for r in lines if r["split"] == "test"]
+        assert tests[-1]["step"] == 12  # (the first also evaluated where it stopped, at 6)
+        assert entry["steps"] == 12 and entry["wall_time"] == times[-1]
+        assert entry["final"]["exact_accuracy"] == tests[-1]["exact_accuracy"]
+        assert entry["best"]["value"] == max(r["exact_accuracy"] for r in tests)
+
+
+def test_config_values_compare_as_yaml_values():
+    from hrm.train.compare import differing_keys, flatten_config
+
+    flat = [flatten_config({"a": 2, "b": True, "c": {"d": {"e": 1}}, "f": [1, 2]}),
+            flatten_config({"a": 2.0, "b": 1, "c": {"d": {"e": 1}}, "f": [1, 2]})]
+    assert flat[0] == {"a": 2, "b": True, "c.d.e": 1, "f": [1, 2]}
+    assert differing_keys(flat) == ["b"]  # 2 == 2.0, but true is not 1

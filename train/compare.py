@@ -1,0 +1,336 @@
+"""`hrm compare RUN...`: one table of several training runs (an ablation, a grid, seeds).
+
+    runs = ["runs/hrm", "runs/trm"]
+    configs, records = read_runs(runs)
+    summary = compare_runs(runs, configs, records)     # {"differing_keys": [...], "runs": [...]}
+    print(format_table(summary))
+    write_comparison(summary, records, "runs/compare")  # compare.csv + curves.png
+
+It reads run folders only (RUN/config.yaml and RUN/metrics.jsonl, as `hrm train --out` writes
+them) and never the checkpoints, so it works on live runs and on runs whose data is gone.
+
+What each figure is:
+- the config keys shown are those whose values differ between the runs, flattened (`arch.H_cycles`);
+  a key absent from one run's config (an older hrm, another architecture) differs too.
+- `final`: the metrics of the last test record (the evaluation with the largest step).
+- `best`: the best value of `metric` over the test records and the step of its first occurrence;
+  best is the largest value, except for a loss (a name containing "loss"), where it is the smallest.
+- `steps`: the last step logged; `wall_time`: the run's `time` (seconds spent in the training
+  loop, evaluations included, not the start-up before the first step). `hrm train --resume`
+  carries `time` on from its checkpoint and drops the log lines after it, so the last record's
+  time is the total; a log whose time restarts (lines appended by another writer) is summed
+  segment by segment.
+- `examples_per_s`: the mean of the train records' `examples_per_s` (training throughput over
+  the log windows; evaluations are not counted).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from hrm.common import HrmError
+from hrm.common.outputs import OutputKind, atomic_directory
+from hrm.train.curves import (CHART_HEIGHT, CHART_WIDTH, HEADER_HEIGHT, METRICS, SERIES_COLOURS, TEXT, _draw_chart,
+                              _finite, _series, last_values, legend_positions, read_metrics)
+from hrm.show.render_png import font, require_pillow, save_png
+
+CSV_NAME, PNG_NAME = "compare.csv", "curves.png"
+NOT_METRICS = ("step", "split", "time", "count")  # record fields that are not a test metric
+FIRST_METRICS = ("exact_accuracy", "accuracy")
+# One colour per run: the curves' blue, red, green, then colours far from them and from each other
+# (12 runs before a colour repeats).
+RUN_COLOURS = (*SERIES_COLOURS, "#FF851B", "#B10DC9", "#39CCCC", "#85144B", "#3D9970", "#001F3F", "#F012BE",
+               "#AAAAAA", "#FFDC00")
+MISSING = object()  # a config key the run's config does not have (shown "-"), unlike a null value
+
+
+def is_compare_folder(path: Path) -> bool:
+    """Whether `path` was written by `hrm compare --out`: it holds our compare.csv (first column
+    `run`) and nothing but the files we write."""
+    path = Path(path)
+    try:
+        entries = {entry.name for entry in path.iterdir()}
+        with open(path / CSV_NAME, newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return bool(header) and header[0] == "run" and entries <= {CSV_NAME, PNG_NAME}
+
+
+COMPARE_OUTPUT = OutputKind("a comparison folder", directory=True, written_by_hrm=is_compare_folder)
+
+
+def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"lr": 1e-4, "arch": {"H_cycles": 2}} -> {"lr": 1e-4, "arch.H_cycles": 2} (any depth)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_config(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal config values; true and 1 are not the same value (YAML tells them apart), 2 and 2.0 are."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return a == b
+
+
+def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
+    """The flattened keys whose value is not the same in every config, in the order they first
+    appear; a key that some config lacks differs."""
+    keys = list(dict.fromkeys(key for config in configs for key in config))
+    first = configs[0]
+    return [key for key in keys
+            if key not in first or any(key not in config or not _same(config[key], first[key]) for config in configs)]
+
+
+def read_run_config(run: str | os.PathLike) -> dict[str, Any]:
+    """RUN/config.yaml, flattened; a one-line HrmError when RUN is not a training run."""
+    path = Path(run)
+    if not path.exists():
+        raise HrmError(f"run directory {run} does not exist")
+    if not path.is_dir():
+        raise HrmError(f"{run} is not a training run (a file, not a run folder)")
+    config_file = path / "config.yaml"
+    if not config_file.is_file():
+        raise HrmError(f"{run} is not a training run (no config.yaml)")
+    try:
+        saved = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise HrmError(f"{config_file}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("arch"), dict):
+        raise HrmError(f"{config_file} is not the config of an hrm training run (no arch mapping)")
+    return flatten_config(saved)
+
+
+def wall_time(records: Iterable[dict[str, Any]]) -> float | None:
+    """Seconds of the run: the last record's `time`, plus the end of each earlier segment where
+    the time restarts (goes down) in file order."""
+    total, last = 0.0, None
+    for record in records:
+        time = record.get("time")
+        if not _finite(time):
+            continue
+        if last is not None and time < last:
+            total += last  # the log restarts its clock here: the segment before ended at `last`
+        last = float(time)
+    return None if last is None else total + last
+
+
+def lower_is_better(metric: str) -> bool:
+    return "loss" in metric
+
+
+def best_value(records: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+    """{"metric", "value", "step"}: the best test value of `metric` and the first step it was reached
+    (value and step None when no test record has it)."""
+    points = _series(records, "test", metric)  # sorted by step
+    if not points:
+        return {"metric": metric, "value": None, "step": None}
+    pick = min if lower_is_better(metric) else max
+    value = pick(value for _, value in points)
+    step = next(step for step, v in points if v == value)
+    return {"metric": metric, "value": value, "step": int(step)}
+
+
+def summarise_run(records: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+    """One run's figures from its metrics records (see the module doc): final, best, steps,
+    wall_time, examples_per_s."""
+    last_test = last_values(records).get("test")
+    final: dict[str, Any] = {}
+    if last_test is not None:
+        final["step"] = last_test["step"]
+        metrics = {k: v for k, v in last_test.items() if k not in NOT_METRICS and _finite(v)}
+        rank = {name: i for i, name in enumerate(FIRST_METRICS)}  # exact_accuracy, accuracy, then the log's order
+        final.update(sorted(metrics.items(), key=lambda item: rank.get(item[0], len(rank))))
+    throughputs = [float(r["examples_per_s"]) for r in records
+                   if r["split"] == "train" and _finite(r.get("examples_per_s"))]
+    return {"final": final, "best": best_value(records, metric),
+            "steps": max((r["step"] for r in records), default=None),
+            "wall_time": wall_time(records),
+            "examples_per_s": sum(throughputs) / len(throughputs) if throughputs else None}
+
+
+def _read_records(run: str) -> list[dict[str, Any]]:
+    """The metrics of a run; a run that has started but logged nothing yet has none."""
+    path = Path(run) / "metrics.jsonl"
+    if not path.is_file():
+        raise HrmError(f"{run} is not a training run (no metrics.jsonl)")
+    return read_metrics(run, allow_empty=True)
+
+
+def read_runs(runs: list[str]) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]:
+    """(flattened configs, metrics records) of the runs; one-line errors for a folder that is not
+    a run and for a run given twice (under any spelling of its path)."""
+    if not runs:
+        raise HrmError("give at least one run folder to compare")
+    seen: dict[Path, str] = {}
+    for run in runs:
+        resolved = Path(run).resolve()
+        if resolved in seen:
+            also = f" (as {seen[resolved]} and {run})" if seen[resolved] != run else ""
+            raise HrmError(f"run {seen[resolved]} is given twice{also}")
+        seen[resolved] = run
+    return [read_run_config(run) for run in runs], [_read_records(run) for run in runs]
+
+
+def compare_runs(runs: list[str], configs: list[dict[str, Any]], records: list[list[dict[str, Any]]],
+                 metric: str = "exact_accuracy") -> dict[str, Any]:
+    """{"differing_keys": [...], "runs": [{"run", "config", "final", "best", "steps", "wall_time",
+    "examples_per_s"}, ...]}: one entry per run, in the order given (`read_runs` reads the
+    configs and records). A run's `config` holds the differing keys its config.yaml has (a key
+    it lacks is left out)."""
+    tested = [r for rs in records for r in rs if r["split"] == "test"]
+    if tested and not any(_finite(r.get(metric)) for r in tested):
+        known = sorted({k for r in tested for k, v in r.items() if k not in NOT_METRICS and _finite(v)})
+        raise HrmError(f"no test record of these runs has the metric {metric!r} (they have: {', '.join(known)})")
+    keys = differing_keys(configs)
+    entries = [{"run": run, "config": {k: config[k] for k in keys if k in config}, **summarise_run(rs, metric)}
+               for run, config, rs in zip(runs, configs, records)]
+    return {"differing_keys": keys, "runs": entries}
+
+
+def final_metrics(summary: dict[str, Any]) -> list[str]:
+    """The final metrics of any run, exact_accuracy and accuracy first, then the trainer's order."""
+    present = list(dict.fromkeys(k for run in summary["runs"] for k in run["final"] if k != "step"))
+    order = [*FIRST_METRICS, *(m for m in METRICS if m not in FIRST_METRICS)]
+    return [m for m in order if m in present] + sorted(m for m in present if m not in order)
+
+
+def _metric_name(summary: dict[str, Any]) -> str:
+    return summary["runs"][0]["best"]["metric"]
+
+
+def columns(summary: dict[str, Any]) -> list[str]:
+    """The columns of the table and of compare.csv."""
+    metric = _metric_name(summary)
+    return ["run", *summary["differing_keys"], *(f"final.{m}" for m in final_metrics(summary)),
+            f"best.{metric}", "best.step", "steps", "wall_time", "examples_per_s"]
+
+
+def raw_rows(summary: dict[str, Any]) -> list[list[Any]]:
+    """One list of raw values per run, in `columns` order; MISSING where a run has no such value."""
+    rows = []
+    for run in summary["runs"]:
+        row = [run["run"], *(run["config"].get(k, MISSING) for k in summary["differing_keys"])]
+        row += [run["final"].get(m, MISSING) for m in final_metrics(summary)]
+        best = run["best"]
+        row += [MISSING if best["value"] is None else best["value"], MISSING if best["step"] is None else best["step"]]
+        row += [MISSING if run[k] is None else run[k] for k in ("steps", "wall_time", "examples_per_s")]
+        rows.append(row)
+    return rows
+
+
+def _config_text(value: Any) -> str:
+    """A config value as a user types it in an override (YAML scalars)."""
+    if value is MISSING:
+        return "-"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def _value_text(column: str, value: Any) -> str:
+    if value is MISSING:
+        return "-"
+    if column in ("best.step", "steps"):
+        return str(value)
+    if column == "wall_time":
+        return _duration(value)
+    if column == "examples_per_s":
+        return f"{value:.1f}"
+    if "accuracy" in column:
+        return f"{value:.2%}"
+    return f"{value:.4g}"
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """The comparison as an aligned text table: accuracies in percent, wall time as 1h02m / 4m05s."""
+    header = columns(summary)
+    n_config = 1 + len(summary["differing_keys"])
+    rows = [header]
+    for raw in raw_rows(summary):
+        rows.append([raw[0], *(_config_text(v) for v in raw[1:n_config]),
+                     *(_value_text(c, v) for c, v in zip(header[n_config:], raw[n_config:]))])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    # Text columns (run, config) left-aligned, numbers right-aligned so that digits line up.
+    lines = ["  ".join(cell.ljust(w) if i < n_config else cell.rjust(w) for i, (cell, w) in
+                       enumerate(zip(row, widths))).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is MISSING:
+        return ""
+    if value is None or isinstance(value, (bool, list, dict)):
+        return _config_text(value)
+    return value
+
+
+def write_csv(summary: dict[str, Any], path: str | os.PathLike) -> None:
+    """The table's rows and columns with raw numbers (fractions, seconds); empty where the table has "-"."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns(summary))
+        for raw in raw_rows(summary):
+            writer.writerow([_csv_cell(v) for v in raw])
+
+
+def curve_labels(runs: list[str]) -> list[str]:
+    """Legend labels: each run's folder name, or the path as given where two names clash."""
+    names = [Path(run).name or run for run in runs]
+    return [name if names.count(name) == 1 else run for name, run in zip(names, runs)]
+
+
+def plot_comparison(runs: list[str], records: list[list[dict[str, Any]]], metric: str,
+                    out: str | os.PathLike, *, force: bool = False) -> Path:
+    """Two charts side by side: the test `metric` of every run against the step, and the train
+    lm_loss; one colour per run (the same in both charts)."""
+    PIL = require_pillow()
+    labels = curve_labels(runs)
+    # A legend of many runs wraps onto more lines: the charts grow by them, the plots keep their size.
+    height = CHART_HEIGHT + legend_positions(labels)[-1][1] - legend_positions(labels)[0][1]
+    image = PIL.Image.new("RGB", (2 * CHART_WIDTH, HEADER_HEIGHT + height), "#FFFFFF")
+    draw = PIL.ImageDraw.Draw(image)
+    draw.text((10, 7), f"{len(runs)} run(s): test {metric} (dots) and train lm_loss", fill=TEXT, font=font(14))
+    tests = [(label, "test", _series(rs, "test", metric)) for label, rs in zip(labels, records)]
+    losses = [(label, "train", _series(rs, "train", "lm_loss")) for label, rs in zip(labels, records)]
+    _draw_chart(draw, 0, HEADER_HEIGHT, f"test {metric}", tests, height=height, colours=RUN_COLOURS)
+    _draw_chart(draw, CHART_WIDTH, HEADER_HEIGHT, "train lm_loss", losses, height=height, colours=RUN_COLOURS)
+    return save_png(image, out, force=force)
+
+
+def write_comparison(summary: dict[str, Any], records: list[list[dict[str, Any]]], out: str | os.PathLike,
+                     *, force: bool = False) -> Path:
+    """OUT/compare.csv and OUT/curves.png, as one folder written atomically (hrm.common.outputs)."""
+    runs = [run["run"] for run in summary["runs"]]
+    with atomic_directory(out, COMPARE_OUTPUT, force=force) as tmp:
+        tmp.mkdir()
+        write_csv(summary, tmp / CSV_NAME)
+        plot_comparison(runs, records, _metric_name(summary), tmp / PNG_NAME)
+    return Path(out)
