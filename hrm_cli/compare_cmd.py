@@ -17,6 +17,8 @@ EXAMPLE = """Examples:
   hrm compare runs/grid_* --out runs/grid_compare    (also compare.csv and curves.png)
 
   hrm compare runs/a runs/b --json --metric accuracy
+
+  hrm compare runs/*_s0 runs/*_s1 runs/*_s2 --mean-over seed    (mean ± std over the seeds)
 """
 
 
@@ -27,6 +29,11 @@ def compare(
         help="Test metric of the 'best' columns and of the curves (lowest wins for a loss).")] = "exact_accuracy",
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", help="Also write OUT/compare.csv (the table, raw numbers) and OUT/curves.png.")] = None,
+    mean_over: Annotated[Optional[str], typer.Option(
+        "--mean-over", metavar="KEY", show_default=False,
+        help="Group the runs by every differing config key but KEY (e.g. seed) and report each figure "
+             "as mean ± std over a group's runs; the CSV and PNG then hold one row and one mean curve per "
+             "group, and --json adds \"grouped\".")] = None,
     force: Force = False,
     as_json: Json = False,
     quiet: Quiet = False,
@@ -35,17 +42,24 @@ def compare(
     wall time, examples/s; --out adds a CSV and the test curves overlaid in one PNG."""
     set_quiet(quiet)
     from hrm.common.outputs import check_output
-    from hrm.train.compare import COMPARE_OUTPUT, compare_runs, format_table, read_runs, write_comparison
+    from hrm.train.compare import (COMPARE_OUTPUT, check_group_key, compare_runs, format_group_table, format_table,
+                                   group_runs, read_runs, write_comparison, write_group_comparison)
 
     if out is not None:
         check_output(out, COMPARE_OUTPUT, force=force)  # before reading the runs
     names = [str(run) for run in runs]
     configs, records = read_runs(names)
+    if mean_over is not None:
+        check_group_key(configs, mean_over)
     summary = compare_runs(names, configs, records, metric)
+    grouped = group_runs(summary, mean_over) if mean_over is not None else None
     if out is not None:
-        write_comparison(summary, records, out, force=force)
+        if grouped is not None:
+            write_group_comparison(grouped, summary, records, out, force=force)
+        else:
+            write_comparison(summary, records, out, force=force)
         log(f"wrote {out}/compare.csv and {out}/curves.png")
     if as_json:
-        typer.echo(json.dumps(summary))
+        typer.echo(json.dumps({**summary, "grouped": grouped} if grouped is not None else summary))
     else:
-        typer.echo(format_table(summary))
+        typer.echo(format_group_table(grouped) if grouped is not None else format_table(summary))

@@ -277,3 +277,38 @@ def test_config_values_compare_as_yaml_values():
             flatten_config({"a": 2.0, "b": 1, "c": {"d": {"e": 1}}, "f": [1, 2]})]
     assert flat[0] == {"a": 2, "b": True, "c.d.e": 1, "f": [1, 2]}
     assert differing_keys(flat) == ["b"]  # 2 == 2.0, but true is not 1
+
+
+def test_mean_over_seed_groups_the_runs_and_gives_mean_and_sample_std(tmp_path):
+    # Two architectures x three seeds with final exact accuracies written here: hrm 0.2, 0.4, 0.9
+    # (mean 0.5, sample std sqrt(((0.3)^2 + (0.1)^2 + (0.4)^2) / 2) = sqrt(0.13)), trm 0.6 x 3.
+    finals = {"hrm": [0.2, 0.4, 0.9], "trm": [0.6, 0.6, 0.6]}
+    folders = []
+    for name, values in finals.items():
+        for seed, exact in enumerate(values):
+            config = {**BASE, "seed": seed, "arch": {**BASE["arch"], "name": name}}
+            records = [train_line(10, 2.0 + seed, 1.0, 100.0 * (seed + 1)),
+                       eval_line(10, 3.0 + seed, exact / 2, 0.5), eval_line(20, 5.0 + seed, exact, 0.7)]
+            folders.append(make_run(tmp_path / f"{name}_s{seed}", config, records))
+    summary = compare_json(*folders, "--mean-over", "seed", "--out", tmp_path / "cmp")
+    grouped = summary["grouped"]
+    assert grouped["mean_over"] == "seed" and grouped["keys"] == ["arch.name"]
+    assert [g["config"] for g in grouped["groups"]] == [{"arch.name": "hrm"}, {"arch.name": "trm"}]
+    hrm, trm = grouped["groups"]
+    assert hrm["runs"] == [str(f) for f in folders[:3]]
+    exact = hrm["final"]["exact_accuracy"]
+    assert exact["n"] == 3 and exact["mean"] == pytest.approx(0.5) and exact["std"] == pytest.approx(0.13 ** 0.5)
+    assert (exact["min"], exact["max"]) == (0.2, 0.9)
+    assert trm["final"]["exact_accuracy"]["std"] == pytest.approx(0.0)
+    assert hrm["examples_per_s"]["mean"] == pytest.approx(200.0) and hrm["wall_time"]["mean"] == pytest.approx(6.0)
+    assert hrm["best"]["value"]["mean"] == pytest.approx(0.5)  # the best is the last evaluation here
+    # The CSV: one row per group with mean/std/min/max of each figure; the PNG: one mean curve per group.
+    rows = list(csv.DictReader(open(tmp_path / "cmp" / "compare.csv", newline="")))
+    assert [r["arch.name"] for r in rows] == ["hrm", "trm"] and rows[0]["n"] == "3"
+    assert float(rows[0]["final.exact_accuracy_std"]) == pytest.approx(0.13 ** 0.5)
+    assert (tmp_path / "cmp" / "curves.png").read_bytes().startswith(b"\x89PNG")
+    table = run_hrm("compare", *folders, "--mean-over", "seed", check=True).stdout
+    assert "50.0% ± 36.1%" in table and "60.0% ± 0.0%" in table
+    # --force replaces a grouped comparison folder (it is recognised as ours).
+    run_hrm("compare", *folders, "--out", tmp_path / "cmp", "--force", check=True)
+    assert_one_line_error(run_hrm("compare", *folders, "--mean-over", "sed"), "--mean-over sed")

@@ -51,7 +51,7 @@ MISSING = object()  # a config key the run's config does not have (shown "-"), u
 
 def is_compare_folder(path: Path) -> bool:
     """Whether `path` was written by `hrm compare --out`: it holds our compare.csv (first column
-    `run`) and nothing but the files we write."""
+    `run`, or `group` with --mean-over) and nothing but the files we write."""
     path = Path(path)
     try:
         entries = {entry.name for entry in path.iterdir()}
@@ -59,7 +59,7 @@ def is_compare_folder(path: Path) -> bool:
             header = next(csv.reader(handle), [])
     except (OSError, UnicodeDecodeError, csv.Error):
         return False
-    return bool(header) and header[0] == "run" and entries <= {CSV_NAME, PNG_NAME}
+    return bool(header) and header[0] in ("run", "group") and entries <= {CSV_NAME, PNG_NAME}
 
 
 COMPARE_OUTPUT = OutputKind("a comparison folder", directory=True, written_by_hrm=is_compare_folder)
@@ -333,4 +333,143 @@ def write_comparison(summary: dict[str, Any], records: list[list[dict[str, Any]]
         tmp.mkdir()
         write_csv(summary, tmp / CSV_NAME)
         plot_comparison(runs, records, _metric_name(summary), tmp / PNG_NAME)
+    return Path(out)
+
+
+# --- Means over seeds (`--mean-over seed`) --------------------------------------------------------
+
+def _stats(values: list[float]) -> dict[str, Any] | None:
+    """{"mean", "std" (sample std; 0 for one value), "min", "max", "n"} of the finite values."""
+    values = [float(v) for v in values if _finite(v)]
+    if not values:
+        return None
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    return {"mean": mean, "std": std, "min": min(values), "max": max(values), "n": len(values)}
+
+
+def check_group_key(configs: list[dict[str, Any]], key: str) -> None:
+    """A one-line error when no run's config has `key` (a typo in --mean-over)."""
+    if not any(key in config for config in configs):
+        raise HrmError(f"--mean-over {key}: no run's config has that key (e.g. seed, arch.H_cycles)")
+
+
+def group_runs(summary: dict[str, Any], key: str) -> dict[str, Any]:
+    """The runs grouped by every differing key but `key` (e.g. "seed"), with each figure as
+    {"mean", "std", "min", "max", "n"} over the group's runs: {"mean_over", "keys", "groups": [
+    {"config", "runs", "final": {metric: stats}, "best": {"metric", "value": stats, "step": stats},
+    "steps", "wall_time", "examples_per_s"}]} in the order each group first appears."""
+    keys = [k for k in summary["differing_keys"] if k != key]
+    groups: dict[str, dict[str, Any]] = {}
+    for run in summary["runs"]:
+        config = {k: run["config"].get(k, None) for k in keys}
+        groups.setdefault(json.dumps(config, sort_keys=True, default=str), {"config": config, "members": []})["members"].append(run)
+    metric = _metric_name(summary)
+    out = []
+    for group in groups.values():
+        members = group["members"]
+        names = list(dict.fromkeys(m for run in members for m in run["final"] if m != "step"))
+        out.append({"config": group["config"], "runs": [run["run"] for run in members],
+                    "final": {m: _stats([run["final"].get(m) for run in members]) for m in names},
+                    "best": {"metric": metric, "value": _stats([run["best"]["value"] for run in members]),
+                             "step": _stats([run["best"]["step"] for run in members])},
+                    **{k: _stats([run[k] for run in members]) for k in ("steps", "wall_time", "examples_per_s")}})
+    return {"mean_over": key, "keys": keys, "groups": out}
+
+
+def _spread_text(column: str, stats: dict[str, Any] | None) -> str:
+    if stats is None:
+        return "-"
+    if "accuracy" in column:
+        return f"{stats['mean']:.1%} ± {stats['std']:.1%}"
+    return f"{_value_text(column, stats['mean'])} ± {_value_text(column, stats['std'])}"
+
+
+def group_columns(grouped: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(config keys, figure columns) of the grouped table."""
+    finals = list(dict.fromkeys(m for g in grouped["groups"] for m in g["final"]))
+    order = [*FIRST_METRICS, *(m for m in METRICS if m not in FIRST_METRICS)]
+    finals = [m for m in order if m in finals] + sorted(m for m in finals if m not in order)
+    metric = grouped["groups"][0]["best"]["metric"] if grouped["groups"] else "exact_accuracy"
+    return grouped["keys"], [*(f"final.{m}" for m in finals), f"best.{metric}", "wall_time", "examples_per_s"]
+
+
+def _group_figure(group: dict[str, Any], column: str) -> dict[str, Any] | None:
+    if column.startswith("final."):
+        return group["final"].get(column[len("final."):])
+    if column.startswith("best."):
+        return group["best"]["value"]
+    return group[column]
+
+
+def format_group_table(grouped: dict[str, Any]) -> str:
+    """One row per group: its config, n runs, each figure as mean ± std over the runs."""
+    keys, figures = group_columns(grouped)
+    header = [*keys, "n", *(f"{c} (mean ± std)" if c.startswith(("final.", "best.")) else c for c in figures)]
+    rows = [header]
+    for group in grouped["groups"]:
+        rows.append([*(_config_text(group["config"][k]) for k in keys), str(len(group["runs"])),
+                     *(_spread_text(c, _group_figure(group, c)) for c in figures)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) if i < len(keys) else cell.rjust(w) for i, (cell, w) in
+                       enumerate(zip(row, widths))).rstrip() for row in rows]
+    return f"mean over {grouped['mean_over']} (sample std)\n" + "\n".join(lines)
+
+
+def write_group_csv(grouped: dict[str, Any], path: str | os.PathLike) -> None:
+    """The grouped table with raw numbers: per figure, its _mean, _std, _min and _max."""
+    keys, figures = group_columns(grouped)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["group", *keys, "n", "runs",
+                         *(f"{c}_{s}" for c in figures for s in ("mean", "std", "min", "max"))])
+        for i, group in enumerate(grouped["groups"]):
+            row: list[Any] = [i, *(_csv_cell(group["config"][k]) for k in keys), len(group["runs"]),
+                              " ".join(group["runs"])]
+            for column in figures:
+                stats = _group_figure(group, column)
+                row += ["" if stats is None else stats[s] for s in ("mean", "std", "min", "max")]
+            writer.writerow(row)
+
+
+def group_label(grouped: dict[str, Any], group: dict[str, Any]) -> str:
+    text = " ".join(f"{k.split('.')[-1]}={_config_text(group['config'][k])}" for k in grouped["keys"])
+    return text or "all runs"
+
+
+def _mean_series(records: list[list[dict[str, Any]]], split: str, metric: str) -> list[tuple[float, float]]:
+    """The mean curve of several runs at the steps every one of them logged."""
+    series = [dict(_series(rs, split, metric)) for rs in records]
+    steps = sorted(set.intersection(*(set(s) for s in series))) if series else []
+    return [(step, sum(s[step] for s in series) / len(series)) for step in steps]
+
+
+def plot_group_comparison(grouped: dict[str, Any], records_of: dict[str, list[dict[str, Any]]], metric: str,
+                          out: str | os.PathLike, *, force: bool = False) -> Path:
+    """As plot_comparison, one curve per group: the mean over its runs at the steps all of them logged."""
+    PIL = require_pillow()
+    labels = [group_label(grouped, g) for g in grouped["groups"]]
+    height = CHART_HEIGHT + legend_positions(labels)[-1][1] - legend_positions(labels)[0][1]
+    image = PIL.Image.new("RGB", (2 * CHART_WIDTH, HEADER_HEIGHT + height), "#FFFFFF")
+    draw = PIL.ImageDraw.Draw(image)
+    sizes = sorted({len(g["runs"]) for g in grouped["groups"]})
+    draw.text((10, 7), f"{len(labels)} group(s), mean over {grouped['mean_over']} "
+                       f"({'/'.join(map(str, sizes))} runs each): test {metric} and train lm_loss",
+              fill=TEXT, font=font(14))
+    members = [[records_of[run] for run in g["runs"]] for g in grouped["groups"]]
+    tests = [(label, "test", _mean_series(rs, "test", metric)) for label, rs in zip(labels, members)]
+    losses = [(label, "train", _mean_series(rs, "train", "lm_loss")) for label, rs in zip(labels, members)]
+    _draw_chart(draw, 0, HEADER_HEIGHT, f"test {metric} (mean)", tests, height=height, colours=RUN_COLOURS)
+    _draw_chart(draw, CHART_WIDTH, HEADER_HEIGHT, "train lm_loss (mean)", losses, height=height, colours=RUN_COLOURS)
+    return save_png(image, out, force=force)
+
+
+def write_group_comparison(grouped: dict[str, Any], summary: dict[str, Any], records: list[list[dict[str, Any]]],
+                           out: str | os.PathLike, *, force: bool = False) -> Path:
+    """OUT/compare.csv (the grouped table) and OUT/curves.png (one mean curve per group)."""
+    records_of = {run["run"]: rs for run, rs in zip(summary["runs"], records)}
+    with atomic_directory(out, COMPARE_OUTPUT, force=force) as tmp:
+        tmp.mkdir()
+        write_group_csv(grouped, tmp / CSV_NAME)
+        plot_group_comparison(grouped, records_of, _metric_name(summary), tmp / PNG_NAME)
     return Path(out)

@@ -1,8 +1,8 @@
 # Shared by the ablation scripts (sourced): `train RUN RUNG DATA [key=value...]` trains one run with the
 # rung's preset (final metrics in RUN.json) unless RUN.json exists (an interrupted ablation continues
 # where it stopped: an unfinished run is trained again);
-# `compare OUTDIR` tabulates OUTDIR/runs/* with `hrm compare` into OUTDIR/compare/ (compare.csv,
-# curves.png) and OUTDIR/compare.json. PARALLEL=N runs N trainings at a time (one CPU thread each);
+# `compare OUTDIR` tabulates OUTDIR/runs/* with `hrm compare --mean-over seed` (mean ± std over the
+# seeds) into OUTDIR/compare/ (compare.csv, curves.png) and OUTDIR/compare.json. PARALLEL=N runs N trainings at a time (one CPU thread each);
 # TRAIN_ARGS="key=value ..." is added to every training (e.g. max_steps=20 for a quick try).
 if command -v hrm >/dev/null 2>&1; then
     hrm=(hrm)
@@ -32,6 +32,6 @@ train() {
 compare() {
     wait
     local out=$1
-    "${hrm[@]}" compare "$out"/runs/*/ --out "$out/compare" --force --json > "$out/compare.json"
-    "${hrm[@]}" compare "$out"/runs/*/
+    "${hrm[@]}" compare "$out"/runs/*/ --mean-over seed --out "$out/compare" --force --json > "$out/compare.json"
+    "${hrm[@]}" compare "$out"/runs/*/ --mean-over seed
 }
