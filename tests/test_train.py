@@ -1,6 +1,7 @@
 """The training loop: exact resume, SIGTERM checkpoints, NaN stop, eval reproducibility, CLI."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -193,3 +194,14 @@ def test_smoke_preset_learns_to_fill_blanks(tmp_path):
     assert blank_accuracy > 0.8, blank_accuracy  # measured 0.92
     assert exact > 0.3, exact  # measured 0.65 (RoPE instead of learned positions: ~0.01)
     assert result["exact_accuracy"] == pytest.approx(exact)
+
+
+def test_the_compile_default_is_recorded_so_a_resume_keeps_it(data, tmp_path):
+    # compile unset: a 6-step CPU run is below CPU_COMPILE_MIN_STEPS, so eager, and config.yaml says
+    # so; resuming it towards 5000 steps (above the threshold) stays eager instead of compiling.
+    config = tiny(data, "max_steps=6")
+    config = dataclasses.replace(config, compile=None)
+    train(config, tmp_path / "run")
+    assert "compile: false" in (tmp_path / "run" / "config.yaml").read_text()
+    resumed = resume_config(tmp_path / "run", ["max_steps=5000"])
+    assert resumed.compile is False

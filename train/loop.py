@@ -406,6 +406,9 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, for
     if arch_note:
         log(arch_note)
     t = build(config, run_dir, dist, weights)
+    if config.compile is None:  # record the default's choice, so that a resume (even with another
+        # max_steps, which the CPU default depends on) runs the same code as the run it continues
+        config = t.config = dataclasses.replace(config, compile=t.forward is not t.model)
     prepare_run(config, run_dir, resume=resume, force=force, is_main=dist.is_main)
     if state is not None:
         restore(t, state)
