@@ -362,7 +362,7 @@ def group_runs(summary: dict[str, Any], key: str) -> dict[str, Any]:
     keys = [k for k in summary["differing_keys"] if k != key]
     groups: dict[str, dict[str, Any]] = {}
     for run in summary["runs"]:
-        config = {k: run["config"].get(k, None) for k in keys}
+        config = {k: run["config"][k] for k in keys if k in run["config"]}  # a key the runs lack: left out
         groups.setdefault(json.dumps(config, sort_keys=True, default=str), {"config": config, "members": []})["members"].append(run)
     metric = _metric_name(summary)
     out = []
@@ -408,7 +408,7 @@ def format_group_table(grouped: dict[str, Any]) -> str:
     header = [*keys, "n", *(f"{c} (mean ± std)" if c.startswith(("final.", "best.")) else c for c in figures)]
     rows = [header]
     for group in grouped["groups"]:
-        rows.append([*(_config_text(group["config"][k]) for k in keys), str(len(group["runs"])),
+        rows.append([*(_config_text(group["config"].get(k, MISSING)) for k in keys), str(len(group["runs"])),
                      *(_spread_text(c, _group_figure(group, c)) for c in figures)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) if i < len(keys) else cell.rjust(w) for i, (cell, w) in
@@ -424,7 +424,7 @@ def write_group_csv(grouped: dict[str, Any], path: str | os.PathLike) -> None:
         writer.writerow(["group", *keys, "n", "runs",
                          *(f"{c}_{s}" for c in figures for s in ("mean", "std", "min", "max"))])
         for i, group in enumerate(grouped["groups"]):
-            row: list[Any] = [i, *(_csv_cell(group["config"][k]) for k in keys), len(group["runs"]),
+            row: list[Any] = [i, *(_csv_cell(group["config"].get(k, MISSING)) for k in keys), len(group["runs"]),
                               " ".join(group["runs"])]
             for column in figures:
                 stats = _group_figure(group, column)
@@ -433,7 +433,8 @@ def write_group_csv(grouped: dict[str, Any], path: str | os.PathLike) -> None:
 
 
 def group_label(grouped: dict[str, Any], group: dict[str, Any]) -> str:
-    text = " ".join(f"{k.split('.')[-1]}={_config_text(group['config'][k])}" for k in grouped["keys"])
+    text = " ".join(f"{k.split('.')[-1]}={_config_text(group['config'][k])}" for k in grouped["keys"]
+                    if k in group["config"])
     return text or "all runs"
 
 
