@@ -2,7 +2,9 @@
 # The learning ladder (benchmarks/README.md, "Learning ladder"): small tasks that a 2-core CPU trains
 # in minutes and that land between 30% and 80% exact accuracy, so that a better method can show it.
 #
-#   examples/ladder.sh data RUNG DATADIR          build RUNG's dataset (LADDER_AUG=K: K train versions)
+#   examples/ladder.sh data RUNG DATADIR          build RUNG's dataset (LADDER_AUG=K: K augmented versions
+#                                                 per train puzzle; LADDER_TEST_AUG=K: per test puzzle,
+#                                                 for voting; the puzzles stay the same)
 #   examples/ladder.sh train RUNG OUTDIR [k=v...] build OUTDIR/data, train OUTDIR/run with
 #                                                 examples/ladder_RUNG.yaml, print the final test
 #                                                 metrics as one JSON line
@@ -29,7 +31,7 @@ build() {  # build RUNG's data into $1
     case $rung in
         sudoku4)
             "${hrm[@]}" build-data sudoku --box 2 --blanks 9 --train-size 50 --test-size 300 \
-                --aug "${LADDER_AUG:-3}" --seed 0 --out "$1" --force --quiet > /dev/null ;;
+                --aug "${LADDER_AUG:-3}" --test-aug "${LADDER_TEST_AUG:-0}" --seed 0 --out "$1" --force --quiet > /dev/null ;;
         *) echo "error: unknown rung '$rung' (known: sudoku4)" >&2; exit 2 ;;
     esac
 }

@@ -76,3 +76,34 @@ def test_unknown_rung_is_one_line(tmp_path):
     result = _script(REPO / "examples" / "ladder.sh", "data", "sudoku7", tmp_path / "d")
     assert result.returncode == 2 and result.stderr.strip().splitlines() == ["error: unknown rung 'sudoku7' (known: sudoku4)"]
     assert not (tmp_path / "d").exists()
+
+
+def test_an_ablation_runs_end_to_end_into_compare_and_the_pool(tmp_path):
+    # cycles.sh on a 1 x 1 grid, one seed, 2 steps per run (TRAIN_ARGS), then pool.sh on its run: the
+    # scripts' glue (training, not retraining a finished run, hrm compare --mean-over, hrm eval --pool).
+    env = {"SEEDS": "0", "CYCLES": "1", "TRAIN_ARGS": "max_steps=2"}
+    result = _script(REPO / "examples" / "ablations" / "cycles.sh", tmp_path / "grid", env=env)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "grid" / "compare.json").read_text())
+    assert [run["steps"] for run in summary["runs"]] == [2] and summary["grouped"]["groups"][0]["runs"]
+    assert (tmp_path / "grid" / "compare" / "curves.png").is_file()
+    config = (tmp_path / "grid" / "runs" / "H1_L1_s0" / "config.yaml").read_text()
+    assert "H_cycles: 1" in config and "L_cycles: 1" in config
+    again = _script(REPO / "examples" / "ablations" / "cycles.sh", tmp_path / "grid", env=env)
+    assert again.returncode == 0 and "H1_L1_s0: " not in again.stdout  # a finished run is not trained again
+    pool = _script(REPO / "examples" / "ablations" / "pool.sh", tmp_path / "pool", tmp_path / "grid" / "runs" / "H1_L1_s0",
+                   env={"POOL": "1,8"})
+    assert pool.returncode == 0, pool.stderr
+    curve = json.loads((tmp_path / "pool" / "H1_L1_s0.json").read_text())["accuracy_by_pool"]
+    assert list(curve) == ["1", "8"] and all(entry["exact"] for entry in curve.values())
+
+
+@pytest.mark.slow
+def test_the_architecture_ablation_runs_end_to_end(tmp_path):
+    # arch.sh's overrides make valid TRM and transformer configs; one seed, 2 steps per run.
+    result = _script(REPO / "examples" / "ablations" / "arch.sh", tmp_path / "arch",
+                     env={"SEEDS": "0", "TRAIN_ARGS": "max_steps=2"})
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "arch" / "compare.json").read_text())
+    assert summary["differing_keys"][:3] == ["arch.name", "arch.H_layers", "arch.L_layers"]
+    assert [g["config"]["arch.name"] for g in summary["grouped"]["groups"]] == ["hrm", "transformer", "trm"]
