@@ -138,15 +138,10 @@ def format_pool_curve(curve: dict[str, Any], draws: int) -> str:
 
 def plot_pool_curve(curve: dict[str, Any], out: str | os.PathLike, title: str = "", *,
                     force: bool = False) -> Path:
-    """One chart: pass@K against the pool size N (drawn as train/curves.py draws every chart)."""
-    from hrm.show.render_png import font, require_pillow, save_png
-    from hrm.train.curves import CHART_HEIGHT, CHART_WIDTH, HEADER_HEIGHT, TEXT, _draw_chart
+    """One chart: pass@K against the pool size N."""
+    from hrm.train.curves import plot_chart
 
-    PIL = require_pillow()
-    image = PIL.Image.new("RGB", (CHART_WIDTH, HEADER_HEIGHT + CHART_HEIGHT), "#FFFFFF")
-    draw = PIL.ImageDraw.Draw(image)
-    draw.text((10, 7), title or "vote pool", fill=TEXT, font=font(14))
     ks = [name for name in next(iter(curve.values())) if name.startswith("pass@")][:3]
     series = [(k, "test", [(int(size), entry[k]) for size, entry in curve.items()]) for k in ks]
-    _draw_chart(draw, 0, HEADER_HEIGHT, "accuracy by vote pool size", series, x_label="versions per item (N)")
-    return save_png(image, out, force=force)
+    return plot_chart(out, title or "vote pool", "accuracy by vote pool size", series, x_label="versions per item (N)",
+                      force=force)

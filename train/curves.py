@@ -219,17 +219,23 @@ def format_segment_curve(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot_segment_curve(summary: dict[str, Any], out: str | os.PathLike, title: str = "", *,
-                       force: bool = False) -> Path:
-    """One chart: exact accuracy (pass@1) after each segment, the inference-time scaling curve."""
+def plot_chart(out: str | os.PathLike, header: str, title: str, series: list[tuple[str, str, list]], *,
+               x_label: str, force: bool = False) -> Path:
+    """A PNG of one chart (`_draw_chart`'s series) under a header line."""
     PIL = require_pillow()
     image = PIL.Image.new("RGB", (CHART_WIDTH, HEADER_HEIGHT + CHART_HEIGHT), "#FFFFFF")
     draw = PIL.ImageDraw.Draw(image)
+    draw.text((10, 7), header, fill=TEXT, font=font(14))
+    _draw_chart(draw, 0, HEADER_HEIGHT, title, series, x_label=x_label)
+    return save_png(image, out, force=force)
+
+
+def plot_segment_curve(summary: dict[str, Any], out: str | os.PathLike, title: str = "", *,
+                       force: bool = False) -> Path:
+    """One chart: exact accuracy (pass@1) after each segment, the inference-time scaling curve."""
     protocol = summary.get("protocol") or {}
     header = f"{title}  " if title else ""
     header += f"ranker {protocol.get('ranker', 'votes')}, {protocol.get('items', '?')} items"
-    draw.text((10, 7), header, fill=TEXT, font=font(14))
     points = [(i + 1, float(v)) for i, v in enumerate(summary["accuracy_by_segment"])]
-    _draw_chart(draw, 0, HEADER_HEIGHT, "exact accuracy by segment", [("pass@1", "test", points)],
-                x_label="segment")
-    return save_png(image, out, force=force)
+    return plot_chart(out, header, "exact accuracy by segment", [("pass@1", "test", points)], x_label="segment",
+                      force=force)
