@@ -69,6 +69,23 @@ def _pools(versions_of_key: int, size: int, draws: int, rng: np.random.Generator
     return pools, False
 
 
+def _all_pools(versions_per_key: np.ndarray, key_first_pair: np.ndarray, size: int, draws: int,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """The pools of every key as (pair index, pool id) per member, the key of every pool, and
+    whether every key's pools are all its possible ones."""
+    pool_pairs, pool_ids, pool_key, exact = [], [], [], True
+    for key in np.flatnonzero(versions_per_key):
+        pools, complete = _pools(int(versions_per_key[key]), size, draws, rng)
+        exact &= complete
+        first = len(pool_key)
+        pool_pairs.append((key_first_pair[key] + pools).ravel())
+        pool_ids.append(np.repeat(np.arange(first, first + len(pools)), pools.shape[1]))
+        pool_key += [key] * len(pools)
+    empty = np.zeros(0, np.int64)
+    return (np.concatenate(pool_pairs) if pool_pairs else empty, np.concatenate(pool_ids) if pool_ids else empty,
+            np.asarray(pool_key, np.int64), exact)
+
+
 def pool_curve(votes: PoolVotes, sizes: Sequence[int], ks: Sequence[int], *, key_group: np.ndarray,
                chosen_groups: np.ndarray, draws: int = DEFAULT_DRAWS, seed: int = 0,
                rank: str = "votes") -> dict[str, Any]:
@@ -89,18 +106,8 @@ def pool_curve(votes: PoolVotes, sizes: Sequence[int], ks: Sequence[int], *, key
     versions_per_key = np.diff(key_first_pair)
     curve: dict[str, Any] = {}
     for size in sizes:
-        rng = np.random.default_rng([seed, size])
-        pool_pairs, pool_ids, pool_key, exact = [], [], [], True
-        for key in np.flatnonzero(versions_per_key):
-            pools, complete = _pools(int(versions_per_key[key]), size, draws, rng)
-            exact &= complete
-            first = len(pool_key)
-            pool_pairs.append((key_first_pair[key] + pools).ravel())
-            pool_ids.append(np.repeat(np.arange(first, first + len(pools)), pools.shape[1]))
-            pool_key += [key] * len(pools)
-        pool_key_array = np.asarray(pool_key, np.int64)
-        pairs = np.concatenate(pool_pairs) if pool_pairs else np.zeros(0, np.int64)
-        pair_pool = np.concatenate(pool_ids) if pool_ids else np.zeros(0, np.int64)
+        pairs, pair_pool, pool_key_array, exact = _all_pools(versions_per_key, key_first_pair, size, draws,
+                                                             np.random.default_rng([seed, size]))
         # Expand each chosen pair to its predictions (rows of `order`).
         lengths = pair_length[pairs]
         offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
