@@ -89,6 +89,17 @@ def write_arc_dataset(path, tasks: list[ArcTask], side: int = ARC_SIDE) -> None:
         writer.close()
 
 
+def answer_rows(tasks: list[ArcTask], answer) -> list[tuple[int, np.ndarray, float]]:
+    """(example row, tokens, q_halt 0.5) of every test pair of every version, in dataset order:
+    `answer(task_index, truth)` is the original-frame grid predicted, mapped into each version."""
+    rows = []
+    for t, task in enumerate(tasks):
+        for transform_id, colour_map in task.versions:
+            for truth in task.test_outputs:
+                rows.append((len(rows), arc_canvas(arc_version(answer(t, truth), transform_id, colour_map)), 0.5))
+    return rows
+
+
 def write_table(path, rows: list[tuple[int, np.ndarray, float]], seq_len: int, set_name: str = "all",
                 signature: dict | None = None) -> None:
     """A predictions table from (example row, tokens, q_halt) triples."""

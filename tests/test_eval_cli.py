@@ -14,8 +14,7 @@ from hrm.builders.dataset import open_dataset
 from hrm.eval.predictions import PredictionWriter, predictions_dataset_signature, iter_predictions
 from hrm.eval.run import evaluate
 from tests.conftest import assert_one_line_error, run_hrm
-from tests.eval_helpers import (arc_canvas, arc_version, random_arc_tasks, write_arc_dataset,
-                                write_grid_dataset, write_table)
+from tests.eval_helpers import answer_rows, random_arc_tasks, write_arc_dataset, write_grid_dataset, write_table
 
 
 @pytest.fixture(scope="module")
@@ -23,13 +22,7 @@ def small_arc(tmp_path_factory):
     tasks = random_arc_tasks(np.random.default_rng(7), num_tasks=3, versions=3)
     root = tmp_path_factory.mktemp("cli")
     write_arc_dataset(root / "arc", tasks)
-    rows, row = [], 0
-    for t, task in enumerate(tasks):
-        for transform_id, colour_map in task.versions:
-            for truth in task.test_outputs:
-                answer = truth if t != 2 else np.zeros((1, 1), np.uint8) + (truth[0, 0] + 1) % 10
-                rows.append((row, arc_canvas(arc_version(answer, transform_id, colour_map)), 0.5))
-                row += 1
+    rows = answer_rows(tasks, lambda t, truth: truth if t != 2 else np.zeros((1, 1), np.uint8) + (truth[0, 0] + 1) % 10)
     signature = predictions_dataset_signature(open_dataset(root / "arc"))
     write_table(root / "preds.parquet", rows, 900, signature=signature)
     return root, tasks, rows

@@ -15,7 +15,7 @@ from hrm.train.config import load_config
 from hrm.train.loop import train
 from sudoku4_data import write_sudoku4
 from tests.conftest import run_hrm
-from tests.eval_helpers import arc_canvas, arc_version, random_arc_tasks, write_arc_dataset, write_table
+from tests.eval_helpers import answer_rows, random_arc_tasks, write_arc_dataset, write_table
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -27,13 +27,7 @@ def arc(tmp_path_factory):
     tasks = random_arc_tasks(np.random.default_rng(3), num_tasks=6, versions=4)
     root = tmp_path_factory.mktemp("subset")
     write_arc_dataset(root / "arc", tasks)
-    rows, row = [], 0
-    for t, task in enumerate(tasks):
-        for transform_id, colour_map in task.versions:
-            for truth in task.test_outputs:
-                answer = truth if t % 2 == 0 else (truth + 1) % 10
-                rows.append((row, arc_canvas(arc_version(answer, transform_id, colour_map)), 0.5))
-                row += 1
+    rows = answer_rows(tasks, lambda t, truth: truth if t % 2 == 0 else (truth + 1) % 10)
     write_table(root / "preds.parquet", rows, 900, signature=predictions_dataset_signature(open_dataset(root / "arc")))
     return root, tasks
 
