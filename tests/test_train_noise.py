@@ -16,17 +16,21 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 OPTIONS = ["arch.init_std=0.5", "arch.path_noise=0.05", "arch.damping=0.9"]
 
 
+def _random_states(inner: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, object]:
+    """Two random float64 states of the carry's shape, the input embedding and the rotary tables."""
+    shape = (batch["inputs"].shape[0], inner.config.seq_len + inner.config.puzzle_emb_len, inner.config.hidden_size)
+    first, second = torch.randn(shape, dtype=torch.float64), torch.randn(shape, dtype=torch.float64)
+    with torch.no_grad():
+        return first, second, inner.input_embeddings(batch["inputs"], batch["puzzle_identifiers"]), inner.rotary()
+
+
 def test_damping_is_the_stated_update():
     """z <- (1 - lambda) z + lambda f(z) for each of the low and the high update."""
     model = tiny_model(H_cycles=1, L_cycles=1, damping=0.25).eval()
     inner = model.inner
     batch = random_batch(1)
-    shape = (batch["inputs"].shape[0], inner.config.seq_len + inner.config.puzzle_emb_len, inner.config.hidden_size)
-    z_high = torch.randn(shape, dtype=torch.float64)
-    z_low = torch.randn_like(z_high)
+    z_high, z_low, x, cos_sin = _random_states(inner, batch)
     with torch.no_grad():
-        x = inner.input_embeddings(batch["inputs"], batch["puzzle_identifiers"])
-        cos_sin = inner.rotary()
         low = 0.75 * z_low + 0.25 * inner.L_level(z_low, z_high + x, cos_sin)
         high = 0.75 * z_high + 0.25 * inner.H_level(z_high, low, cos_sin)
         got_high, got_low, *_ = inner(z_high, z_low, batch)
@@ -98,11 +102,8 @@ def test_trm_updates_are_damped_too():
     model = tiny_model(**{**TINY_TRM, "H_cycles": 1, "L_cycles": 1, "damping": 0.5}).eval()
     inner = model.inner
     batch = random_batch(3)
-    shape = (batch["inputs"].shape[0], inner.config.seq_len + inner.config.puzzle_emb_len, inner.config.hidden_size)
-    answer, latent = torch.randn(shape, dtype=torch.float64), torch.randn(shape, dtype=torch.float64)
+    answer, latent, x, cos_sin = _random_states(inner, batch)
     with torch.no_grad():
-        x = inner.input_embeddings(batch["inputs"], batch["puzzle_identifiers"])
-        cos_sin = inner.rotary()
         new_latent = 0.5 * latent + 0.5 * inner.L_level(latent, answer + x, cos_sin)
         new_answer = 0.5 * answer + 0.5 * inner.L_level(answer, new_latent, cos_sin)
         got_answer, got_latent, *_ = inner(answer, latent, batch)
