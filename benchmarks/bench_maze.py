@@ -23,6 +23,7 @@ from numba import njit, prange
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import emit  # noqa: E402
 
+from hrm.augment import maze_paths  # noqa: E402
 from hrm.builders import maze_kernels as kernels  # noqa: E402
 from hrm.builders.maze import build_maze, generate_mazes, stream_base  # noqa: E402
 
@@ -45,7 +46,7 @@ def _rejection_sampler(base, draws, side, min_path, density, accepted):
         if n_open < 2:
             continue
         start = kernels._nth_open(open_cells, kernels._below(state, n_open))
-        reached = kernels.bfs(open_cells, side, start, dist, order)
+        reached = maze_paths.bfs(open_cells, side, start, dist, order)
         accepted[i] = dist[order[reached - 1]] >= min_path
 
 

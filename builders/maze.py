@@ -19,7 +19,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from hrm.augment import maze_paths
 from hrm.augment.dihedral import NUM_DIHEDRAL, dihedral
+from hrm.augment.random_stream import mix64
 from hrm.builders import maze_kernels as kernels
 from hrm.common import HrmError, UsageError, deferred_interrupt, log, progress
 from hrm.builders.dataset import DatasetWriter, SetWriter, atomic_directory
@@ -32,7 +34,7 @@ DEFAULT_SIZE = 30
 DEFAULT_COUNT = 1000
 DEFAULT_MIN_PATH = 110
 DEFAULT_WALL_DENSITY = 0.25
-COUNT_CAP = kernels.COUNT_CAP
+COUNT_CAP = maze_paths.COUNT_CAP
 MAX_SIZE = 256
 
 _TOKEN_OF_CHAR = np.zeros(256, np.uint8)
@@ -64,8 +66,8 @@ class Mazes:
 def stream_base(seed: int, stream: int) -> np.uint64:
     """Base of the random stream of one split (train 0, test 1) for `seed`."""
     # np.uint64 throughout: numba hands uint64 back as a Python int, which would type as int64
-    first = np.uint64(kernels.mix64(np.uint64(seed & (2**64 - 1))))
-    return np.uint64(kernels.mix64(first + np.uint64(stream)))
+    first = np.uint64(mix64(np.uint64(seed & (2**64 - 1))))
+    return np.uint64(mix64(first + np.uint64(stream)))
 
 
 def dihedral_versions(tokens: np.ndarray, side: int, ids: list[int] | range) -> np.ndarray:
@@ -163,11 +165,11 @@ def validate_csv(csv: ReferenceCsv, side: int, skip_invalid: bool) -> tuple[Refe
     codes, lengths, marked = np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, np.int32)
     counts = np.empty(n, np.int32)
     with deferred_interrupt():
-        kernels.check_solutions(side, inputs, labels, codes, lengths, marked, counts)
-    messages = {kernels.CHECK_UNREACHABLE: "G is not reachable from S",
-                kernels.CHECK_PATH_BROKEN: "the cells marked 'o' do not connect S to G",
-                kernels.CHECK_PATH_LONGER: "the marked path is not a shortest path ({m} moves marked, shortest is {s})"}
-    bad = codes != kernels.CHECK_OK
+        maze_paths.check_solutions(side, inputs, labels, codes, lengths, marked, counts)
+    messages = {maze_paths.CHECK_UNREACHABLE: "G is not reachable from S",
+                maze_paths.CHECK_PATH_BROKEN: "the cells marked 'o' do not connect S to G",
+                maze_paths.CHECK_PATH_LONGER: "the marked path is not a shortest path ({m} moves marked, shortest is {s})"}
+    bad = codes != maze_paths.CHECK_OK
     reasons = [messages[c].format(m=m, s=s) for c, m, s in zip(codes[bad], marked[bad], lengths[bad])]
     csv = csv.reject(bad, reasons, skip_invalid)
     return csv, Mazes(inputs[~bad], labels[~bad], lengths[~bad], counts[~bad])

@@ -1,6 +1,6 @@
 """numba kernels for Maze-Hard: a constructive random-wall maze generator and shortest-path
 extraction. The maze tokens, BFS, path counting and the check of a solution are the rules that
-eval scores by too, so they live in `augment.maze_paths` (re-exported here for the builder).
+eval scores by too, so they live in `augment.maze_paths`.
 
 Randomness comes from a splitmix64 stream per maze, seeded from (seed, split, maze index), so
 a maze depends only on those three numbers: results are byte-identical whatever the number of
@@ -11,9 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from hrm.augment.maze_paths import (  # noqa: F401  (re-exported: the builder's one kernels module)
-    CHECK_OK, CHECK_PATH_BROKEN, CHECK_PATH_LONGER, CHECK_UNREACHABLE, COUNT_CAP, GOAL, OPEN, PATH,
-    START, WALL, bfs, check_solution, check_solutions, count_shortest_paths, predecessors)
+from hrm.augment.maze_paths import GOAL, OPEN, PATH, START, WALL, bfs, count_shortest_paths, predecessors
 from hrm.augment.random_stream import mix64
 
 # Give up on one random wall draw after this many walling steps without success, and on a maze

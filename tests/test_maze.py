@@ -10,6 +10,7 @@ import numba
 import numpy as np
 import pytest
 
+from hrm.augment import maze_paths
 from hrm.augment.dihedral import inverse_dihedral
 from hrm.builders import maze_kernels as kernels
 from hrm.common import HrmError
@@ -283,7 +284,7 @@ def test_bfs_and_counts_match_python():
         if len(cells) < 2:
             continue
         source = tuple(cells[rng.integers(len(cells))])
-        reached = kernels.bfs(open_grid.ravel(), side, source[0] * side + source[1], dist, order)
+        reached = maze_paths.bfs(open_grid.ravel(), side, source[0] * side + source[1], dist, order)
         expected = py_bfs(open_grid.astype(bool), source)
         assert reached == len(expected)
         want = np.full((side, side), -1)
@@ -293,7 +294,7 @@ def test_bfs_and_counts_match_python():
         assert np.all(np.diff(dist[order[:reached]]) >= 0)
         for target, d in list(expected.items())[-3:]:
             flat = target[0] * side + target[1]
-            count = kernels.count_shortest_paths(side, dist, order, reached, flat)
+            count = maze_paths.count_shortest_paths(side, dist, order, reached, flat)
             assert count == brute_force_count(open_grid.astype(bool), source, target, d)
             checked_counts += count > 1
             state = np.array([trial], np.uint64)
@@ -309,10 +310,10 @@ def test_count_saturates_at_cap():
     side = 30
     open_cells = np.ones(side * side, np.uint8)
     dist, order = np.empty(side * side, np.int32), np.empty(side * side, np.int32)
-    reached = kernels.bfs(open_cells, side, 0, dist, order)
+    reached = maze_paths.bfs(open_cells, side, 0, dist, order)
     # corner to corner of an open 30x30 grid: C(58, 29) ~ 3e16 paths
-    assert kernels.count_shortest_paths(side, dist, order, reached, side * side - 1) == kernels.COUNT_CAP
-    assert kernels.count_shortest_paths(side, dist, order, reached, 2 * side + 3) == 10  # C(5, 2)
+    assert maze_paths.count_shortest_paths(side, dist, order, reached, side * side - 1) == maze_paths.COUNT_CAP
+    assert maze_paths.count_shortest_paths(side, dist, order, reached, 2 * side + 3) == 10  # C(5, 2)
 
 
 def test_generated_maze_matches_python_checks():
