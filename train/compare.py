@@ -199,11 +199,17 @@ def compare_runs(runs: list[str], configs: list[dict[str, Any]], records: list[l
     return {"differing_keys": keys, "runs": entries}
 
 
-def final_metrics(summary: dict[str, Any]) -> list[str]:
-    """The final metrics of any run, exact_accuracy and accuracy first, then the trainer's order."""
-    present = list(dict.fromkeys(k for run in summary["runs"] for k in run["final"] if k != "step"))
+def metric_order(present: Iterable[str]) -> list[str]:
+    """Metric names in table order: exact_accuracy and accuracy first, then the trainer's order,
+    then any others alphabetically."""
+    present = list(dict.fromkeys(present))
     order = [*FIRST_METRICS, *(m for m in METRICS if m not in FIRST_METRICS)]
     return [m for m in order if m in present] + sorted(m for m in present if m not in order)
+
+
+def final_metrics(summary: dict[str, Any]) -> list[str]:
+    """The final metrics of any run, in table order."""
+    return metric_order(k for run in summary["runs"] for k in run["final"] if k != "step")
 
 
 def _metric_name(summary: dict[str, Any]) -> str:
@@ -311,17 +317,24 @@ def plot_comparison(runs: list[str], records: list[list[dict[str, Any]]], metric
                     out: str | os.PathLike, *, force: bool = False) -> Path:
     """Two charts side by side: the test `metric` of every run against the step, and the train
     lm_loss; one colour per run (the same in both charts)."""
-    PIL = require_pillow()
     labels = curve_labels(runs)
-    # A legend of many runs wraps onto more lines: the charts grow by them, the plots keep their size.
+    tests = [(label, "test", _series(rs, "test", metric)) for label, rs in zip(labels, records)]
+    losses = [(label, "train", _series(rs, "train", "lm_loss")) for label, rs in zip(labels, records)]
+    return _plot_two_charts(out, labels, f"{len(runs)} run(s): test {metric} (dots) and train lm_loss",
+                            (f"test {metric}", tests), ("train lm_loss", losses), force=force)
+
+
+def _plot_two_charts(out: str | os.PathLike, labels: list[str], header: str, left: tuple[str, list],
+                     right: tuple[str, list], *, force: bool) -> Path:
+    """Two charts side by side under a header, each (title, series), one colour per label."""
+    PIL = require_pillow()
+    # A legend of many labels wraps onto more lines: the charts grow by them, the plots keep their size.
     height = CHART_HEIGHT + legend_positions(labels)[-1][1] - legend_positions(labels)[0][1]
     image = PIL.Image.new("RGB", (2 * CHART_WIDTH, HEADER_HEIGHT + height), "#FFFFFF")
     draw = PIL.ImageDraw.Draw(image)
-    draw.text((10, 7), f"{len(runs)} run(s): test {metric} (dots) and train lm_loss", fill=TEXT, font=font(14))
-    tests = [(label, "test", _series(rs, "test", metric)) for label, rs in zip(labels, records)]
-    losses = [(label, "train", _series(rs, "train", "lm_loss")) for label, rs in zip(labels, records)]
-    _draw_chart(draw, 0, HEADER_HEIGHT, f"test {metric}", tests, height=height, colours=RUN_COLOURS)
-    _draw_chart(draw, CHART_WIDTH, HEADER_HEIGHT, "train lm_loss", losses, height=height, colours=RUN_COLOURS)
+    draw.text((10, 7), header, fill=TEXT, font=font(14))
+    for x0, (title, series) in zip((0, CHART_WIDTH), (left, right)):
+        _draw_chart(draw, x0, HEADER_HEIGHT, title, series, height=height, colours=RUN_COLOURS)
     return save_png(image, out, force=force)
 
 
@@ -387,9 +400,7 @@ def _spread_text(column: str, stats: dict[str, Any] | None) -> str:
 
 def group_columns(grouped: dict[str, Any]) -> tuple[list[str], list[str]]:
     """(config keys, figure columns) of the grouped table."""
-    finals = list(dict.fromkeys(m for g in grouped["groups"] for m in g["final"]))
-    order = [*FIRST_METRICS, *(m for m in METRICS if m not in FIRST_METRICS)]
-    finals = [m for m in order if m in finals] + sorted(m for m in finals if m not in order)
+    finals = metric_order(m for g in grouped["groups"] for m in g["final"])
     metric = grouped["groups"][0]["best"]["metric"] if grouped["groups"] else "exact_accuracy"
     return grouped["keys"], [*(f"final.{m}" for m in finals), f"best.{metric}", "wall_time", "examples_per_s"]
 
@@ -448,21 +459,15 @@ def _mean_series(records: list[list[dict[str, Any]]], split: str, metric: str) -
 def plot_group_comparison(grouped: dict[str, Any], records_of: dict[str, list[dict[str, Any]]], metric: str,
                           out: str | os.PathLike, *, force: bool = False) -> Path:
     """As plot_comparison, one curve per group: the mean over its runs at the steps all of them logged."""
-    PIL = require_pillow()
     labels = [group_label(grouped, g) for g in grouped["groups"]]
-    height = CHART_HEIGHT + legend_positions(labels)[-1][1] - legend_positions(labels)[0][1]
-    image = PIL.Image.new("RGB", (2 * CHART_WIDTH, HEADER_HEIGHT + height), "#FFFFFF")
-    draw = PIL.ImageDraw.Draw(image)
     sizes = sorted({len(g["runs"]) for g in grouped["groups"]})
-    draw.text((10, 7), f"{len(labels)} group(s), mean over {grouped['mean_over']} "
-                       f"({'/'.join(map(str, sizes))} runs each): test {metric} and train lm_loss",
-              fill=TEXT, font=font(14))
     members = [[records_of[run] for run in g["runs"]] for g in grouped["groups"]]
     tests = [(label, "test", _mean_series(rs, "test", metric)) for label, rs in zip(labels, members)]
     losses = [(label, "train", _mean_series(rs, "train", "lm_loss")) for label, rs in zip(labels, members)]
-    _draw_chart(draw, 0, HEADER_HEIGHT, f"test {metric} (mean)", tests, height=height, colours=RUN_COLOURS)
-    _draw_chart(draw, CHART_WIDTH, HEADER_HEIGHT, "train lm_loss (mean)", losses, height=height, colours=RUN_COLOURS)
-    return save_png(image, out, force=force)
+    header = (f"{len(labels)} group(s), mean over {grouped['mean_over']} "
+              f"({'/'.join(map(str, sizes))} runs each): test {metric} and train lm_loss")
+    return _plot_two_charts(out, labels, header, (f"test {metric} (mean)", tests), ("train lm_loss (mean)", losses),
+                            force=force)
 
 
 def write_group_comparison(grouped: dict[str, Any], summary: dict[str, Any], records: list[list[dict[str, Any]]],
