@@ -51,6 +51,15 @@ def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+def format_bytes(num_bytes: float) -> str:
+    """A byte count for people: "1.8 GiB", "62.5 KiB", "512 B" (binary units, 3 significant digits)."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if num_bytes >= scale:
+            value = num_bytes / scale
+            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
+    return f"{int(num_bytes)} B"
+
+
 def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "",
              unit: str = "it") -> "tqdm":
     """A tqdm bar on stderr, drawn only when stderr is a terminal (a log file or pipe gets the

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from hrm.common import format_bytes
 from hrm.builders.arc import build_arc
 from hrm.builders.dataset import open_dataset
 from hrm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -248,6 +249,8 @@ def test_table_size_line_by_hand():
     carry = table_and_checkpoint_bytes(model, ema=False, carry_bytes=2 * 8 * 901 * 16 * 4)
     assert carry["checkpoint"] - sizes["checkpoint"] == 2 * 8 * 901 * 16 * 4
     line = table_size_line(model, 1000)
-    assert "1,000 identifiers x 16 = 64.00 kB float32" in line
+    assert "1,000 identifiers x 16 = 62.5 KiB float32" in line
     # ARC-AGI-1 with 1000 augmentations: ~876k rows of 512 floats are ~1.8 GB
     assert 876_406 * 512 * 4 / 1e9 == pytest.approx(1.79, abs=0.01)
+    assert format_bytes(876_406 * 512 * 4) == "1.7 GiB"  # 1.67 GiB
+    assert [format_bytes(n) for n in (512, 1024, 150 * 2**20)] == ["512 B", "1.0 KiB", "150 MiB"]

@@ -84,7 +84,7 @@ def test_refuses_a_run_that_needs_more_memory_than_available(data, tmp_path, mon
     with pytest.raises(HrmError) as error:
         train(tiny(data, "max_steps=1"), run)
     message = str(error.value)
-    assert "\n" not in message and "only 1 MiB is available" in message and "memory_check=false" in message
+    assert "\n" not in message and "only 1.0 MiB is available" in message and "memory_check=false" in message
     assert not run.exists()
     assert train(tiny(data, "max_steps=1", "memory_check=false"), run)["step"] == 1
 

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hrm.common import HrmError
+from hrm.common import HrmError, format_bytes
 
 DEFAULT_THREADS = 1  # see the module docstring and benchmarks/README.md (threads)
 
@@ -98,7 +98,7 @@ def describe_model(arch: dict[str, Any], counts: ModelCounts) -> str:
     else:
         layers = f"{arch.get('L_layers', arch.get('num_layers', counts.blocks))} layers"
     text = (f"model: {name}, hidden {arch.get('hidden_size', counts.hidden_size)}, {layers}, "
-            f"{counts.parameters:,} parameters ({_size(counts.parameters * 4)} in float32)")
+            f"{counts.parameters:,} parameters ({format_bytes(counts.parameters * 4)} in float32)")
     if counts.puzzle_rows:
         text += f" + puzzle embeddings {counts.puzzle_rows:,} x {counts.puzzle_dim}"
     return text
@@ -120,9 +120,9 @@ class MemoryEstimate:
         return self.weights + self.optimizer + self.puzzle_table + self.activations + self.data_cache
 
     def describe(self) -> str:
-        return (f"about {_size(self.total)}: weights {_size(self.weights)}, optimiser state "
-                f"{_size(self.optimizer)}, puzzle-embedding table {_size(self.puzzle_table)}, "
-                f"activations {_size(self.activations)}, data cache {_size(self.data_cache)}")
+        return (f"about {format_bytes(self.total)}: weights {format_bytes(self.weights)}, optimiser state "
+                f"{format_bytes(self.optimizer)}, puzzle-embedding table {format_bytes(self.puzzle_table)}, "
+                f"activations {format_bytes(self.activations)}, data cache {format_bytes(self.data_cache)}")
 
 
 def graph_passes(arch: dict[str, Any]) -> int:
@@ -190,7 +190,7 @@ def check_memory(estimate: MemoryEstimate, available: int | None, where: str) ->
     """Refuse (one line) a run whose estimate exceeds the memory available on `where`."""
     if available is None or estimate.total <= available:
         return
-    raise HrmError(f"this run needs {estimate.describe()}; only {_size(available)} is available on "
+    raise HrmError(f"this run needs {estimate.describe()}; only {format_bytes(available)} is available on "
                    f"{where}. Lower global_batch_size or the model size, or pass memory_check=false "
                    f"to start anyway")
 
@@ -203,11 +203,3 @@ def multi_gpu_recipe(config: Any, counts: ModelCounts) -> str | None:
                 f"{counts.hidden_size} is a multi-GPU recipe (the paper's presets); on a CPU a step "
                 f"takes minutes. For a CPU run start from examples/smoke.yaml")
     return None
-
-
-def _size(count: int) -> str:
-    if count >= GIB:
-        return f"{count / GIB:.1f} GiB"
-    if count >= 1 << 20:
-        return f"{count / (1 << 20):.0f} MiB"
-    return f"{count / 1024:.0f} KiB"

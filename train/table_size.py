@@ -13,14 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from hrm.common import format_bytes
+
 _LARGE_TABLE = 256 * 2**20  # above this, the line says how to shrink the table
-
-
-def _size(num_bytes: float) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if num_bytes >= scale:
-            return f"{num_bytes / scale:.2f} {unit}"
-    return f"{int(num_bytes)} B"
 
 
 def tensor_bytes(tree: Any) -> int:
@@ -53,11 +48,11 @@ def table_size_line(model: nn.Module, num_identifiers: int, ema: bool = False, c
     sizes = table_and_checkpoint_bytes(model, ema, carry_bytes)
     table = next((t for k, t in model.state_dict().items() if k.endswith("puzzle_emb.weights")), None)
     if table is None:
-        return f"no puzzle-embedding table; checkpoint ~{_size(sizes['checkpoint'])}"
-    line = (f"puzzle-embedding table: {num_identifiers:,} identifiers x {table.shape[1]} = {_size(sizes['table'])} "
+        return f"no puzzle-embedding table; checkpoint ~{format_bytes(sizes['checkpoint'])}"
+    line = (f"puzzle-embedding table: {num_identifiers:,} identifiers x {table.shape[1]} = {format_bytes(sizes['table'])} "
             f"{str(table.dtype).removeprefix('torch.')} (in memory and in every checkpoint); checkpoint "
-            f"~{_size(sizes['checkpoint'])} (dense weights {_size(sizes['dense'])}, x3 with Adam's moments"
-            f"{', x4 with the EMA' if ema else ''}{f', ACT carry {_size(carry_bytes)}' if carry_bytes else ''})")
+            f"~{format_bytes(sizes['checkpoint'])} (dense weights {format_bytes(sizes['dense'])}, x3 with Adam's moments"
+            f"{', x4 with the EMA' if ema else ''}{f', ACT carry {format_bytes(carry_bytes)}' if carry_bytes else ''})")
     if sizes["table"] > _LARGE_TABLE:
         line += "; shrink the table with fewer augmentations (--aug) or a narrower arch.puzzle_emb_ndim"
     return line
