@@ -11,9 +11,12 @@
 # Rungs:
 #   sudoku4   4x4 sudoku, exactly 9 of 16 cells blank, 50 train puzzles x 4 versions, 300 distinct test
 #             puzzles (none a train puzzle up to symmetry): data-limited, as Sudoku-Extreme-1k is
+#   maze6     6x6 mazes whose shortest S->G path (6+ moves) is unique, 1000 train mazes x 8 dihedral
+#             versions, 300 test mazes (none a train maze up to symmetry): search-limited, the model
+#             has not yet fitted the train mazes when the run ends
 set -euo pipefail
 usage() {
-    echo "usage: $0 data RUNG DATADIR | $0 train RUNG OUTDIR [key=value overrides for hrm train]   (RUNG: sudoku4)" >&2
+    echo "usage: $0 data RUNG DATADIR | $0 train RUNG OUTDIR [key=value overrides for hrm train]   (RUNG: sudoku4, maze6)" >&2
     exit 2
 }
 [ $# -ge 3 ] || usage
@@ -32,7 +35,10 @@ build() {  # build RUNG's data into $1
         sudoku4)
             "${hrm[@]}" build-data sudoku --box 2 --blanks 9 --train-size 50 --test-size 300 \
                 --aug "${LADDER_AUG:-3}" --test-aug "${LADDER_TEST_AUG:-0}" --seed 0 --out "$1" --force --quiet > /dev/null ;;
-        *) echo "error: unknown rung '$rung' (known: sudoku4)" >&2; exit 2 ;;
+        maze6)  # LADDER_AUG: K of the 7 other dihedral versions (at most 7)
+            "${hrm[@]}" build-data maze --size 6 --min-path 6 --unique-path --train-size 1000 --test-size 300 \
+                --aug "${LADDER_AUG:-7}" --test-aug "${LADDER_TEST_AUG:-0}" --seed 0 --out "$1" --force --quiet > /dev/null ;;
+        *) echo "error: unknown rung '$rung' (known: sudoku4, maze6)" >&2; exit 2 ;;
     esac
 }
 

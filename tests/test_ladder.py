@@ -1,6 +1,7 @@
 """The learning ladder (examples/ladder.sh, examples/ladder_*.yaml) and the ablation scripts
-(examples/ablations/): the rung's data is what its description says (checked with a brute-force
-sudoku check written here), its preset trains, and an ablation runs end to end into `hrm compare`.
+(examples/ablations/): each rung's data is what its description says (checked with a brute-force
+sudoku check written here and the maze tests' BFS and path enumeration), its preset trains, and
+an ablation runs end to end into `hrm compare`.
 The calibration itself (3 seeds to the end) is a benchmark: benchmarks/README.md, Learning ladder."""
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 
 from hrm.builders.dataset import open_dataset
 from tests.conftest import REPO
+from tests.test_maze import GOAL, START, WALL, brute_force_count, check_maze, grids
 
 
 def _script(*args, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -72,9 +74,36 @@ def test_sudoku4_preset_trains(tmp_path):
     assert "arch:\n  name: hrm" in (tmp_path / "run" / "config.yaml").read_text()
 
 
+def test_maze6_rung_is_what_it_says(tmp_path):
+    """Every test maze's label is a shortest path (BFS) and the only one (every path of that length
+    enumerated), as the preset's comment relies on; no test maze is a train version."""
+    result = _script(REPO / "examples" / "ladder.sh", "data", "maze6", tmp_path / "data")
+    assert result.returncode == 0, result.stderr
+    dataset = open_dataset(tmp_path / "data")
+    train_set, test_set = dataset.split("train").set(), dataset.split("test").set()
+    assert len(train_set.group_indices) - 1 == 1000 and train_set.num_examples == 8000
+    assert test_set.num_examples == 300
+    inputs, labels = grids(test_set, 6)
+    for maze, label in zip(inputs, labels):
+        length = check_maze(maze, label, min_path=6)
+        start, goal = (tuple(np.argwhere(maze == token)[0]) for token in (START, GOAL))
+        assert brute_force_count(maze != WALL, start, goal, length) == 1
+    train_inputs, _ = train_set.rows(0, train_set.num_examples)
+    assert not set(map(bytes, inputs.reshape(300, 36))) & set(map(bytes, train_inputs))
+
+
+def test_maze6_preset_trains(tmp_path):
+    result = _script(REPO / "examples" / "ladder.sh", "train", "maze6", tmp_path, "max_steps=3")
+    assert result.returncode == 0, result.stderr
+    final = json.loads(result.stdout.strip().splitlines()[-1])
+    assert final["step"] == 3 and final["split"] == "test" and final["count"] == 300
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    assert "pos_encodings: rope" in config and "halt_max_steps: 1" in config
+
+
 def test_unknown_rung_is_one_line(tmp_path):
     result = _script(REPO / "examples" / "ladder.sh", "data", "sudoku7", tmp_path / "d")
-    assert result.returncode == 2 and result.stderr.strip().splitlines() == ["error: unknown rung 'sudoku7' (known: sudoku4)"]
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == ["error: unknown rung 'sudoku7' (known: sudoku4, maze6)"]
     assert not (tmp_path / "d").exists()
 
 

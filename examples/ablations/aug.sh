@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Ablation: how much does the training augmentation count matter? HRM on a ladder rung trained on
-# the same train puzzles with AUGS augmented versions each (default 0 1 3 7 31), SEEDS seeds each
-# (default 0 1 2), always scored on the same unaugmented test puzzles; ends with `hrm compare`
-# writing OUTDIR/compare/.
+# the same train puzzles with AUGS augmented versions each (default 0 1 3 7 31; maze6 has at most 7,
+# so AUGS="0 1 3 7" there), SEEDS seeds each (default 0 1 2), always scored on the same unaugmented
+# test puzzles; ends with `hrm compare` writing OUTDIR/compare/.
 # Usage: examples/ablations/aug.sh OUTDIR [RUNG (default sudoku4)]
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 OUTDIR [RUNG]" >&2; exit 2; }
