@@ -174,14 +174,14 @@ def test_cli_train_prints_one_json_line_and_guards_the_run_folder(data, tmp_path
 
 
 def test_smoke_preset_learns_to_fill_blanks(tmp_path):
-    """The smoke script's data and preset on a reduced budget (400 of 2400 steps): 4x4 puzzles with
+    """The smoke script's data and preset on a reduced budget (300 of 2400 steps): 4x4 puzzles with
     8 blanks, test puzzles unseen in train even up to symmetry; the blanks must be reasoned out
     (copying the input solves nothing, guessing a digit is right 1 time in 4) and whole grids
     get solved. The full run (>= 90% exact) is test_smoke_script.py, marked slow."""
     data = tmp_path / "data"
     build_sudoku(data, box=2, blanks=8, train_size=600, test_size=200, aug=31, seed=0)
     config = load_config(REPO / "examples" / "smoke.yaml",
-                         [f"data_path={data}", "max_steps=400", "eval_interval=1000", "device=cpu"])
+                         [f"data_path={data}", "max_steps=300", "eval_interval=1000", "device=cpu"])
     result = train(config, tmp_path / "run")
     model, _ = load_for_inference(tmp_path / "run", device="cpu")
     pset = open_dataset(data).split("test").set()
@@ -191,8 +191,8 @@ def test_smoke_preset_learns_to_fill_blanks(tmp_path):
     assert blanks.sum(1).min() == 8
     blank_accuracy = (predictions == labels)[blanks].mean()
     exact = (predictions == labels).all(1).mean()
-    assert blank_accuracy > 0.8, blank_accuracy  # measured 0.92
-    assert exact > 0.3, exact  # measured 0.65 (RoPE instead of learned positions: ~0.01)
+    assert blank_accuracy > 0.8, blank_accuracy  # measured 0.91
+    assert exact > 0.3, exact  # measured 0.59 (RoPE instead of learned positions: ~0.01)
     assert result["exact_accuracy"] == pytest.approx(exact)
 
 
