@@ -75,8 +75,12 @@ def test_bad_csv_row_is_one_line_naming_the_line(tmp_path, case):
 def test_interrupted_build_leaves_no_dataset(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = tmp_path / "d"
+    # 9x9: 100000 hard puzzles take far longer than the test waits, and the build cannot end on
+    # its own first (4x4 with that many train puzzles fails to draw distinct test puzzles, and
+    # that error raced the interrupt)
     process = subprocess.Popen([sys.executable, "-m", "hrm", "build-data", "sudoku", "--out", str(out),
-                                "--box", "2", "--train-size", "100000", "--aug", "100", "--quiet"],
+                                "--box", "3", "--train-size", "100000", "--test-size", "10", "--aug", "10",
+                                "--quiet"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
