@@ -1,6 +1,6 @@
 """The learning ladder (examples/ladder.sh, examples/ladder_*.yaml) and the ablation scripts
-(examples/ablations/): each rung's data is what its description says (checked with a brute-force
-sudoku check written here and the maze tests' BFS and path enumeration), its preset trains, and
+(examples/ablations/): each rung's data is what its description says (checked with the tests'
+brute-force sudoku solver and the maze tests' BFS and path enumeration), its preset trains, and
 an ablation runs end to end into `hrm compare`.
 The calibration itself (3 seeds to the end) is a benchmark: benchmarks/README.md, Learning ladder."""
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pytest
 
 from hrm.builders.dataset import open_dataset
 from tests.conftest import REPO
+from tests.sudoku_oracle import count_solutions
 from tests.test_maze import GOAL, START, WALL, brute_force_count, check_maze, grids
 
 
@@ -23,31 +24,6 @@ def _script(*args, env: dict | None = None, timeout: float = 600) -> subprocess.
                    **(env or {})}
     return subprocess.run(["bash", *map(str, args)], capture_output=True, text=True, env=environment,
                           timeout=timeout)
-
-
-def _solutions(grid: np.ndarray) -> int:
-    """Number of completions of a 4x4 grid (0 = blank): every digit tried in every blank, in
-    order, dropping a partial grid as soon as a row, column or box repeats a digit."""
-    cells = [int(v) for v in grid]
-    blanks = [i for i, v in enumerate(cells) if v == 0]
-    peers = [{j for j in range(16) if j != i and (j // 4 == i // 4 or j % 4 == i % 4 or
-                                                  (j // 8, j % 4 // 2) == (i // 8, i % 4 // 2))}
-             for i in range(16)]
-
-    def count(k: int) -> int:
-        if k == len(blanks):
-            return 1
-        cell, total = blanks[k], 0
-        for digit in range(1, 5):
-            if all(cells[j] != digit for j in peers[cell]):
-                cells[cell] = digit
-                total += count(k + 1)
-        cells[cell] = 0
-        return total
-
-    if any(cells[i] and cells[i] == cells[j] for i in range(16) for j in peers[i]):
-        return 0
-    return count(0)
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +43,8 @@ def test_sudoku4_rung_is_what_it_says(rung_data):
     digits = inputs.astype(np.int64) - 1  # SPEC 3: token = digit + 1, blank = token 1
     assert ((digits == 0).sum(axis=1) == 9).all()
     for row in range(300):  # unique solution, equal to the label
-        assert _solutions(digits[row]) == 1
-        assert ((labels[row].astype(np.int64) - 1)[digits[row] > 0] == digits[row][digits[row] > 0]).all()
+        count, solution = count_solutions(digits[row].tolist(), 4)
+        assert count == 1 and solution == (labels[row].astype(np.int64) - 1).tolist()
     train_inputs, _ = train_set.rows(0, train_set.num_examples)
     assert not set(map(bytes, inputs)) & set(map(bytes, train_inputs))  # no test puzzle among the train versions
 
