@@ -52,7 +52,8 @@ def log(message: str) -> None:
 
 
 def format_bytes(num_bytes: float) -> str:
-    """A byte count for people: "1.8 GiB", "62.5 KiB", "512 B" (binary units, 3 significant digits)."""
+    """A byte count for people: "1.7 GiB", "62.5 KiB", "150 MiB", "512 B" (binary units; one decimal
+    below 100 of a unit, none above)."""
     for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if num_bytes >= scale:
             value = num_bytes / scale

@@ -29,8 +29,6 @@ from hrm.common import HrmError, format_bytes
 
 DEFAULT_THREADS = 1  # see the module docstring and benchmarks/README.md (threads)
 
-GIB = float(1 << 30)
-
 
 def resolve_threads(threads: int | None, device: torch.device) -> int | None:
     """The number of intra-op threads to use: `threads` when given (0: PyTorch's default, returned
