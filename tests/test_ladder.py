@@ -49,14 +49,19 @@ def test_sudoku4_rung_is_what_it_says(rung_data):
     assert not set(map(bytes, inputs)) & set(map(bytes, train_inputs))  # no test puzzle among the train versions
 
 
-def test_sudoku4_preset_trains(tmp_path):
-    result = _script(REPO / "examples" / "ladder.sh", "train", "sudoku4", tmp_path, "max_steps=3")
+@pytest.mark.parametrize("rung, config_lines", [
+    ("sudoku4", ["arch:\n  name: hrm", "pos_encodings: learned"]),
+    ("maze6", ["arch:\n  name: hrm", "pos_encodings: rope", "halt_max_steps: 1"]),
+])
+def test_rung_preset_trains(tmp_path, rung, config_lines):
+    result = _script(REPO / "examples" / "ladder.sh", "train", rung, tmp_path, "max_steps=3")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1
     final = json.loads(lines[0])
     assert final["step"] == 3 and final["split"] == "test" and final["count"] == 300
-    assert "arch:\n  name: hrm" in (tmp_path / "run" / "config.yaml").read_text()
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    assert all(line in config for line in config_lines)
 
 
 def test_maze6_rung_is_what_it_says(tmp_path):
@@ -75,15 +80,6 @@ def test_maze6_rung_is_what_it_says(tmp_path):
         assert brute_force_count(maze != WALL, start, goal, length) == 1
     train_inputs, _ = train_set.rows(0, train_set.num_examples)
     assert not set(map(bytes, inputs.reshape(300, 36))) & set(map(bytes, train_inputs))
-
-
-def test_maze6_preset_trains(tmp_path):
-    result = _script(REPO / "examples" / "ladder.sh", "train", "maze6", tmp_path, "max_steps=3")
-    assert result.returncode == 0, result.stderr
-    final = json.loads(result.stdout.strip().splitlines()[-1])
-    assert final["step"] == 3 and final["split"] == "test" and final["count"] == 300
-    config = (tmp_path / "run" / "config.yaml").read_text()
-    assert "pos_encodings: rope" in config and "halt_max_steps: 1" in config
 
 
 def test_unknown_rung_is_one_line(tmp_path):
