@@ -228,7 +228,7 @@ class Trainer:
 
 
 def load_from_hrm(model: HRM, state: dict[str, torch.Tensor]) -> None:
-    """Copy a train/hrm.py HrmAct state dict into this model (names differ, values are the same)."""
+    """Copy a models/hrm.py HrmAct state dict into this model (names differ, values are the same)."""
     names = {"tok.weight": "inner.embed_tokens.embedding_weight", "lm_head.weight": "inner.lm_head.weight",
              "q_head.weight": "inner.q_head.weight", "q_head.bias": "inner.q_head.bias",
              "H_init": "inner.H_init", "L_init": "inner.L_init"}

@@ -26,7 +26,7 @@ from _common import peak_rss_mb  # noqa: E402
 
 from hrm.builders.dataset import DatasetWriter, atomic_directory, open_dataset  # noqa: E402
 from hrm.train.data import TrainLoader, TrainSampler  # noqa: E402
-from hrm.train.distributed import DistInfo  # noqa: E402
+from hrm.common.distributed import DistInfo  # noqa: E402
 
 BATCH = 768
 

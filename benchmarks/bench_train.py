@@ -35,9 +35,9 @@ from hrm.builders.dataset import DatasetWriter, atomic_directory  # noqa: E402
 from hrm.train import loop  # noqa: E402
 from hrm.train.compiled import compile_by_default  # noqa: E402
 from hrm.train.config import load_config  # noqa: E402
-from hrm.train.data import as_torch  # noqa: E402
-from hrm.train.distributed import setup  # noqa: E402
-from hrm.train.layers import swiglu_width  # noqa: E402
+from hrm.eval.batches import as_torch  # noqa: E402
+from hrm.common.distributed import setup  # noqa: E402
+from hrm.models.layers import swiglu_width  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SIZES = {"smoke": (EXAMPLES / "smoke.yaml", ["global_batch_size=128"]),
@@ -209,7 +209,7 @@ def per_tensor_adam_atan2(params: list[torch.Tensor], state: list[tuple[torch.Te
 def bench_optimizer(name: str, rounds: int = 5) -> None:
     """AdamAtan2 (foreach) against the per-tensor loop on the dense weights of the model of `name`."""
     from hrm.train.optim import AdamAtan2
-    from hrm.train.registry import build_model
+    from hrm.models.registry import build_model
     config = load_config(SIZES[name][0], ["data_path=unused"])
     model = build_model(config.arch, seq_len=81, vocab_size=11, num_puzzle_identifiers=1, batch_size=1)
     params = [p for p in model.parameters() if p.requires_grad]

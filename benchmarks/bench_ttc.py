@@ -7,7 +7,7 @@ The model: the smoke preset (examples/smoke.yaml) trained on CPU for 300 steps o
 saturated (~54% exact; the smoke data, 8 blanks and 2400 steps, saturates at 99.8%). The script
 builds and trains that itself unless given --checkpoint and --data.
 
-Each (generator, K) is one pass over the test split to 4M segments through train.candidates (the
+Each (generator, K) is one pass over the test split to 4M segments through eval.candidates (the
 code `hrm eval` runs): the answers after segments 1, M, 2M, 4M are scored with every ranker
 (eval.score.Scorer, as `hrm eval` scores), and the time to reach each depth is the sum, over
 chunks, of the forward time up to that segment. One torch thread.
@@ -32,14 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import emit  # noqa: E402
 from hrm.builders.dataset import open_dataset  # noqa: E402
 from hrm.common import set_quiet  # noqa: E402
-from hrm.train.candidate_spec import CandidateSpec  # noqa: E402
+from hrm.eval.candidate_spec import CandidateSpec  # noqa: E402
 from hrm.eval.predictions import PredictionBatch  # noqa: E402
 from hrm.eval.score import Scorer  # noqa: E402
 from hrm.eval.vote import RANKERS  # noqa: E402
-from hrm.train.candidates import run_chunk  # noqa: E402
-from hrm.train.data import as_torch, eval_batches  # noqa: E402
-from hrm.train.distributed import DistInfo  # noqa: E402
-from hrm.train.inference import load_for_inference  # noqa: E402
+from hrm.eval.candidates import run_chunk  # noqa: E402
+from hrm.eval.batches import as_torch, eval_batches  # noqa: E402
+from hrm.common.distributed import DistInfo  # noqa: E402
+from hrm.eval.inference import load_for_inference  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

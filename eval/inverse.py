@@ -252,4 +252,3 @@ class SetFrames:
         if self.descriptors:
             tokens = sudoku_original(tokens, {name: values[puzzles] for name, values in self.descriptors.items()})
         return Answers(hash_rows(tokens), np.ones(len(tokens), bool))
-

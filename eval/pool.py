@@ -146,7 +146,7 @@ def format_pool_curve(curve: dict[str, Any], draws: int) -> str:
 def plot_pool_curve(curve: dict[str, Any], out: str | os.PathLike, title: str = "", *,
                     force: bool = False) -> Path:
     """One chart: pass@K against the pool size N."""
-    from hrm.train.curves import plot_chart
+    from hrm.show.charts import plot_chart
 
     ks = [name for name in next(iter(curve.values())) if name.startswith("pass@")][:3]
     series = [(k, "test", [(int(size), entry[k]) for size, entry in curve.items()]) for k in ks]

@@ -5,7 +5,7 @@
     prediction  list<uint8>     seq_len predicted tokens (argmax), in the version's own frame
     q_halt      float32         the q_halt logit after the last ACT segment
     residual    float32         optional (test-time candidates): how far the last segment moved
-                                the states (train.candidates.state_residual), for `--rank residual`
+                                the states (eval.candidates.state_residual), for `--rank residual`
 
 With test-time candidates (`hrm eval --samples/--restarts`) an example has one row per candidate.
 
@@ -56,7 +56,7 @@ PREDICTIONS_OUTPUT = OutputKind("a predictions table", directory=False, written_
 def predictions_dataset_signature(dataset: Dataset, split: str = "test") -> dict[str, Any]:
     """What a predictions table must agree with to be scored against `dataset`: task, split,
     sequence length, rows per set. (A checkpoint's tie to its training data is
-    `train.inference.model_dataset_signature`.)"""
+    `eval.inference.model_dataset_signature`.)"""
     data_split = dataset.split(split)
     return {"task": dataset.task, "split": split, "seq_len": data_split.seq_len,
             "sets": {name: s.num_examples for name, s in data_split.sets.items()}}

@@ -4,12 +4,12 @@
              submission="submission.json")
     evaluate([], "data/arc1", predictions=["preds.parquet"], vote_k=2)
 
-With checkpoints, it runs each one over every example of the test split (train.inference),
+With checkpoints, it runs each one over every example of the test split (eval.inference),
 streams the predictions into the scorer and, when asked, into a predictions table; several
 checkpoints or tables vote together. Without checkpoints it scores existing tables.
 
-Test-time compute (`candidates`, train.candidate_spec.CandidateSpec): each checkpoint gives K
-candidates per example (train.candidates), all ranked together with the augmented versions by
+Test-time compute (`candidates`, eval.candidate_spec.CandidateSpec): each checkpoint gives K
+candidates per example (eval.candidates), all ranked together with the augmented versions by
 `rank` (eval.vote.RANKERS). Every segment's answers are scored as they come, so the summary
 carries `accuracy_by_segment` (pass@1 after segment 1..M, from the same pass), and every summary
 carries its `protocol`: what was scored, how the candidates were made and ranked.
@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from hrm.common import HrmError, UsageError, log, progress
 from hrm.common.outputs import OutputKind, check_output, output_file
 from hrm.builders.dataset import Dataset, open_dataset
-from hrm.train.candidate_spec import CandidateSpec
+from hrm.eval.candidate_spec import CandidateSpec
 from hrm.eval.predictions import (PREDICTIONS_OUTPUT, PredictionBatch, PredictionWriter, is_hrm_table,
                                   predictions_dataset_signature)
 from hrm.eval.pool import DEFAULT_DRAWS, format_pool_curve, plot_pool_curve
@@ -45,12 +45,12 @@ METRICS_FILE = "metrics.json"
 
 class _ModelRunner:
     """Runs checkpoints over a split. Under torchrun every rank predicts its slice of each
-    global batch (train.data.eval_batches) and rank 0 gathers the slices; only rank 0 scores
+    global batch (eval.batches.eval_batches) and rank 0 gathers the slices; only rank 0 scores
     and writes. torch and the model load only here, so scoring a table stays light."""
 
     def __init__(self, device: str | None, threads: int | None = None):
-        from hrm.train.distributed import setup
-        from hrm.train.resources import apply_threads
+        from hrm.common.distributed import setup
+        from hrm.common.distributed import apply_threads
 
         self.dist = setup(device or "auto")
         apply_threads(threads, self.dist.device)
@@ -65,9 +65,9 @@ class _ModelRunner:
         import torch
 
         from hrm.common.prefetch import prefetched
-        from hrm.train.candidates import candidate_batches
-        from hrm.train.distributed import gather_rows
-        from hrm.train.inference import load_for_inference
+        from hrm.eval.candidates import candidate_batches
+        from hrm.common.distributed import gather_rows
+        from hrm.eval.inference import load_for_inference
 
         # Checks the checkpoint against the dataset before building the model; also takes
         # reference checkpoints (weights + all_config.yaml), built for this dataset's shapes.
@@ -77,7 +77,7 @@ class _ModelRunner:
         data_split = dataset.split(split)
         total = subset.num_rows if subset is not None else data_split.attrs.get("total_examples")
         source = (prefetched(subset_batches(data_split, subset, batch_size, self.dist))
-                  if subset is not None else None)  # None: every row (train.data.eval_batches)
+                  if subset is not None else None)  # None: every row (eval.batches.eval_batches)
         k = candidates.per_example
         # examples/s and the time left, so that a long evaluation can be sized (--max-items)
         with progress(total=total, desc=f"eval {checkpoint.name}", unit="ex") as bar:
@@ -97,7 +97,7 @@ class _ModelRunner:
                            for r, p, q, e in per_segment]
 
     def close(self) -> None:
-        from hrm.train.distributed import teardown
+        from hrm.common.distributed import teardown
 
         teardown()
 
@@ -235,7 +235,7 @@ def evaluate(checkpoints: Sequence[str | os.PathLike] = (), data: str | os.PathL
         try:
             scorer = Scorer(dataset, split, keep_grids=submission is not None)
             if subsetting:  # the same draw on every rank
-                scorer.restrict(choose_subset(scorer, max_items, max_versions, seed))
+                scorer.restrict(choose_subset(scorer.split, scorer.frames, max_items, max_versions, seed))
                 _log_subset(scorer)
             if not runner.is_main:  # other torchrun ranks only predict their slices
                 for checkpoint in checkpoints:
@@ -251,7 +251,7 @@ def evaluate(checkpoints: Sequence[str | os.PathLike] = (), data: str | os.PathL
     else:
         scorer, earlier, segments = Scorer(dataset, split, keep_grids=submission is not None), [], None
         if subsetting:
-            scorer.restrict(choose_subset(scorer, max_items, max_versions, seed))
+            scorer.restrict(choose_subset(scorer.split, scorer.frames, max_items, max_versions, seed))
             _log_subset(scorer)
         for table in tables:
             scorer.add_table(table)

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import pyarrow as pa
-import zarr
 
 from hrm.common import HrmError, log
 from hrm.common.prefetch import prefetched
@@ -25,6 +24,7 @@ from hrm.augment.arc import parse_version_name
 from hrm.eval.inverse import SetFrames
 from hrm.eval.metrics import group_means, maze_valid, pass_ks, sudoku_valid, token_metrics
 from hrm.eval.pool import DEFAULT_DRAWS, PoolVotes, pool_curve
+from hrm.eval.batches import read_rows
 from hrm.eval.predictions import PredictionBatch, iter_predictions
 from hrm.eval.vote import RANKERS, Votes, best_rank, vote
 
@@ -32,17 +32,6 @@ if TYPE_CHECKING:
     from hrm.eval.subset import Subset
 
 T = TypeVar("T")
-
-
-def read_rows(array: zarr.Array, rows: np.ndarray) -> np.ndarray:
-    """array[rows] for sorted-ish row numbers, reading one contiguous range when that is cheap."""
-    if not len(rows):
-        return np.zeros((0, *array.shape[1:]), array.dtype)
-    lo, hi = int(rows.min()), int(rows.max()) + 1
-    if hi - lo <= 2 * len(rows) + 4096:  # tables are written in row order: almost always a range
-        return array[lo:hi][rows - lo]
-    unique, inverse = np.unique(rows, return_inverse=True)
-    return array.oindex[unique][inverse]
 
 
 @dataclass
@@ -317,4 +306,3 @@ def _unscored(summary: dict[str, Any], table: pa.Table) -> tuple[dict[str, Any],
     for source in summary["sources"]:
         source["exact_accuracy"] = source["token_accuracy"] = None
     return summary, table
-

@@ -19,7 +19,7 @@ from hrm.show.views import (check_index, default_split, find_identifier, first_s
                            identifier_name, puzzle_of_row)
 from hrm.eval.inverse import SetFrames
 from hrm.eval.predictions import check_table
-from hrm.eval.score import read_rows
+from hrm.eval.batches import read_rows
 from hrm.eval.vote import top_answers, vote
 
 ATTEMPTS = 2
@@ -152,4 +152,3 @@ def prediction_figure(predictions: str | os.PathLike, data: str | os.PathLike, *
         pair = index - int(puzzle_set.puzzle_indices[puzzle])
         return _arc_prediction_figure(dataset, puzzle_set, split, predictions, puzzle, [pair])
     return _grid_prediction_figure(dataset, puzzle_set, split, index, predictions)
-

@@ -1,7 +1,7 @@
 """A seeded subset of a split to evaluate: N items (ARC tasks, sudoku/maze puzzles) and at most
 M versions of each, so that an evaluation can be sized to the time at hand.
 
-    subset = choose_subset(scorer, max_items=100, max_versions=8, seed=0)
+    subset = choose_subset(scorer.split, scorer.frames, max_items=100, max_versions=8, seed=0)
     scorer.restrict(subset)            # score only these items and rows
     for item in subset_batches(split, subset, 768, dist): ...
 
@@ -22,9 +22,9 @@ from hrm.common import HrmError, UsageError
 
 if TYPE_CHECKING:
     from hrm.builders.dataset import Split
-    from hrm.eval.score import Scorer
-    from hrm.train.data import EvalBatch
-    from hrm.train.distributed import DistInfo
+    from hrm.eval.inverse import SetFrames
+    from hrm.eval.batches import EvalBatch
+    from hrm.common.distributed import DistInfo
 
 
 @dataclass
@@ -45,14 +45,15 @@ class Subset:
         return int(sum(len(rows) for rows in self.rows.values()))
 
 
-def choose_subset(scorer: "Scorer", max_items: int | None, max_versions: int | None,
-                  seed: int = 0) -> Subset | None:
-    """The items and rows to score, or None when that is everything (nothing to record)."""
+def choose_subset(split: "Split", frames: dict[str, "SetFrames"], max_items: int | None,
+                  max_versions: int | None, seed: int = 0) -> Subset | None:
+    """The items and rows to score, or None when that is everything (nothing to record). An
+    item is a group of one of `frames`' sets (eval.score.Scorer.frames), numbered across them."""
     for name, value in (("--max-items", max_items), ("--max-versions", max_versions)):
         if value is not None and value < 1:
             raise UsageError(f"{name} must be at least 1, got {value}")
     rng = np.random.default_rng(seed)
-    total = scorer.num_groups
+    total = sum(f.num_groups for f in frames.values())
     keep = np.ones(total, bool)
     if max_items is not None and max_items < total:
         keep[:] = False
@@ -60,12 +61,12 @@ def choose_subset(scorer: "Scorer", max_items: int | None, max_versions: int | N
     rows: dict[str, np.ndarray] = {}
     versions_dropped = False
     first_group = 0
-    for set_name, frames in scorer.frames.items():
-        puzzle_set = scorer.split.set(set_name)
+    for set_name, set_frames in frames.items():
+        puzzle_set = split.set(set_name)
         group_indices, puzzle_indices = puzzle_set.group_indices, puzzle_set.puzzle_indices
-        identity = frames.identity_puzzles()
+        identity = set_frames.identity_puzzles()
         chosen_rows = []
-        for local in np.flatnonzero(keep[first_group:first_group + frames.num_groups]):
+        for local in np.flatnonzero(keep[first_group:first_group + set_frames.num_groups]):
             puzzles = np.arange(group_indices[local], group_indices[local + 1])
             if max_versions is not None and len(puzzles) > max_versions:
                 others = puzzles[puzzles != identity[local]]
@@ -74,7 +75,7 @@ def choose_subset(scorer: "Scorer", max_items: int | None, max_versions: int | N
                 versions_dropped = True
             chosen_rows += [np.arange(puzzle_indices[p], puzzle_indices[p + 1]) for p in puzzles]
         rows[set_name] = np.concatenate(chosen_rows).astype(np.int64) if chosen_rows else np.zeros(0, np.int64)
-        first_group += frames.num_groups
+        first_group += set_frames.num_groups
     if keep.all() and not versions_dropped:
         return None
     return Subset(items=int(keep.sum()), of_items=total, max_versions=max_versions, seed=seed,
@@ -83,10 +84,9 @@ def choose_subset(scorer: "Scorer", max_items: int | None, max_versions: int | N
 
 def subset_batches(split: "Split", subset: Subset, batch_size: int, dist: "DistInfo") -> Iterator["EvalBatch"]:
     """The subset's rows of every set in order, in global batches of `batch_size` padded with pad
-    rows (inputs pad_id, labels ignored, identifier 0) as train.data.eval_batches pads the full
+    rows (inputs pad_id, labels ignored, identifier 0) as eval.batches.eval_batches pads the full
     split; this rank's slice of each."""
-    from hrm.eval.score import read_rows
-    from hrm.train.data import IGNORE_LABEL_ID, EvalBatch, to_batch
+    from hrm.eval.batches import IGNORE_LABEL_ID, EvalBatch, read_rows, to_batch
 
     if batch_size % dist.world_size:
         raise HrmError(f"eval batch size {batch_size} is not divisible by the {dist.world_size} processes")

@@ -1,4 +1,4 @@
-"""`hrm compare RUN [RUN...]`: one table of several training runs (hrm.train.compare)."""
+"""`hrm compare RUN [RUN...]`: one table of several training runs (hrm.analysis.compare)."""
 from __future__ import annotations
 
 import json
@@ -42,7 +42,7 @@ def compare(
     wall time, examples/s; --out adds a CSV and the test curves overlaid in one PNG."""
     set_quiet(quiet)
     from hrm.common.outputs import check_output
-    from hrm.train.compare import (COMPARE_OUTPUT, check_group_key, compare_runs, format_group_table, format_table,
+    from hrm.analysis.compare import (COMPARE_OUTPUT, check_group_key, compare_runs, format_group_table, format_table,
                                    group_runs, read_runs, write_comparison, write_group_comparison)
 
     if out is not None:

@@ -77,7 +77,7 @@ def eval_command(
 ) -> None:
     """Score checkpoints (or a saved predictions table): inverse-transform voting, pass@K, ARC submission;
     test-time candidates (noisy samples, random restarts, more segments) and their rankers."""
-    from hrm.train.candidate_spec import CandidateSpec
+    from hrm.eval.candidate_spec import CandidateSpec
     from hrm.eval.pool import parse_pool_sizes
     from hrm.eval.run import evaluate, format_result  # here: torch and numba load only when needed
 

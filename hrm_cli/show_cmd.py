@@ -100,7 +100,7 @@ def _output(figure: "Figure", png: Optional[Path], as_json: bool, force: bool) -
 
 
 def _segment_curve(target: Path, png: Path, as_json: bool, *, force: bool) -> None:
-    from hrm.train.curves import format_segment_curve, plot_segment_curve, read_segment_curve
+    from hrm.analysis.curves import format_segment_curve, plot_segment_curve, read_segment_curve
     summary = read_segment_curve(target)
     plot_segment_curve(summary, png, title=str(target), force=force)
     log(f"wrote {png}")
@@ -113,7 +113,7 @@ def _segment_curve(target: Path, png: Path, as_json: bool, *, force: bool) -> No
 
 
 def _curves(run: Path, png: Path, as_json: bool, *, force: bool) -> None:
-    from hrm.train.curves import format_last, last_values, plot_curves, read_metrics
+    from hrm.analysis.curves import format_last, last_values, plot_curves, read_metrics
     records = read_metrics(run)
     last = last_values(records)
     plot_curves(records, png, title=run.name, force=force)

@@ -14,9 +14,10 @@ import torch
 from hrm.common import format_bytes
 from hrm.builders.arc import build_arc
 from hrm.builders.dataset import open_dataset
-from hrm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from hrm.models.checkpoints import latest_checkpoint, load_checkpoint
+from hrm.train.checkpoint import save_checkpoint
 from hrm.train.config import load_config
-from hrm.train.inference import init_weights, match_puzzle_rows
+from hrm.train.init_from import init_weights, match_puzzle_rows
 from hrm.train.loop import train
 from tests.arc_oracle import INVERSE, locate
 from tests.conftest import REPO, assert_one_line_error, run_hrm
@@ -234,7 +235,7 @@ def test_budget_eta_says_which_ends_first():
 
 
 def test_table_size_line_by_hand():
-    from hrm.train.registry import build_model
+    from hrm.models.registry import build_model
     from hrm.train.table_size import table_and_checkpoint_bytes, table_size_line
 
     arch = load_config(None, TINY).arch

@@ -271,7 +271,7 @@ def test_two_real_tiny_runs(tmp_path, single_thread):
 
 
 def test_config_values_compare_as_yaml_values():
-    from hrm.train.compare import differing_keys, flatten_config
+    from hrm.analysis.compare import differing_keys, flatten_config
 
     flat = [flatten_config({"a": 2, "b": True, "c": {"d": {"e": 1}}, "f": [1, 2]}),
             flatten_config({"a": 2.0, "b": 1, "c": {"d": {"e": 1}}, "f": [1, 2]})]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hrm.train import layers
-from hrm.train.registry import build_model
+from hrm.models import layers
+from hrm.models.registry import build_model
 
 ARCH = dict(hidden_size=16, num_heads=2, H_layers=1, L_layers=1, halt_max_steps=3, puzzle_emb_ndim=16)
 

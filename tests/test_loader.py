@@ -10,8 +10,9 @@ import torch
 from hrm.common import HrmError
 from hrm.builders.dataset import DatasetWriter, atomic_directory, open_dataset
 from hrm.common.prefetch import Prefetcher
-from hrm.train.data import BlockReader, TrainLoader, TrainSampler, eval_batches
-from hrm.train.distributed import DistInfo
+from hrm.train.data import BlockReader, TrainLoader, TrainSampler
+from hrm.eval.batches import eval_batches
+from hrm.common.distributed import DistInfo
 
 SEQ = 8
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from hrm.common import HrmError
-from hrm.train.losses import IGNORE_LABEL_ID, act_loss, softmax_cross_entropy, stablemax_cross_entropy
+from hrm.eval.batches import IGNORE_LABEL_ID
+from hrm.train.losses import act_loss, softmax_cross_entropy, stablemax_cross_entropy
 
 
 def hand_stablemax_nll(row: list[float], label: int) -> float:

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from hrm.common import HrmError
-from hrm.train import layers
-from hrm.train.hrm import HrmAct
-from hrm.train.registry import build_model
+from hrm.models import layers
+from hrm.models.hrm import HrmAct
+from hrm.models.registry import build_model
 
 TINY = dict(H_cycles=2, L_cycles=3, H_layers=2, L_layers=1, hidden_size=16, num_heads=2, expansion=2.0,
             puzzle_emb_ndim=20, halt_max_steps=4, halt_exploration_prob=0.0, forward_dtype="float32")

@@ -7,7 +7,7 @@ import torch
 
 from hrm.train.losses import act_loss
 from hrm.train.optim import AdamAtan2, SparseSignSGD, lr_at
-from hrm.train.registry import build_model
+from hrm.models.registry import build_model
 
 VOCAB, SEQ_LEN, BATCH = 6, 8, 64
 

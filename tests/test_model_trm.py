@@ -11,7 +11,7 @@ from hrm.common import HrmError
 from tests.test_model import (BATCH, SEQ_LEN, h_block, h_rmsnorm, one_thread,  # noqa: F401 - fixture
                               random_batch, tiny_model)
 from tests.test_model_act import set_q_bias
-from hrm.train.registry import build_model
+from hrm.models.registry import build_model
 
 TINY_TRM = dict(name="trm", H_cycles=3, L_cycles=2, L_layers=2, hidden_size=16, num_heads=2, expansion=2.0,
                 puzzle_emb_ndim=20, puzzle_emb_len=3, halt_max_steps=4, halt_exploration_prob=0.0,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHADOWS = ("train", "eval", "builders", "augment", "common", "cli", "show")
+SHADOWS = ("train", "eval", "builders", "augment", "common", "cli", "show", "models", "analysis")
 
 
 def project_version() -> str:

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from hrm.train.layers import SparsePuzzleEmbedding
+from hrm.models.layers import SparsePuzzleEmbedding
 from tests.test_model import one_thread, random_batch, tiny_model  # noqa: F401 - one_thread: fixture
 from hrm.train.optim import AdamAtan2, SparseSignSGD, lr_at
 

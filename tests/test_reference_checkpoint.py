@@ -13,7 +13,7 @@ import torch
 from hrm.common import HrmError
 from tests.test_model import BATCH, NUM_IDS, SEQ_LEN, VOCAB, h_segment, one_thread, random_batch  # noqa: F401
 from tests.test_model_trm import h_trm_segment
-from hrm.train.reference_checkpoint import load_reference_checkpoint
+from hrm.models.reference_checkpoint import load_reference_checkpoint
 
 HIDDEN, INNER = 16, 256  # SwiGLU width: round(2 * 16 * 2/3) = 21, rounded up to a multiple of 256
 

@@ -354,7 +354,7 @@ def _record(step, split, k):
 
 
 def test_curves_png_and_last_values(tmp_path):
-    from hrm.train.curves import CHART_HEIGHT, CHART_WIDTH, HEADER_HEIGHT, SERIES_COLOURS
+    from hrm.show.charts import CHART_HEIGHT, CHART_WIDTH, HEADER_HEIGHT, SERIES_COLOURS
 
     records = [_record(10 * k, "train", k) for k in range(1, 11)]
     records += [_record(50, "test", 4), _record(100, "test", 9)]
@@ -376,7 +376,7 @@ def test_curves_png_and_last_values(tmp_path):
 
 
 def test_nice_ticks_cover_the_range_with_round_steps():
-    from hrm.train.curves import nice_ticks
+    from hrm.show.charts import nice_ticks
 
     for low, high in [(0, 1), (0.013, 2.47), (0, 100000), (3, 3), (1e-5, 7e-5)]:
         ticks = nice_ticks(low, high)

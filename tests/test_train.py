@@ -19,9 +19,9 @@ from hrm.builders.sudoku import build_sudoku
 from conftest import REPO, assert_one_line_error, run_hrm, wait_for_lines
 from sudoku4_data import write_sudoku4
 from hrm.train import loop as loop_module
-from hrm.train.checkpoint import list_checkpoints, load_checkpoint
+from hrm.models.checkpoints import list_checkpoints, load_checkpoint
 from hrm.train.config import load_config, resume_config
-from hrm.train.inference import check_dataset_matches, load_for_inference, predict
+from hrm.eval.inference import check_dataset_matches, load_for_inference, predict
 from hrm.train.loop import train
 from tests.train_helpers import TINY, tiny
 

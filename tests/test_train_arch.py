@@ -14,12 +14,12 @@ from hrm.builders.dataset import open_dataset
 from conftest import REPO, assert_one_line_error, run_hrm
 from sudoku4_data import write_sudoku4
 from tests.test_reference_checkpoint import HRM_CONFIG, write_reference_run
-from hrm.train.checkpoint import list_checkpoints, load_checkpoint
+from hrm.models.checkpoints import list_checkpoints, load_checkpoint
 from hrm.train.config import load_config, resume_config
-from hrm.train.distributed import DistInfo
-from hrm.train.inference import evaluate, load_for_inference, predict
+from hrm.common.distributed import DistInfo
+from hrm.eval.inference import evaluate, load_for_inference, predict
 from hrm.train.loop import train
-from hrm.train.registry import build_model
+from hrm.models.registry import build_model
 
 SMALL = ["global_batch_size=8", "epochs=4", "eval_interval=4", "arch.hidden_size=16", "arch.num_heads=2",
          "arch.H_layers=1", "arch.L_layers=1", "arch.halt_max_steps=2", "arch.puzzle_emb_ndim=16",

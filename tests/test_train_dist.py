@@ -15,7 +15,7 @@ import torch
 
 from conftest import REPO, wait_for_lines
 from sudoku4_data import write_sudoku4
-from hrm.train.checkpoint import load_checkpoint
+from hrm.models.checkpoints import load_checkpoint
 from hrm.train.config import load_config, resume_config
 from hrm.train.loop import train
 
@@ -146,7 +146,7 @@ def segment_on_each_slice(make_model, batch: dict[str, torch.Tensor], seed: int)
     """{(rank, world): (carry, torch RNG state after)}: one training segment of a fresh
     `make_model()` on the rows a process of rank/world holds, for one process (0, 1) and each
     half of two (0, 2), (1, 2), the global RNG seeded with `seed` before each."""
-    from hrm.train.distributed import DistInfo, assign_slots
+    from hrm.common.distributed import DistInfo, assign_slots
 
     size = len(batch["inputs"])
     out = {}

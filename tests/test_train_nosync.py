@@ -18,10 +18,11 @@ import pytest
 import torch
 
 from sudoku4_data import write_sudoku4
-from hrm.train import inference, losses, loop, optim
+from hrm.eval import inference
+from hrm.train import losses, loop, optim
 from hrm.train.config import load_config
-from hrm.train.data import as_torch
-from hrm.train.distributed import DistInfo
+from hrm.eval.batches import as_torch
+from hrm.common.distributed import DistInfo
 from hrm.train.ema import Ema
 
 CONFIG = ["global_batch_size=8", "epochs=2", "eval_interval=1", "arch.hidden_size=16", "arch.num_heads=2",

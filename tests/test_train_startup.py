@@ -19,12 +19,12 @@ from hrm.common import HrmError
 from conftest import REPO, assert_one_line_error, run_hrm, wait_for_lines
 from sudoku4_data import write_sudoku4
 from hrm.train import loop as loop_module
-from hrm.train.checkpoint import list_checkpoints, load_checkpoint
+from hrm.models.checkpoints import list_checkpoints, load_checkpoint
 from hrm.train.config import load_config, resume_config
-from hrm.train.distributed import DistInfo
+from hrm.common.distributed import DistInfo
 from hrm.train.loop import train
-from hrm.train.resources import (DEFAULT_THREADS, count_model, estimate_memory, graph_passes, meta_model,
-                                 resolve_threads)
+from hrm.common.distributed import DEFAULT_THREADS, resolve_threads
+from hrm.train.resources import count_model, estimate_memory, graph_passes, meta_model
 from tests.train_helpers import TINY, tiny
 
 
@@ -62,7 +62,7 @@ def test_memory_estimate_sums_its_parts_by_hand():
     tokens = 3 * 5
     assert estimate.activations == tokens * (13 * 4 + 4 * 256) * 3 * 4 + tokens * 7 * (4 + 24)
     assert estimate.total == 4000 + 16000 + 512 + estimate.activations + 100
-    # TRM backpropagates through L_cycles + 1 applications of its blocks (train/trm.py)
+    # TRM backpropagates through L_cycles + 1 applications of its blocks (models/trm.py)
     trm = estimate_memory(counts, local_batch=3, vocab_size=7, ema=False, passes=graph_passes({"name": "trm", "L_cycles": 6}))
     assert trm.activations == tokens * (13 * 4 + 4 * 256) * (2 * 7 + 1) * 4 + tokens * 7 * (4 + 24)
 

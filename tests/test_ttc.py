@@ -37,7 +37,7 @@ def cli_json(trained, *args, table=None):
 
 def eval_json(trained, table=None, out=None, rank="votes", **candidates):
     """What `hrm eval --json` prints (the CLI is a thin layer over `evaluate`), in this process."""
-    from hrm.train.candidate_spec import CandidateSpec
+    from hrm.eval.candidate_spec import CandidateSpec
     from hrm.eval.run import evaluate
 
     summary = evaluate([trained / "run"], trained / "data", predictions=[table] if table else [], out=out,
@@ -55,14 +55,14 @@ def act_forward(trained, segments: int):
     """The oracle: every test example through HrmAct's own forward (what training and the plain
     prediction loop run), `segments` segments; per segment the argmax tokens, q_halt, q_continue."""
     from hrm.builders.dataset import open_dataset
-    from hrm.train.inference import load_for_inference
+    from hrm.eval.inference import load_for_inference
 
     dataset = open_dataset(trained / "data")
     model, _ = load_for_inference(trained / "run", device="cpu", dataset=dataset)
     model.config.halt_max_steps = segments
     puzzle_set = dataset.split("test").set("all")
     inputs, labels = puzzle_set.rows(0, puzzle_set.num_examples)
-    from hrm.train.data import to_batch
+    from hrm.eval.batches import to_batch
 
     batch = {key: torch.as_tensor(value) for key, value in
              to_batch(inputs, labels, np.zeros(len(inputs), np.int32), 0).items()}
@@ -270,8 +270,8 @@ def test_candidates_run_in_one_batch_chunked_to_the_bound():
     """B x K rows per forward, at most max_rows (whole examples); candidates of one example side
     by side; without noise every chunking gives the same answers."""
     from tests.test_model import random_batch, tiny_model
-    from hrm.train.candidate_spec import CandidateSpec
-    from hrm.train.candidates import run_candidates
+    from hrm.eval.candidate_spec import CandidateSpec
+    from hrm.eval.candidates import run_candidates
 
     model = tiny_model(halt_max_steps=2).eval()
     batch = random_batch(0, size=5)
@@ -291,7 +291,7 @@ def test_candidates_run_in_one_batch_chunked_to_the_bound():
 
 
 def test_state_residual_is_the_rms_change():
-    from hrm.train.candidates import state_residual
+    from hrm.eval.candidates import state_residual
 
     z = torch.zeros(2, 3, 4)
     high, low = z.clone(), z.clone()

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import pickle
 import random
-import re
-import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,32 +17,7 @@ import numpy as np
 import torch
 
 from hrm.common import HrmError, atomic_file
-
-FORMAT = "hrm-checkpoint"
-VERSION = 1
-_NAME = re.compile(r"^step_(\d+)\.pt$")
-
-
-def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
-    return Path(run_dir) / "checkpoints"
-
-
-def checkpoint_path(run_dir: str | os.PathLike, step: int) -> Path:
-    return checkpoint_dir(run_dir) / f"step_{step}.pt"
-
-
-def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
-    """(step, path) of every complete checkpoint of a run, oldest first."""
-    folder = checkpoint_dir(run_dir)
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
-    return sorted(found)
-
-
-def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    found = list_checkpoints(run_dir)
-    return found[-1][1] if found else None
+from hrm.models.checkpoints import FORMAT, VERSION, list_checkpoints, load_checkpoint
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -62,56 +34,6 @@ def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> None:
     if keep > 0:
         for _, path in list_checkpoints(run_dir)[:-keep]:
             path.unlink(missing_ok=True)
-
-
-def resolve_checkpoint(where: str | os.PathLike) -> Path:
-    """A .pt file, or a run folder (-> its latest checkpoint)."""
-    where = Path(where)
-    if where.is_dir():
-        latest = latest_checkpoint(where)
-        if latest is None:
-            raise HrmError(f"{where} holds no checkpoints (expected {checkpoint_dir(where)}/step_N.pt)")
-        return latest
-    if not where.is_file():
-        raise HrmError(f"checkpoint {where} does not exist")
-    return where
-
-
-def load_error_reason(error: BaseException) -> str:
-    """Why torch.load(weights_only=True) refused a file, in a few words. torch's own message for
-    a file holding other objects advises retrying with weights_only=False, i.e. unpickling it,
-    which runs whatever code the file carries: never passed on (checkpoints travel)."""
-    text = str(error).strip()
-    if "Weights only load failed" in text or isinstance(error, pickle.UnpicklingError):
-        detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0] if "WeightsUnpickler error:" in text else ""
-        detail = detail.split(". ")[0].rstrip(".")  # torch goes on to say how to allow-list it
-        return ("not a weights-only file" + (f": {detail}" if detail else "")
-                + "; hrm loads tensors and plain values only and never unpickles other objects")
-    if not text:
-        return type(error).__name__
-    first = text.splitlines()[0]
-    return first.split(". ")[0].rstrip(".")  # torch appends paragraphs of speculation
-
-
-def torch_load_weights(path: Path, what: str = "a loadable checkpoint") -> Any:
-    """torch.load with weights_only=True (no code runs), its errors as one-line HrmErrors."""
-    try:
-        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": noise for a bad file
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for damaged or foreign files
-        raise HrmError(f"{path}: not {what} ({load_error_reason(error)})") from None
-
-
-def load_checkpoint(where: str | os.PathLike) -> dict[str, Any]:
-    path = resolve_checkpoint(where)
-    state = torch_load_weights(path)
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise HrmError(f"{path} is not an hrm checkpoint")
-    if state.get("version") != VERSION:
-        raise HrmError(f"{path} has checkpoint version {state.get('version')}; this hrm reads {VERSION}")
-    state["path"] = str(path)
-    return state
 
 
 def load_for_resume(run_dir: str | os.PathLike, on_skip: Callable[[str], None]) -> dict[str, Any]:

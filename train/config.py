@@ -132,10 +132,10 @@ def _flatten(mapping: dict[str, Any], where: str) -> list[tuple[str, Any]]:
 
 def arch_defaults(name: str) -> dict[str, Any]:
     """Every arch key of architecture `name` with its default: the fields of its config class, the
-    one place they are written (`train.hrm.HrmConfig` for "hrm": the reference's cfg_pretrain.yaml
+    one place they are written (`models.hrm.HrmConfig` for "hrm": the reference's cfg_pretrain.yaml
     + arch/hrm_v1.yaml). HRM's puzzle_emb_ndim starts as None: it follows hidden_size, as the
     reference's `${.hidden_size}` does (resolved in `validate`)."""
-    from hrm.train.registry import default_arch  # imports torch (the model classes): only here
+    from hrm.models.registry import default_arch  # imports torch (the model classes): only here
 
     defaults = default_arch(name)
     if name == "hrm":
@@ -282,5 +282,3 @@ def resume_config(run_dir: Path, overrides: list[str], data: str | None = None) 
             raise HrmError(f"cannot change {key!r} when resuming (allowed: {', '.join(sorted(RESUMABLE_KEYS))})")
     extra = list(overrides) + ([f"data_path={data}"] if data else [])
     return load_config(None, extra, base=saved.to_dict())
-
-

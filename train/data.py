@@ -20,15 +20,13 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
-import torch
 import zarr
 
 from hrm.common import HrmError
 from hrm.common.prefetch import Prefetcher
 from hrm.builders.dataset import PuzzleSet, Split
-from hrm.train.distributed import DistInfo
-from hrm.train.losses import IGNORE_LABEL_ID  # the label value the losses skip (ignore_index)
-
+from hrm.common.distributed import DistInfo
+from hrm.eval.batches import pinned, to_batch
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -179,32 +177,6 @@ class BlockReader:
         return out
 
 
-def to_batch(inputs: np.ndarray, labels: np.ndarray, identifiers: np.ndarray,
-             ignore_label_id: int | None) -> dict[str, np.ndarray]:
-    """The batch dict of the interface (numpy; `as_torch` moves it to a device)."""
-    labels = labels.astype(np.int64)
-    if ignore_label_id is not None:
-        labels[labels == ignore_label_id] = IGNORE_LABEL_ID
-    return {"inputs": inputs.astype(np.int32), "labels": labels,
-            "puzzle_identifiers": np.asarray(identifiers, np.int32)}
-
-
-def pinned(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """Page-locked host copies, so that the copy to a CUDA device is asynchronous."""
-    return {key: torch.from_numpy(value).pin_memory() for key, value in batch.items()}
-
-
-def as_torch(batch: dict[str, np.ndarray | torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    cuda = device.type == "cuda"
-    out = {}
-    for key, value in batch.items():
-        tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(value)
-        if cuda and not tensor.is_pinned():
-            tensor = tensor.pin_memory()
-        out[key] = tensor.to(device, non_blocking=cuda)
-    return out
-
-
 # ----------------------------------------------------------------------------- loaders
 
 
@@ -260,40 +232,3 @@ class TrainLoader:
         if self._prefetcher is not None:
             self._prefetcher.close()
             self._prefetcher = None
-
-
-@dataclass
-class EvalBatch:
-    set_name: str
-    rows: np.ndarray              # int64 [b]: this rank's example rows (pad rows = -1)
-    batch: dict[str, np.ndarray]  # [b] rows, padded
-    mask: np.ndarray              # bool [b]: False on pad rows
-
-
-def eval_batches(split: Split, batch_size: int, dist: DistInfo) -> Iterator[EvalBatch]:
-    """Every example of every set of `split` in order, in global batches of `batch_size` padded
-    with pad rows (inputs pad_id, labels ignored, identifier 0); this rank's slice of each."""
-    if batch_size % dist.world_size:
-        raise HrmError(f"eval batch size {batch_size} is not divisible by the {dist.world_size} processes")
-    attrs = split.attrs
-    pad_id, ignore = int(attrs.get("pad_id", 0)), attrs.get("ignore_label_id")
-    local = dist.local_rows(batch_size)
-    for set_name in split.set_names:
-        pset = split.set(set_name)
-        starts, identifiers = pset.puzzle_indices, pset.puzzle_identifiers
-        for start in range(0, pset.num_examples, batch_size):
-            lo = start + local.start
-            hi = min(start + local.stop, pset.num_examples)
-            count = max(0, hi - lo)
-            size = local.stop - local.start
-            inputs = np.full((size, split.seq_len), pad_id, np.uint8)
-            labels = np.full((size, split.seq_len), pad_id, np.uint8)
-            ids = np.zeros(size, np.int32)
-            rows = np.full(size, -1, np.int64)
-            if count:
-                inputs[:count], labels[:count] = pset.rows(lo, hi)
-                rows[:count] = np.arange(lo, hi)
-                ids[:count] = identifiers[np.searchsorted(starts, rows[:count], side="right") - 1]
-            batch = to_batch(inputs, labels, ids, ignore)
-            batch["labels"][count:] = IGNORE_LABEL_ID
-            yield EvalBatch(set_name, rows, batch, rows >= 0)

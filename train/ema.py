@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from hrm.common import HrmError
-from hrm.train.layers import SparsePuzzleEmbedding
+from hrm.models.layers import SparsePuzzleEmbedding
 
 
 def averaged_tensors(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -3,14 +3,14 @@
     result = train(load_config("examples/smoke.yaml", ["data_path=data/s4"]), Path("runs/s4"))
 
 One training step runs one ACT segment for every slot of the batch: slots whose example halted
-take the new batch's rows (train/hrm.py), the carry goes on to the next step, the loss is divided
+take the new batch's rows (models/hrm.py), the carry goes on to the next step, the loss is divided
 by the global batch size, and both optimisers step (AdamAtan2 for the dense weights, sign-SGD for
 the puzzle-embedding rows) at the scheduled learning rate. Metric sums stay on the device and are
 synchronised every `log_interval` steps. A checkpoint holds everything a resumed run needs to
 continue exactly: weights, both optimisers (the puzzle-embedding table is a model buffer), the
 step, the sampler position, the ACT carry, the unlogged metric sums, the EMA and the RNG states.
 
-Under torchrun (train/distributed.py) each rank trains its slice of every global batch; carry and
+Under torchrun (common/distributed.py) each rank trains its slice of every global batch; carry and
 metric sums are checkpointed for the whole global batch, so a run resumes on any number of ranks.
 """
 from __future__ import annotations
@@ -35,20 +35,23 @@ from hrm.common import HrmError, atomic_file, log, progress, set_quiet
 from hrm.common.outputs import replace_run_folder
 from hrm.builders.dataset import Dataset, Split, open_dataset
 from hrm.train import checkpoint as ckpt
+from hrm.models.checkpoints import checkpoint_path, latest_checkpoint
 from hrm.train.compiled import compiled_forward
 from hrm.train.config import RUN_OUTPUT, TrainConfig, check_new_run_folder, save_config
-from hrm.train.data import TrainLoader, as_torch
-from hrm.train.distributed import (DistInfo, all_reduce_gradients, all_reduce_sum, any_rank, assign_slots,
+from hrm.train.data import TrainLoader
+from hrm.eval.batches import as_torch
+from hrm.common.distributed import (DistInfo, all_reduce_gradients, all_reduce_sum, any_rank, assign_slots,
                                barrier, broadcast_from_main, gather_rows, setup, teardown)
 from hrm.train.ema import Ema
-from hrm.train.inference import (build_for_dataset, check_dataset_matches, evaluate, identifier_names,
-                                 init_arch, init_weights, model_dataset_signature)
+from hrm.models.registry import build_for_dataset
+from hrm.eval.inference import check_dataset_matches, evaluate, model_dataset_signature
+from hrm.train.init_from import identifier_names, init_arch, init_weights
 from hrm.train.losses import act_loss
 from hrm.train.metrics import MetricsLog, check_logger
 from hrm.train.optim import AdamAtan2, SparseSignSGD, lr_at
 from hrm.train.table_size import table_size_line, tensor_bytes
-from hrm.train.resources import (apply_threads, available_memory, check_memory, count_model, describe_model,
-                                 estimate_memory, graph_passes, meta_model, multi_gpu_recipe)
+from hrm.common.distributed import apply_threads
+from hrm.train.resources import available_memory, check_memory, count_model, describe_model, estimate_memory, graph_passes, meta_model, multi_gpu_recipe
 
 METRIC_KEYS = ("count", "lm_loss", "q_halt_loss", "q_continue_loss", "accuracy", "exact_accuracy",
                "q_halt_accuracy", "steps")
@@ -219,7 +222,7 @@ def _assert_finite(t: Trainer, window: dict[str, Any]) -> None:
     """Stop, keeping the last good checkpoint, if any loss since the last check was NaN/inf.
     `window`: the metric sums already summed over ranks (the check adds no collective)."""
     if float(window.get("nonfinite", 0.0)) > 0:
-        latest = ckpt.latest_checkpoint(t.run_dir)
+        latest = latest_checkpoint(t.run_dir)
         kept = f"the last good checkpoint is {latest}" if latest else "no checkpoint was saved yet"
         raise HrmError(f"the loss became NaN or inf by step {t.state.step}; training stopped and {kept}")
 
@@ -227,7 +230,7 @@ def _assert_finite(t: Trainer, window: dict[str, Any]) -> None:
 def save(t: Trainer) -> Path:
     window = _global_window(t)
     _assert_finite(t, window)
-    path = ckpt.checkpoint_path(t.run_dir, t.state.step)
+    path = checkpoint_path(t.run_dir, t.state.step)
     carry = _global_carry(t)
     barrier()  # every rank is at this step before rank 0 writes
     if t.dist.is_main:
@@ -521,5 +524,5 @@ def _loop(t: Trainer, metrics_log: MetricsLog, deadline: float | None = None) ->
         flush_metrics(t, metrics_log, tick())
     if t.state.last_eval is None or t.state.last_eval["step"] != t.state.step:
         evaluate_and_save(closes_pass=not (cfg.max_steps and t.state.step >= cfg.max_steps) and not budget_hit)
-    elif ckpt.latest_checkpoint(t.run_dir) != ckpt.checkpoint_path(t.run_dir, t.state.step):
+    elif latest_checkpoint(t.run_dir) != checkpoint_path(t.run_dir, t.state.step):
         save(t)

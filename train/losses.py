@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from hrm.common import HrmError
-
-IGNORE_LABEL_ID = -100
+from hrm.eval.batches import IGNORE_LABEL_ID
+from hrm.eval.inference import sequence_accuracy  # the accuracy rules of training and evaluation alike
 
 
 def stablemax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
@@ -41,20 +41,6 @@ TOKEN_LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "stablemax_cross_entropy": stablemax_cross_entropy,
     "softmax_cross_entropy": softmax_cross_entropy,
 }
-
-
-def sequence_accuracy(predictions: torch.Tensor, labels: torch.Tensor, q_halt: torch.Tensor
-                      ) -> dict[str, torch.Tensor]:
-    """The accuracy rules of the training metrics and of evaluation alike, per sequence [B]:
-    scored_count (positions with a label), token_accuracy (right scored positions / scored ones;
-    0 without any), exact (every scored position right) and q_halt_correct ((q_halt >= 0) ==
-    exact: the Q head's halt logit read as a classifier of "the answer is right")."""
-    scored = labels != IGNORE_LABEL_ID
-    scored_count = scored.sum(-1)
-    correct = (scored & (predictions == labels)).sum(-1)
-    exact = correct == scored_count
-    return {"scored_count": scored_count, "token_accuracy": correct / scored_count.clamp_min(1),
-            "exact": exact, "q_halt_correct": (q_halt >= 0) == exact}
 
 
 def act_loss(outputs: dict[str, torch.Tensor], carry, loss_type: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -11,7 +11,7 @@ import math
 import torch
 import torch.distributed as dist
 
-from hrm.train.layers import SparsePuzzleEmbedding
+from hrm.models.layers import SparsePuzzleEmbedding
 
 
 class AdamAtan2(torch.optim.Optimizer):

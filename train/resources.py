@@ -1,14 +1,9 @@
-"""What a run asks of the machine, checked before it starts: CPU threads, memory, the model's size.
+"""What a run asks of the machine, checked before it starts: memory and the model's size.
 
-    apply_threads(config.threads, device)            # before any torch work
     log(describe_model(config.arch, counts))          # the first line of `hrm train`
     check_memory(estimate, available_memory(device))  # refuses with one line when it cannot fit
 
-Threads: PyTorch's default is one OpenMP thread per core. Its threads meet at a barrier after
-every operation, so when another process holds one of the cores, every operation waits for the
-thread that was descheduled; on the 2-core machine one busy neighbour made training 5-11x slower
-than one thread (benchmarks/bench_threads.py). hrm therefore uses DEFAULT_THREADS on a CPU unless
-told otherwise (`--threads N`, config key `threads`; 0 = PyTorch's default, one per core).
+(CPU threads, the other thing a run asks for, are set by hrm.common.distributed.apply_threads.)
 
 Memory: the estimate counts what a training step keeps alive - float32 weights and their
 gradients, the optimiser's two moments, an EMA copy, the puzzle-embedding table, the activations
@@ -26,27 +21,6 @@ import torch
 from torch import nn
 
 from hrm.common import HrmError, format_bytes
-
-DEFAULT_THREADS = 1  # see the module docstring and benchmarks/README.md (threads)
-
-
-def resolve_threads(threads: int | None, device: torch.device) -> int | None:
-    """The number of intra-op threads to use: `threads` when given (0: PyTorch's default, returned
-    as None), DEFAULT_THREADS on a CPU, None (leave PyTorch alone) on a GPU, whose work does not
-    run on CPU threads."""
-    if threads is not None:
-        if threads < 0:
-            raise HrmError(f"threads must be 0 (PyTorch's default) or positive, got {threads}")
-        return threads or None
-    return DEFAULT_THREADS if device.type == "cpu" else None
-
-
-def apply_threads(threads: int | None, device: torch.device) -> int:
-    """Set torch's intra-op threads as `resolve_threads` says; returns the number in use."""
-    chosen = resolve_threads(threads, device)
-    if chosen is not None:
-        torch.set_num_threads(chosen)
-    return torch.get_num_threads()
 
 
 # ----------------------------------------------------------------------------- model size
@@ -82,7 +56,7 @@ def count_model(model: nn.Module, seq_len: int) -> ModelCounts:
 
 def meta_model(arch: dict[str, Any], signature: dict[str, Any], batch_size: int) -> nn.Module:
     """The model with shapes and no storage, to size it before anything is allocated."""
-    from hrm.train.inference import build_for_dataset
+    from hrm.models.registry import build_for_dataset
 
     with torch.device("meta"):
         return build_for_dataset(arch, signature, batch_size)

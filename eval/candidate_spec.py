@@ -1,6 +1,6 @@
 """What `hrm eval --samples/--noise/--restarts/--init-std/--steps/--halt/--seed` asks for: the
 candidate generators' settings, validated before any model loads (numpy only, no torch).
-train.candidates runs them; see its docstring for what each generator does."""
+eval.candidates runs them; see its docstring for what each generator does."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

@@ -24,8 +24,8 @@ import yaml
 from torch import nn
 
 from hrm.common import HrmError
-from hrm.train.checkpoint import torch_load_weights
-from hrm.train.registry import ARCH_CONFIGS, SHAPE_KEYS, build_model
+from hrm.models.checkpoints import torch_load_weights
+from hrm.models.registry import ARCH_CONFIGS, SHAPE_KEYS, build_model
 
 # The reference's model classes (the part of `arch.name` after "@") and their names here.
 REFERENCE_MODELS = {

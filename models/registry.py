@@ -1,6 +1,6 @@
 """The one place that maps an `arch.name` to a model: `build_model(arch, ...)`.
 
-"hrm" (default), "trm" (train/trm.py) and "transformer" (train/transformer.py). Each entry takes
+"hrm" (default), "trm" (models/trm.py) and "transformer" (models/transformer.py). Each entry takes
 the arch dict (reference key names) plus the dataset shapes and returns an nn.Module with the
 HrmAct interface (initial_carry, forward(carry, batch) -> (carry, outputs), puzzle_emb).
 """
@@ -12,9 +12,9 @@ from typing import Any, Callable
 from torch import nn
 
 from hrm.common import HrmError
-from hrm.train.hrm import HrmAct, HrmConfig
-from hrm.train.transformer import TransformerConfig, transformer_model
-from hrm.train.trm import TrmConfig, trm_model
+from hrm.models.hrm import HrmAct, HrmConfig
+from hrm.models.transformer import TransformerConfig, transformer_model
+from hrm.models.trm import TrmConfig, trm_model
 
 SHAPE_KEYS = ("seq_len", "vocab_size", "num_puzzle_identifiers", "batch_size")
 
@@ -68,3 +68,8 @@ def build_model(arch: dict[str, Any], *, seq_len: int, vocab_size: int, num_puzz
         raise HrmError(f"unknown arch name {name!r} (available: {', '.join(sorted(ARCHITECTURES))})")
     return ARCHITECTURES[name](dict(arch), seq_len=seq_len, vocab_size=vocab_size,
                                num_puzzle_identifiers=num_puzzle_identifiers, batch_size=batch_size)
+
+
+def build_for_dataset(arch: dict[str, Any], signature: dict[str, Any], batch_size: int) -> nn.Module:
+    return build_model(arch, seq_len=signature["seq_len"], vocab_size=signature["vocab_size"],
+                       num_puzzle_identifiers=signature["num_puzzle_identifiers"], batch_size=batch_size)

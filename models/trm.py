@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from hrm.common import HrmError
-from hrm.train.hrm import Batch, HrmAct, HrmConfig, InnerModel, ReasoningModule, transformer_blocks
-from hrm.train.layers import CosSin, SwiGLU, rms_norm
+from hrm.models.hrm import Batch, HrmAct, HrmConfig, InnerModel, ReasoningModule, transformer_blocks
+from hrm.models.layers import CosSin, SwiGLU, rms_norm
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Every distributed concern of training in one place: rank, world size, device, reductions.
+"""Every process concern of training and evaluation in one place: rank, world size, device,
+reductions, and the CPU threads a process uses.
 
 One process by default; under `torchrun` (which sets RANK / WORLD_SIZE / LOCAL_RANK) `setup()`
 initialises torch.distributed (NCCL on CUDA, gloo otherwise), so the loop, the loader and the
@@ -172,3 +173,32 @@ def teardown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
     _control_group = None
+
+
+# ----------------------------------------------------------------------------- CPU threads
+# PyTorch's default is one OpenMP thread per core. Its threads meet at a barrier after every
+# operation, so when another process holds one of the cores every operation waits for the thread
+# that was descheduled; on the 2-core machine one busy neighbour made training 5-11x slower than
+# one thread (benchmarks/bench_threads.py). hrm therefore uses DEFAULT_THREADS on a CPU unless told
+# otherwise (`--threads N`, config key `threads`; 0 = PyTorch's default, one per core).
+
+DEFAULT_THREADS = 1  # benchmarks/README.md (threads)
+
+
+def resolve_threads(threads: int | None, device: torch.device) -> int | None:
+    """The number of intra-op threads to use: `threads` when given (0: PyTorch's default, returned
+    as None), DEFAULT_THREADS on a CPU, None (leave PyTorch alone) on a GPU, whose work does not
+    run on CPU threads."""
+    if threads is not None:
+        if threads < 0:
+            raise HrmError(f"threads must be 0 (PyTorch's default) or positive, got {threads}")
+        return threads or None
+    return DEFAULT_THREADS if device.type == "cpu" else None
+
+
+def apply_threads(threads: int | None, device: torch.device) -> int:
+    """Set torch's intra-op threads as `resolve_threads` says; returns the number in use."""
+    chosen = resolve_threads(threads, device)
+    if chosen is not None:
+        torch.set_num_threads(chosen)
+    return torch.get_num_threads()

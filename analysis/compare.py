@@ -35,8 +35,8 @@ import yaml
 
 from hrm.common import HrmError
 from hrm.common.outputs import OutputKind, atomic_directory
-from hrm.train.curves import (CHART_HEIGHT, CHART_WIDTH, HEADER_HEIGHT, METRICS, SERIES_COLOURS, TEXT, _draw_chart,
-                              _finite, _series, last_values, legend_positions, read_metrics)
+from hrm.show.charts import CHART_HEIGHT, CHART_WIDTH, HEADER_HEIGHT, SERIES_COLOURS, TEXT, _draw_chart, _finite, legend_positions
+from hrm.analysis.curves import METRICS, _series, last_values, read_metrics
 from hrm.show.render_png import font, require_pillow, save_png
 
 CSV_NAME, PNG_NAME = "compare.csv", "curves.png"
@@ -350,6 +350,7 @@ def write_comparison(summary: dict[str, Any], records: list[list[dict[str, Any]]
 
 
 # --- Means over seeds (`--mean-over seed`) --------------------------------------------------------
+
 
 def _stats(values: list[float]) -> dict[str, Any] | None:
     """{"mean", "std" (sample std; 0 for one value), "min", "max", "n"} of the finite values."""

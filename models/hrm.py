@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hrm.common import HrmError
-from hrm.train.layers import (CastedEmbedding, CastedLinear, CosSin, RotaryEmbedding, SparsePuzzleEmbedding,
+from hrm.models.layers import (CastedEmbedding, CastedLinear, CosSin, RotaryEmbedding, SparsePuzzleEmbedding,
                           TransformerBlock, attention_backend, trunc_normal_)
 
 Batch = dict[str, torch.Tensor]
@@ -173,7 +173,7 @@ class InnerModel(nn.Module):
             self.q_head.bias.fill_(-5.0)
 
         # Noise added to the states after every update, when set: HrmAct sets it for training's
-        # path noise, test-time sampling (train.candidates) for its trajectories. None: no noise.
+        # path noise, test-time sampling (eval.candidates) for its trajectories. None: no noise.
         self.state_noise: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def build_blocks(self, config: HrmConfig) -> None:
@@ -268,7 +268,7 @@ class HrmAct(nn.Module):
         self.inner = HrmInner(config) if inner is None else inner
         self.learns_q_continue = learns_q_continue
         # (first, total): this process holds slots [first, first + B) of a global batch of `total`
-        # (train.distributed sets it under torchrun). Random draws are made for the whole global
+        # (common.distributed sets it under torchrun). Random draws are made for the whole global
         # batch and sliced, so N processes explore exactly as one process with the whole batch.
         self.global_slots: tuple[int, int] | None = None
 

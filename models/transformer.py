@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from hrm.train.hrm import Batch, HrmAct, HrmConfig, InnerModel, ReasoningModule, transformer_blocks
+from hrm.models.hrm import Batch, HrmAct, HrmConfig, InnerModel, ReasoningModule, transformer_blocks
 
 
 @dataclass

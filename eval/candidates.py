@@ -20,7 +20,7 @@ answers are returned, so that the accuracy after each segment comes out of one p
 
 Noise comes from a torch.Generator seeded by `seed` and drawn chunk by chunk: the same seed, batch
 size and number of processes give the same candidates. With K = 1, no noise and no restart, the
-forward passes are exactly plain evaluation's (train.inference.run_batch).
+forward passes are exactly plain evaluation's (eval.inference.run_batch).
 """
 from __future__ import annotations
 
@@ -32,10 +32,11 @@ import torch
 from torch import nn
 
 from hrm.common import HrmError
-from hrm.train.candidate_spec import CandidateSpec
+from hrm.eval.candidate_spec import CandidateSpec
 from hrm.common.prefetch import prefetched
-from hrm.train.data import EvalBatch, as_torch, eval_batches
-from hrm.train.distributed import DistInfo
+from hrm.eval.batches import EvalBatch, as_torch, eval_batches
+from hrm.common.distributed import DistInfo
+
 
 @dataclass
 class SegmentAnswers:
