@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -258,3 +259,60 @@ def test_extractor_reports_unknown_parts_with_file_and_line():
 def test_a_made_up_option_fails_the_docs_check(text):
     [command] = extract_commands(text, "x.md")
     assert check_command(command, ROOT_COMMAND) == ["'hrm eval' has no option '--made-up'"]
+
+
+# Links: a page moved or a heading renamed must not leave a dead link behind.
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(path: Path) -> set[str]:
+    text = re.sub(r"^```.*?^```", "", path.read_text(), flags=re.M | re.S)  # a `# comment` in code is no heading
+    return {_anchor(line.lstrip("#")) for line in text.splitlines() if re.match(r"#{1,6} ", line)}
+
+
+def dead_links(path: Path) -> list[str]:
+    dead = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        for target in LINK.findall(line):
+            if re.match(r"[a-z]+:", target):  # https:, mailto:
+                continue
+            file, _, anchor = target.partition("#")
+            linked = (path.parent / file).resolve() if file else path
+            if not linked.exists():
+                dead.append(f"{path.relative_to(ROOT)}:{number}: {target} (no such file)")
+            elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked):
+                dead.append(f"{path.relative_to(ROOT)}:{number}: {target} (no such heading)")
+    return dead
+
+
+def test_every_docs_link_reaches_a_file_and_heading():
+    dead = [problem for path in DOC_FILES for problem in dead_links(path)]
+    assert not dead, "\n".join(dead)
+
+
+def test_a_dead_link_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    page = tmp_path / "page.md"
+    page.write_text("# A title\n\n## The `hrm eval` options\n\n[ok](#the-hrm-eval-options) [ok](page.md#a-title)\n"
+                    "[gone](missing.md) [stale](#old-heading) ![picture](show.png)\n")
+    assert dead_links(page) == ["page.md:6: missing.md (no such file)", "page.md:6: #old-heading (no such heading)",
+                                "page.md:6: show.png (no such file)"]
+
+
+def test_the_readme_set_up_and_test_commands_are_what_ci_runs():
+    """README's two commands are the ones `.ci/run` runs on a fresh clone, so CI tests the front door."""
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## Set up and test\n.*?```bash\n(.*?)```", readme, flags=re.S)
+    assert block, "README.md has no 'Set up and test' section with a bash block"
+    set_up, test = block.group(1).strip().splitlines()
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
+                if line.strip() and not line.lstrip().startswith("#")]
+    steps = [*set_up.split(" && "), test]
+    positions = [ci_lines.index(step) if step in ci_lines else -1 for step in steps]
+    assert -1 not in positions, f".ci/run lacks {[s for s, p in zip(steps, positions) if p == -1]}"
+    assert positions == sorted(positions), "the README's steps run in another order in .ci/run"
