@@ -216,11 +216,10 @@ def draw_all(folder: str | os.PathLike, summary: dict[str, Any], index: Sequence
     """Every picture of a trace folder, (re)drawn in it; the strips need the dataset (default:
     the one the summary names)."""
     folder = Path(folder)
+    strips = []
+    if index:  # first, so that an example that was not traced stops before anything is redrawn
+        dataset = data if isinstance(data, Dataset) else open_dataset(data or summary["protocol"]["data"])
+        strips = [(i, step_figure(folder, summary, dataset, i)) for i in index]
     written = [residual_chart(summary, folder / "residuals.png"), accuracy_chart(summary, folder / "accuracy.png"),
                pr_chart(summary, folder / "pr.png")]
-    if index:
-        dataset = data if isinstance(data, Dataset) else open_dataset(data or summary["protocol"]["data"])
-        for i in index:
-            path = folder / f"steps_{i}.png"
-            written.append(write_figure_png(step_figure(folder, summary, dataset, i), path, force=True))
-    return written
+    return written + [write_figure_png(figure, folder / f"steps_{i}.png", force=True) for i, figure in strips]

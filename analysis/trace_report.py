@@ -198,14 +198,18 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = [f"trace of {p['checkpoint']} ({p['arch']}) on {p['data']} {p['split']}: {p['examples']} examples "
              f"({p['items']} of {p['of_items']} items, seed {p['seed']}), {p['segments']} segments x "
              f"{p['updates_per_segment']} updates"]
-    ends = [row for row in summary["accuracy_by_update"] if row["q_halt"] is not None]
-    if len(ends) > 8:
-        ends = ends[:4] + ends[-4:]
+    rows = summary["accuracy_by_update"]
     residuals = {r["update"]: r for r in summary["residual_by_update"]}
-    lines.append("  segment  exact        token        changed  residual (mean, last update)")
-    for row in ends:
-        lines.append(f"  {row['segment']:>7}  {_percent(row['exact']):<11}  {_percent(row['token_accuracy']):<11}  "
-                     f"{row['changed']:7.2f}  {residuals[row['update']]['residual']:.3g}")
+    segments = sorted({row["segment"] for row in rows})
+    if len(segments) > 8:
+        segments = segments[:4] + segments[-4:]
+    lines.append("  segment  exact        token        cell flips  residual at its last update")
+    for segment in segments:
+        mine = [row for row in rows if row["segment"] == segment]
+        flips = sum(row["changed"] for row in mine)  # every change of a decoded cell, back and forth
+        end = mine[-1]
+        lines.append(f"  {segment:>7}  {_percent(end['exact']):<11}  {_percent(end['token_accuracy']):<11}  "
+                     f"{flips:10.2f}  {residuals[end['update']]['residual']:.3g} ({end['module']})")
     ratio = summary["participation_ratio"]
     for which in ("trained", "untrained"):
         values = "  ".join(f"{state} {'-' if ratio[which][state] is None else f'{ratio[which][state]:.2f}'}"
