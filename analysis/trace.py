@@ -246,7 +246,8 @@ def trace(checkpoint: str | os.PathLike, data: str | os.PathLike, out: str | os.
             run_traced(model, tensors, segments, recorder)
             run_traced(untrained, tensors, segments,
                        UpdateRecorder(untrained.inner, len(valid), False, pr["untrained"], batch_items[valid], keep))
-            chunks.append(build_table(item, recorder, tensors, dataset, data_split))
+            chunks.append(build_table(item, recorder.updates, recorder.segment_ends, recorder.items, tensors, dataset,
+                                      data_split))
             bar.update(int(valid.sum()))
     protocol = {"checkpoint": str(checkpoint), "step": config.get("step"), "arch": model.config.name,
                 "data": str(dataset.path), "split": split, "examples": traced.num_rows, "items": num_items,

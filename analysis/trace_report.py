@@ -24,7 +24,6 @@ from hrm.eval.metrics import maze_valid, sudoku_conflicts
 
 if TYPE_CHECKING:
     from hrm.analysis.participation import NestedSums
-    from hrm.analysis.trace import UpdateRecorder
 
 TRACE_COLUMNS = {
     "set": "the set of the split",
@@ -50,10 +49,10 @@ TRACE_COLUMNS = {
 }
 
 
-def build_table(item: EvalBatch, recorder: "UpdateRecorder", batch: dict[str, torch.Tensor], dataset: Dataset,
-                split: Split) -> pa.Table:
-    """The rows of one traced batch (its real examples only)."""
-    updates, ends = recorder.updates, recorder.segment_ends
+def build_table(item: EvalBatch, updates: list[dict[str, Any]], ends: list[int], items: np.ndarray,
+                batch: dict[str, torch.Tensor], dataset: Dataset, split: Split) -> pa.Table:
+    """The rows of one traced batch (its real examples only, of items `items`) from the records of
+    analysis.trace.UpdateRecorder: `updates` in order, `ends` the index of each segment's last."""
     valid = np.flatnonzero(item.mask)
     keep = torch.from_numpy(valid).to(batch["inputs"].device)
     count, total, seq_len = len(valid), len(updates), batch["inputs"].shape[1]
@@ -85,7 +84,7 @@ def build_table(item: EvalBatch, recorder: "UpdateRecorder", batch: dict[str, to
     columns = {
         "set": pa.array([item.set_name] * (count * total), pa.string()),
         "example": per_example(item.rows[valid]),
-        "item": per_example(recorder.items),
+        "item": per_example(items),
         "puzzle_identifier": per_example(item.batch["puzzle_identifiers"][valid]).astype(np.int32),
         "segment": tile(segment_of + 1).astype(np.int32),
         "update": tile(np.arange(1, total + 1)).astype(np.int32),
