@@ -194,9 +194,9 @@ def step_figure(folder: str | os.PathLike, summary: dict[str, Any], dataset: Dat
     if split.has_solutions:
         panels.append(Panel("truth", task, truth, clues=clues))
     exact = rows.column("exact").to_pylist()
-    wrong_means = "breaks a sudoku rule" if task == "sudoku" else "differs from the truth"
-    notes = [f"panel title: segment.update module; orange frame: changed since the panel before; "
-             f"red: {wrong_means}", _verdict(exact, segments)]
+    wrong_means = "red: breaks a sudoku rule" if task == "sudoku" else "crossed: differs from the truth"
+    notes = [f"panel title: segment.update module; violet frame: changed since the panel before; {wrong_means}",
+             _verdict(exact, segments)]
     figure_rows = [panels[i:i + PANELS_PER_ROW] for i in range(0, len(panels), PANELS_PER_ROW)]
     return Figure(f"{task} {split.name}[{index}]: the decoded answer update by update", figure_rows, notes)
 

@@ -26,7 +26,7 @@ pr.png and steps_<i>.png for each --index.
 
 def trace_command(
     checkpoint: Annotated[Path, typer.Argument(
-        help="Checkpoint (.pt), run directory (its latest checkpoint) or reference checkpoint.", show_default=False)],
+        metavar="CHECKPOINT", help="Checkpoint (.pt), run directory (its latest checkpoint) or reference checkpoint.", show_default=False)],
     data: Data,
     out: Out,
     split: Annotated[str, typer.Option("--split", help="Split to trace.")] = "test",
@@ -34,7 +34,7 @@ def trace_command(
         "--max-items", min=1, help="Trace N items (puzzles, ARC tasks; the original version of each), a "
                                    "seeded draw; all of them when the split has no more.")] = 256,
     index: Annotated[Optional[list[int]], typer.Option(
-        "--index", show_default=False, help="Also trace example I of the split (its row, as in `hrm show "
+        "--index", metavar="I", show_default=False, help="Also trace example I of the split (its row, as in `hrm show "
                                             "--index`) and draw its steps_<I>.png; repeat for several.")] = None,
     steps: Annotated[Optional[int], typer.Option(
         "--steps", min=1, show_default=False, help="Segments to run (default: the trained halt_max_steps).")] = None,

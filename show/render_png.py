@@ -26,7 +26,7 @@ ARC_PALETTE = ("#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00",
 ARC_LINE = "#555555"
 MAZE_COLOURS = {0: "#FF00FF", 1: "#2B2B2B", 2: "#FFFFFF", 3: "#2ECC40", 4: "#FF4136", 5: "#FF851B"}
 MAZE_FRAME = "#888888"
-CHANGED = "#FF8C00"  # the frame of a cell that changed since the panel before
+CHANGED = "#9400D3"  # the frame of a changed cell: violet, in no task's palette
 UNKNOWN = "#FF00FF"  # a token outside the task's vocabulary (e.g. a predicted pad)
 SUDOKU = {"line": "#999999", "box_line": "#000000", "clue_bg": "#E4E4E4", "clue": "#000000",
           "filled_bg": "#FFFFFF", "filled": "#0074D9", "wrong_bg": "#FFC8C8", "wrong": "#C00000"}
