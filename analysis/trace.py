@@ -146,8 +146,9 @@ def untrained_like(model: torch.nn.Module, config: dict[str, Any], seed: int) ->
     seed right before it builds the model (train.loop.build)."""
     from hrm.models.registry import build_for_dataset
 
-    torch.manual_seed(seed)
-    fresh = build_for_dataset(config["arch"], config["dataset"], config.get("global_batch_size") or 768)
+    with torch.random.fork_rng(devices=[]):  # leave the caller's random stream as it was
+        torch.manual_seed(seed)
+        fresh = build_for_dataset(config["arch"], config["dataset"], config.get("global_batch_size") or 768)
     return fresh.to(next(model.parameters()).device).eval()
 
 

@@ -66,7 +66,8 @@ def _segment_lines(axis: Any, rows: list[dict[str, Any]]) -> None:
 
 def _title(summary: dict[str, Any]) -> str:
     p = summary["protocol"]
-    return f"{p['arch']}, {Path(p['checkpoint']).name}: {p['examples']} {p['split']} examples x {p['segments']} segments"
+    return (f"{p['arch']}, {Path(p['checkpoint']).name}: {p['examples']} {p['split']} examples x "
+            f"{p['segments']} segments")
 
 
 def residual_chart(summary: dict[str, Any], path: str | os.PathLike) -> Path:

@@ -66,7 +66,6 @@ def sudoku_valid(predictions: np.ndarray, inputs: np.ndarray) -> np.ndarray:
     return in_range & rows_ok & cols_ok & boxes_ok & keeps_clues
 
 
-
 def sudoku_conflicts(predictions: np.ndarray, inputs: np.ndarray) -> np.ndarray:
     """bool [b, seq_len]: the cells that break a rule of sudoku_valid - a token that is not a
     digit, a clue changed, or a digit that appears again in the cell's row, column or box. A row
@@ -84,6 +83,7 @@ def sudoku_conflicts(predictions: np.ndarray, inputs: np.ndarray) -> np.ndarray:
     not_digit = (digits < 1) | (digits > n)
     clue_changed = ((inputs > 1) & (predictions != inputs)).reshape(digits.shape)
     return (repeated | not_digit | clue_changed).reshape(len(predictions), -1)
+
 
 def maze_valid(predictions: np.ndarray, inputs: np.ndarray) -> np.ndarray:
     """Rows whose prediction keeps the maze (only open cells may become `o`; S and G keep their

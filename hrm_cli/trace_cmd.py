@@ -26,7 +26,8 @@ pr.png and steps_<i>.png for each --index.
 
 def trace_command(
     checkpoint: Annotated[Path, typer.Argument(
-        metavar="CHECKPOINT", help="Checkpoint (.pt), run directory (its latest checkpoint) or reference checkpoint.", show_default=False)],
+        metavar="CHECKPOINT", show_default=False,
+        help="Checkpoint (.pt), run directory (its latest checkpoint) or reference checkpoint.")],
     data: Data,
     out: Out,
     split: Annotated[str, typer.Option("--split", help="Split to trace.")] = "test",
@@ -34,12 +35,14 @@ def trace_command(
         "--max-items", min=1, help="Trace N items (puzzles, ARC tasks; the original version of each), a "
                                    "seeded draw; all of them when the split has no more.")] = 256,
     index: Annotated[Optional[list[int]], typer.Option(
-        "--index", metavar="I", show_default=False, help="Also trace example I of the split (its row, as in `hrm show "
-                                            "--index`) and draw its steps_<I>.png; repeat for several.")] = None,
+        "--index", metavar="I", show_default=False,
+        help="Also trace example I of the split (its row, as in `hrm show --index`) and draw its steps_<I>.png; "
+             "repeat for several.")] = None,
     steps: Annotated[Optional[int], typer.Option(
         "--steps", min=1, show_default=False, help="Segments to run (default: the trained halt_max_steps).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the --max-items draw.")] = 0,
-    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1, mps (default: best available).")] = None,
+    device: Annotated[Optional[str], typer.Option(
+        "--device", help="cpu, cuda, cuda:1, mps (default: best available).")] = None,
     threads: Threads = None,
     force: Force = False,
     as_json: Json = False,
