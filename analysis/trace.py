@@ -254,7 +254,7 @@ def trace(checkpoint: str | os.PathLike, data: str | os.PathLike, out: str | os.
                 "data": str(dataset.path), "split": split, "examples": traced.num_rows, "items": num_items,
                 "of_items": traced.of_items, "max_items": max_items, "segments": segments,
                 "updates_per_segment": len(recorder.updates) // segments, "seed": seed,
-                "untrained_seed": untrained_seed, "index": sorted(int(i) for i in index),
+                "untrained_seed": untrained_seed, "index": sorted({int(i) for i in index}),
                 "scored": data_split.has_solutions, "pr_sample": PR_SAMPLE}
     table = pa.concat_tables(chunks)
     summary = summarise(table, pr, protocol)
@@ -262,7 +262,7 @@ def trace(checkpoint: str | os.PathLike, data: str | os.PathLike, out: str | os.
         tmp.mkdir(parents=True)
         write_table(table, tmp / TABLE_FILE, summary)
         (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-        draw_all(tmp, summary, index, data=dataset)
+        draw_all(tmp, summary, protocol["index"], data=dataset)
     log(f"wrote the trace of {traced.num_rows} examples x {segments} segments to {out}")
     return summary
 

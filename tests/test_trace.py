@@ -289,8 +289,12 @@ def test_cli_trace_writes_the_outputs_and_matches_hrm_eval(trained, tmp_path):
         assert prediction == answers[example]
         assert exact == (labels[example].tolist() == prediction)
 
-    shown = run_hrm("show", out, "--index", "7", "--quiet")
-    assert_one_line_error(shown, "example 7", "--index 7")
+    from hrm.analysis.trace_pictures import draw_all
+    from hrm.common import HrmError
+
+    untraced = min(set(range(24)) - drawn - {3, 20})
+    with pytest.raises(HrmError, match=f"example {untraced} of test/all was not traced"):
+        draw_all(out, summary, [untraced])
     run_hrm("show", out, "--index", "20", "--quiet", check=True)
 
 
