@@ -66,6 +66,25 @@ def sudoku_valid(predictions: np.ndarray, inputs: np.ndarray) -> np.ndarray:
     return in_range & rows_ok & cols_ok & boxes_ok & keeps_clues
 
 
+def sudoku_conflicts(predictions: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+    """bool [b, seq_len]: the cells that break a rule of sudoku_valid - a token that is not a
+    digit, a clue changed, or a digit that appears again in the cell's row, column or box. A row
+    without any is exactly a row sudoku_valid accepts (n cells with no repeat hold every digit)."""
+    n = int(math.isqrt(predictions.shape[1]))
+    box = int(math.isqrt(n))
+    digits = predictions.astype(np.int64).reshape(-1, n, n) - 1
+    one_hot = digits[..., None] == np.arange(1, n + 1)                     # [b, row, col, digit]
+    in_row = one_hot.sum(axis=2, keepdims=True)
+    in_col = one_hot.sum(axis=1, keepdims=True)
+    boxes = one_hot.reshape(-1, box, box, box, box, n)                      # [b, band, r, stack, c, digit]
+    in_box = boxes.sum(axis=(2, 4), keepdims=True)
+    in_box = np.broadcast_to(in_box, boxes.shape).reshape(one_hot.shape)
+    repeated = (one_hot & ((in_row > 1) | (in_col > 1) | (in_box > 1))).any(axis=-1)
+    not_digit = (digits < 1) | (digits > n)
+    clue_changed = ((inputs > 1) & (predictions != inputs)).reshape(digits.shape)
+    return (repeated | not_digit | clue_changed).reshape(len(predictions), -1)
+
+
 def maze_valid(predictions: np.ndarray, inputs: np.ndarray) -> np.ndarray:
     """Rows whose prediction keeps the maze (only open cells may become `o`; S and G keep their
     letters, as in the labels) and marks one shortest S->G path, any of them. The path check is

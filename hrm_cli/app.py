@@ -8,7 +8,8 @@ import typer
 from typer.core import TyperOption
 
 from hrm.common import HrmError, UsageError
-from hrm.cli import build_arc, build_maze, build_sudoku, compare_cmd, eval_cmd, inspect_cmd, score_cmd, show_cmd, train_cmd
+from hrm.cli import (build_arc, build_maze, build_sudoku, compare_cmd, eval_cmd, inspect_cmd, score_cmd, show_cmd,
+                     trace_cmd, train_cmd)
 
 app = typer.Typer(
     name="hrm",
@@ -39,6 +40,7 @@ app.command("eval", epilog=eval_cmd.EXAMPLE)(eval_cmd.eval_command)
 app.command("show", epilog=show_cmd.EXAMPLE)(show_cmd.show)
 app.command("score-submission", epilog=score_cmd.EXAMPLE)(score_cmd.score_submission_command)
 app.command("compare", epilog=compare_cmd.EXAMPLE)(compare_cmd.compare)
+app.command("trace", epilog=trace_cmd.EXAMPLE)(trace_cmd.trace_command)
 
 
 def _print_version(value: bool) -> None:

@@ -24,12 +24,16 @@ EXAMPLE = """Examples:
   hrm show runs/sudoku --png curves.png
 
   hrm show runs/sudoku/eval    (the accuracy-by-segment curve of `hrm eval --out runs/sudoku/eval`)
+
+  hrm show runs/sudoku/trace --index 7    (redraw `hrm trace`'s pictures, with the steps of example 7)
 """
 
 
 def _kind(target: Path) -> str:
     if not target.exists():
         raise HrmError(f"{target} does not exist")
+    if (target / "summary.json").is_file() and (target / "trace.parquet").is_file():
+        return "trace"
     if (target / "metrics.jsonl").is_file():
         return "run"
     if (target / "zarr.json").is_file():
@@ -42,7 +46,8 @@ def _kind(target: Path) -> str:
 
 def show(
     target: Annotated[Optional[Path], typer.Argument(
-        help="A dataset directory, a run directory, or an `hrm eval --out` folder (its per-segment curve).")] = None,
+        help="A dataset directory, a run directory, an `hrm eval --out` folder (its per-segment curve) or an "
+             "`hrm trace --out` folder (its pictures).")] = None,
     split: Annotated[Optional[str], typer.Option(help="Split of the example (default: test).")] = None,
     index: Annotated[Optional[int], typer.Option(help="Example row in the split (default: 0).")] = None,
     task: Annotated[Optional[str], typer.Option(help="ARC task (identifier name): all its pairs.")] = None,
@@ -70,6 +75,12 @@ def show(
     if target is None:
         raise HrmError("give a dataset or run directory to show (see hrm show --help)")
     kind = _kind(target)
+    if kind == "trace":
+        if task is not None or split is not None or png is not None:
+            raise HrmError(f"--split/--task/--png do not apply to a trace folder: {target}'s pictures are redrawn "
+                           f"inside it (--index I adds the steps of traced example I)")
+        _trace(target, index, data, as_json)
+        return
     if kind == "eval":
         if index is not None or task is not None or split is not None:
             raise HrmError(f"--split/--index/--task apply to datasets; {target} is an eval output")
@@ -110,6 +121,20 @@ def _segment_curve(target: Path, png: Path, as_json: bool, *, force: bool) -> No
                                "protocol": summary.get("protocol")}))
     else:
         typer.echo(format_segment_curve(summary))
+
+
+def _trace(folder: Path, index: Optional[int], data: Optional[Path], as_json: bool) -> None:
+    from hrm.analysis.trace_pictures import draw_all
+    from hrm.analysis.trace_report import format_summary, read_summary
+    summary = read_summary(folder)
+    indices = [index] if index is not None else summary["protocol"]["index"]
+    written = draw_all(folder, summary, indices, data=data)
+    for path in written:
+        log(f"wrote {path}")
+    if as_json:
+        typer.echo(json.dumps({"trace": str(folder), "pictures": [str(p) for p in written], **summary}))
+    else:
+        typer.echo(format_summary(summary))
 
 
 def _curves(run: Path, png: Path, as_json: bool, *, force: bool) -> None:

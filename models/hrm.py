@@ -175,6 +175,9 @@ class InnerModel(nn.Module):
         # Noise added to the states after every update, when set: HrmAct sets it for training's
         # path noise, test-time sampling (eval.candidates) for its trajectories. None: no noise.
         self.state_noise: Callable[[torch.Tensor], torch.Tensor] | None = None
+        # Called after every update with (module name, state before, state after), when set:
+        # `hrm trace` (hrm.analysis.trace) records the recurrence through it. It only reads.
+        self.update_observer: Callable[[str, torch.Tensor, torch.Tensor], None] | None = None
 
     def build_blocks(self, config: HrmConfig) -> None:
         raise NotImplementedError
@@ -185,12 +188,16 @@ class InnerModel(nn.Module):
             return torch.bfloat16
         return self.embed_tokens.embedding_weight.dtype
 
-    def update(self, state: torch.Tensor, proposal: torch.Tensor) -> torch.Tensor:
-        """One recurrent update from `state` to f(state) = `proposal`: damped,
+    def update(self, state: torch.Tensor, proposal: torch.Tensor, module: str) -> torch.Tensor:
+        """One recurrent update of `module` ("low"/"high" in HRM, "latent"/"answer" in TRM, "blocks"
+        in the transformer) from `state` to f(state) = `proposal`: damped,
         z <- z + lambda (f(z) - z) = (1 - lambda) z + lambda f(z), then noised (state_noise)."""
         if self.config.damping != 1.0:
             proposal = state + self.config.damping * (proposal - state)
-        return proposal if self.state_noise is None else self.state_noise(proposal)
+        new_state = proposal if self.state_noise is None else self.state_noise(proposal)
+        if self.update_observer is not None:
+            self.update_observer(module, state, new_state)
+        return new_state
 
     def rotary(self) -> CosSin | None:
         return self.rotary_emb() if self.config.pos_encodings == "rope" else None
@@ -243,13 +250,13 @@ class HrmInner(InnerModel):
                 for l_step in range(cfg.L_cycles):
                     is_last_low_step = h_step == cfg.H_cycles - 1 and l_step == cfg.L_cycles - 1
                     if not is_last_low_step:
-                        z_low = self.update(z_low, self.L_level(z_low, z_high + x, cos_sin))
+                        z_low = self.update(z_low, self.L_level(z_low, z_high + x, cos_sin), "low")
                 if h_step != cfg.H_cycles - 1:
-                    z_high = self.update(z_high, self.H_level(z_high, z_low, cos_sin))
+                    z_high = self.update(z_high, self.H_level(z_high, z_low, cos_sin), "high")
         # ... and these two carry it (the one-step gradient): d loss / d params flows through
         # one L and one H update and into x, never back through the earlier steps or segments.
-        z_low = self.update(z_low, self.L_level(z_low, z_high + x, cos_sin))
-        z_high = self.update(z_high, self.H_level(z_high, z_low, cos_sin))
+        z_low = self.update(z_low, self.L_level(z_low, z_high + x, cos_sin), "low")
+        z_high = self.update(z_high, self.H_level(z_high, z_low, cos_sin), "high")
 
         return z_high.detach(), z_low.detach(), *self.heads(z_high)
 

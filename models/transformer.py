@@ -30,7 +30,7 @@ class TransformerInner(InnerModel):
     def forward(self, z_high: torch.Tensor, z_low: torch.Tensor, batch: Batch):
         """-> (state, z_low) for the carry, logits, q_halt, q_continue."""
         x = self.input_embeddings(batch["inputs"], batch["puzzle_identifiers"])
-        state = self.update(z_high, self.blocks(z_high, x, self.rotary()))
+        state = self.update(z_high, self.blocks(z_high, x, self.rotary()), "blocks")
         return state.detach(), z_low, *self.heads(state)
 
 

@@ -91,8 +91,8 @@ class TrmInner(InnerModel):
                   cos_sin: CosSin | None) -> tuple[torch.Tensor, torch.Tensor]:
         """n latent updates from (answer + input), then one answer update from the latent."""
         for _ in range(self.config.L_cycles):
-            latent = self.update(latent, self.L_level(latent, answer + x, cos_sin))
-        answer = self.update(answer, self.L_level(answer, latent, cos_sin))
+            latent = self.update(latent, self.L_level(latent, answer + x, cos_sin), "latent")
+        answer = self.update(answer, self.L_level(answer, latent, cos_sin), "answer")
         return answer, latent
 
     def forward(self, z_high: torch.Tensor, z_low: torch.Tensor, batch: Batch):

@@ -178,13 +178,15 @@ def side_by_side(blocks: list[str], titles: list[str], gap: int = 4) -> str:
 @dataclass
 class Panel:
     """One titled grid. `grid`: sudoku digits (0 = blank), maze tokens or ARC colours.
-    `clues` (sudoku) marks given digits; `wrong` marks cells that differ from the truth."""
+    `clues` (sudoku) marks given digits; `wrong` marks cells that differ from the truth (or
+    break a rule); `changed` cells that changed since the panel before (the PNG frames them)."""
 
     title: str
     kind: str
     grid: np.ndarray
     clues: np.ndarray | None = None
     wrong: np.ndarray | None = None
+    changed: np.ndarray | None = None
 
 
 @dataclass
@@ -230,6 +232,8 @@ def figure_json(figure: Figure) -> dict[str, Any]:
             out["clues"] = np.asarray(p.clues).astype(int).tolist()
         if p.wrong is not None:
             out["wrong_cells"] = int(np.count_nonzero(p.wrong))
+        if p.changed is not None:
+            out["changed_cells"] = int(np.count_nonzero(p.changed))
         return out
     return {"title": figure.title, "rows": [[panel(p) for p in row] for row in figure.rows],
             "notes": figure.notes}

@@ -26,6 +26,7 @@ ARC_PALETTE = ("#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00",
 ARC_LINE = "#555555"
 MAZE_COLOURS = {0: "#FF00FF", 1: "#2B2B2B", 2: "#FFFFFF", 3: "#2ECC40", 4: "#FF4136", 5: "#FF851B"}
 MAZE_FRAME = "#888888"
+CHANGED = "#9400D3"  # the frame of a changed cell: violet, in no task's palette
 UNKNOWN = "#FF00FF"  # a token outside the task's vocabulary (e.g. a predicted pad)
 SUDOKU = {"line": "#999999", "box_line": "#000000", "clue_bg": "#E4E4E4", "clue": "#000000",
           "filled_bg": "#FFFFFF", "filled": "#0074D9", "wrong_bg": "#FFC8C8", "wrong": "#C00000"}
@@ -96,6 +97,12 @@ def _cross(draw: Any, x: int, y: int, cell: int, colour: str) -> None:
     draw.line([(x + inset, y + cell - 1 - inset), (x + cell - 1 - inset, y + inset)], fill=colour, width=width)
 
 
+def _frame(draw: Any, x: int, y: int, cell: int) -> None:
+    """The changed-cell mark: a frame along the cell's edge, leaving its inside as it is."""
+    width = max(2, cell // 8)
+    draw.rectangle([x, y, x + cell - 1, y + cell - 1], outline=CHANGED, width=width)
+
+
 def panel_image(panel: Panel) -> "Image.Image":
     """One grid as an image of exactly cell_origins(...)[-1] pixels each way."""
     PIL = require_pillow()
@@ -119,6 +126,8 @@ def panel_image(panel: Panel) -> "Image.Image":
                 if value:
                     ink = SUDOKU["wrong"] if wrong else SUDOKU["clue"] if clue else SUDOKU["filled"]
                     draw.text((x + cell / 2, y + cell / 2), str(value), fill=ink, font=digit_font, anchor="mm")
+                if panel.changed is not None and panel.changed[r, c]:
+                    _frame(draw, x, y, cell)
                 continue
             if panel.kind == "arc":
                 colour = ARC_PALETTE[value] if 0 <= value <= 9 else UNKNOWN
@@ -127,6 +136,8 @@ def panel_image(panel: Panel) -> "Image.Image":
             draw.rectangle([x, y, x + cell - 1, y + cell - 1], fill=colour)
             if wrong:
                 _cross(draw, x, y, cell, _contrast(colour))
+            if panel.changed is not None and panel.changed[r, c]:
+                _frame(draw, x, y, cell)
     return image
 
 
