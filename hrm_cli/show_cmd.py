@@ -58,9 +58,12 @@ def show(
 ) -> None:
     """Look at things: a dataset example or ARC task, a model's predictions, a run's training curves."""
     set_quiet(quiet)
-    if png is not None:
-        from hrm.show.charts import picture_suffix
-        picture_suffix(png)  # a usage error before any work
+    if png is not None:  # before any work: a name without a picture suffix, a folder, a file not ours
+        from hrm.common.outputs import check_output
+        from hrm.show.charts import PICTURE_OUTPUT, picture_suffix
+        if not png.is_dir():
+            picture_suffix(png)
+        check_output(png, PICTURE_OUTPUT, force=force)
     if index is not None and task is not None:
         raise HrmError("give --index or --task, not both")
     if predictions is not None:
