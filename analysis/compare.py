@@ -418,11 +418,12 @@ def group_runs(summary: dict[str, Any], key: str) -> dict[str, Any]:
 def _spread_text(column: str, stats: dict[str, Any] | None) -> str:
     if stats is None:
         return "-"
-    if "accuracy" in column:
-        mean, std = f"{stats['mean']:.1%}", None if stats["std"] is None else f"{stats['std']:.1%}"
-    else:
-        mean, std = _value_text(column, stats["mean"]), None if stats["std"] is None else _value_text(column, stats["std"])
-    return f"{mean} ± {'n/a' if std is None else std}"  # one run: no spread to give
+
+    def text(value: float) -> str:
+        return f"{value:.1%}" if "accuracy" in column else _value_text(column, value)
+
+    # A group of one run has no spread: "n/a", where "± 0.0" would claim a perfectly stable result.
+    return f"{text(stats['mean'])} ± {'n/a' if stats['std'] is None else text(stats['std'])}"
 
 
 def group_columns(grouped: dict[str, Any]) -> tuple[list[str], list[str]]:
