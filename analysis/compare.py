@@ -29,23 +29,21 @@ import csv
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import yaml
 
 from hrm.common import HrmError
 from hrm.common.outputs import OutputKind, atomic_directory
-from hrm.show.charts import CHART_HEIGHT, CHART_WIDTH, HEADER_HEIGHT, SERIES_COLOURS, TEXT, _draw_chart, _finite, legend_positions
-from hrm.analysis.curves import METRICS, _series, last_values, read_metrics
-from hrm.show.render_png import font, require_pillow, save_png
+from hrm.analysis.curves import METRICS, _series, is_number, last_values, read_metrics
+from hrm.show.charts import fraction_axis, mean_band, new_figure, plot_line, run_styles, save_figure, set_scale
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CSV_NAME, PNG_NAME = "compare.csv", "curves.png"
 NOT_METRICS = ("step", "split", "time", "count")  # record fields that are not a test metric
 FIRST_METRICS = ("exact_accuracy", "accuracy")
-# One colour per run: the curves' blue, red, green, then colours far from them and from each other
-# (12 runs before a colour repeats).
-RUN_COLOURS = (*SERIES_COLOURS, "#FF851B", "#B10DC9", "#39CCCC", "#85144B", "#3D9970", "#001F3F", "#F012BE",
-               "#AAAAAA", "#FFDC00")
 MISSING = object()  # a config key the run's config does not have (shown "-"), unlike a null value
 
 
@@ -118,7 +116,7 @@ def wall_time(records: Iterable[dict[str, Any]]) -> float | None:
     total, last = 0.0, None
     for record in records:
         time = record.get("time")
-        if not _finite(time):
+        if not is_number(time):
             continue
         if last is not None and time < last:
             total += last  # the log restarts its clock here: the segment before ended at `last`
@@ -149,11 +147,11 @@ def summarise_run(records: list[dict[str, Any]], metric: str) -> dict[str, Any]:
     final: dict[str, Any] = {}
     if last_test is not None:
         final["step"] = last_test["step"]
-        metrics = {k: v for k, v in last_test.items() if k not in NOT_METRICS and _finite(v)}
+        metrics = {k: v for k, v in last_test.items() if k not in NOT_METRICS and is_number(v)}
         rank = {name: i for i, name in enumerate(FIRST_METRICS)}  # exact_accuracy, accuracy, then the log's order
         final.update(sorted(metrics.items(), key=lambda item: rank.get(item[0], len(rank))))
     throughputs = [float(r["examples_per_s"]) for r in records
-                   if r["split"] == "train" and _finite(r.get("examples_per_s"))]
+                   if r["split"] == "train" and is_number(r.get("examples_per_s"))]
     return {"final": final, "best": best_value(records, metric),
             "steps": max((r["step"] for r in records), default=None),
             "wall_time": wall_time(records),
@@ -190,8 +188,8 @@ def compare_runs(runs: list[str], configs: list[dict[str, Any]], records: list[l
     configs and records). A run's `config` holds the differing keys its config.yaml has (a key
     it lacks is left out)."""
     tested = [r for rs in records for r in rs if r["split"] == "test"]
-    if tested and not any(_finite(r.get(metric)) for r in tested):
-        known = sorted({k for r in tested for k, v in r.items() if k not in NOT_METRICS and _finite(v)})
+    if tested and not any(is_number(r.get(metric)) for r in tested):
+        known = sorted({k for r in tested for k, v in r.items() if k not in NOT_METRICS and is_number(v)})
         raise HrmError(f"no test record of these runs has the metric {metric!r} (they have: {', '.join(known)})")
     keys = differing_keys(configs)
     entries = [{"run": run, "config": {k: config[k] for k in keys if k in config}, **summarise_run(rs, metric)}
@@ -313,29 +311,54 @@ def curve_labels(runs: list[str]) -> list[str]:
     return [name if names.count(name) == 1 else run for name, run in zip(names, runs)]
 
 
+def _two_charts(header: str, test_title: str, loss_title: str) -> tuple["Figure", list]:
+    """The figure of a comparison: the test metric (left) and the train lm_loss (right) against the
+    step, one legend below both."""
+    figure, axes = new_figure(1, 2, title=header)
+    for ax, title in zip(axes, (test_title, loss_title)):
+        ax.set_title(title, loc="left", fontsize="medium")
+        ax.set_xlabel("step")
+    return figure, axes
+
+
+def _finish_two_charts(figure: "Figure", axes: list, metric: str, test_values: list[float],
+                       loss_values: list[float]) -> None:
+    """Axes ranges from what was drawn, and one legend for both charts (a run's style is the same
+    in each) below them, in as many columns as fit."""
+    test_ax, loss_ax = axes
+    if "accuracy" in metric:
+        fraction_axis(test_ax)
+    else:
+        set_scale(test_ax, test_values)
+    set_scale(loss_ax, loss_values)
+    handles, labels = test_ax.get_legend_handles_labels()
+    more = [(h, l) for h, l in zip(*loss_ax.get_legend_handles_labels()) if l not in labels]
+    handles, labels = handles + [h for h, _ in more], labels + [l for _, l in more]
+    if handles:
+        figure.legend(handles, labels, loc="outside lower center", fontsize="small",
+                      ncols=max(1, min(len(labels), 100 // max(len(l) for l in labels))))
+
+
+def comparison_figure(runs: list[str], records: list[list[dict[str, Any]]], metric: str) -> "Figure":
+    """Two charts side by side: the test `metric` of every run against the step, and the train
+    lm_loss; each run in its own style (hrm.show.charts.run_styles), the same in both charts."""
+    labels = curve_labels(runs)
+    figure, axes = _two_charts(f"{len(runs)} run(s): test {metric} and train lm_loss", f"test {metric}",
+                               "train lm_loss")
+    test_values, loss_values = [], []
+    for i, (label, rs, style) in enumerate(zip(labels, records, run_styles(len(runs)))):
+        tests, losses = _series(rs, "test", metric), _series(rs, "train", "lm_loss")
+        plot_line(axes[0], tests, label=label, run=i, **style)
+        plot_line(axes[1], losses, label=label, run=i, **style)
+        test_values += [y for _, y in tests]
+        loss_values += [y for _, y in losses]
+    _finish_two_charts(figure, axes, metric, test_values, loss_values)
+    return figure
+
+
 def plot_comparison(runs: list[str], records: list[list[dict[str, Any]]], metric: str,
                     out: str | os.PathLike, *, force: bool = False) -> Path:
-    """Two charts side by side: the test `metric` of every run against the step, and the train
-    lm_loss; one colour per run (the same in both charts)."""
-    labels = curve_labels(runs)
-    tests = [(label, "test", _series(rs, "test", metric)) for label, rs in zip(labels, records)]
-    losses = [(label, "train", _series(rs, "train", "lm_loss")) for label, rs in zip(labels, records)]
-    return _plot_two_charts(out, labels, f"{len(runs)} run(s): test {metric} (dots) and train lm_loss",
-                            (f"test {metric}", tests), ("train lm_loss", losses), force=force)
-
-
-def _plot_two_charts(out: str | os.PathLike, labels: list[str], header: str, left: tuple[str, list],
-                     right: tuple[str, list], *, force: bool) -> Path:
-    """Two charts side by side under a header, each (title, series), one colour per label."""
-    PIL = require_pillow()
-    # A legend of many labels wraps onto more lines: the charts grow by them, the plots keep their size.
-    height = CHART_HEIGHT + legend_positions(labels)[-1][1] - legend_positions(labels)[0][1]
-    image = PIL.Image.new("RGB", (2 * CHART_WIDTH, HEADER_HEIGHT + height), "#FFFFFF")
-    draw = PIL.ImageDraw.Draw(image)
-    draw.text((10, 7), header, fill=TEXT, font=font(14))
-    for x0, (title, series) in zip((0, CHART_WIDTH), (left, right)):
-        _draw_chart(draw, x0, HEADER_HEIGHT, title, series, height=height, colours=RUN_COLOURS)
-    return save_png(image, out, force=force)
+    return save_figure(comparison_figure(runs, records, metric), out, force=force)
 
 
 def write_comparison(summary: dict[str, Any], records: list[list[dict[str, Any]]], out: str | os.PathLike,
@@ -353,12 +376,13 @@ def write_comparison(summary: dict[str, Any], records: list[list[dict[str, Any]]
 
 
 def _stats(values: list[float]) -> dict[str, Any] | None:
-    """{"mean", "std" (sample std; 0 for one value), "min", "max", "n"} of the finite values."""
-    values = [float(v) for v in values if _finite(v)]
+    """{"mean", "std" (sample std; None for one value, whose spread is undefined), "min", "max",
+    "n"} of the finite values."""
+    values = [float(v) for v in values if is_number(v)]
     if not values:
         return None
     mean = sum(values) / len(values)
-    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else None
     return {"mean": mean, "std": std, "min": min(values), "max": max(values), "n": len(values)}
 
 
@@ -394,9 +418,12 @@ def group_runs(summary: dict[str, Any], key: str) -> dict[str, Any]:
 def _spread_text(column: str, stats: dict[str, Any] | None) -> str:
     if stats is None:
         return "-"
-    if "accuracy" in column:
-        return f"{stats['mean']:.1%} ± {stats['std']:.1%}"
-    return f"{_value_text(column, stats['mean'])} ± {_value_text(column, stats['std'])}"
+
+    def text(value: float) -> str:
+        return f"{value:.1%}" if "accuracy" in column else _value_text(column, value)
+
+    # A group of one run has no spread: "n/a", where "± 0.0" would claim a perfectly stable result.
+    return f"{text(stats['mean'])} ± {'n/a' if stats['std'] is None else text(stats['std'])}"
 
 
 def group_columns(grouped: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -440,7 +467,9 @@ def write_group_csv(grouped: dict[str, Any], path: str | os.PathLike) -> None:
                               " ".join(group["runs"])]
             for column in figures:
                 stats = _group_figure(group, column)
-                row += ["" if stats is None else stats[s] for s in ("mean", "std", "min", "max")]
+                # "null" where a group of one run has no std; empty where the figure is missing
+                row += ["" if stats is None else "null" if stats[s] is None else stats[s]
+                        for s in ("mean", "std", "min", "max")]
             writer.writerow(row)
 
 
@@ -450,25 +479,29 @@ def group_label(grouped: dict[str, Any], group: dict[str, Any]) -> str:
     return text or "all runs"
 
 
-def _mean_series(records: list[list[dict[str, Any]]], split: str, metric: str) -> list[tuple[float, float]]:
-    """The mean curve of several runs at the steps every one of them logged."""
-    series = [dict(_series(rs, split, metric)) for rs in records]
-    steps = sorted(set.intersection(*(set(s) for s in series))) if series else []
-    return [(step, sum(s[step] for s in series) / len(series)) for step in steps]
+def group_comparison_figure(grouped: dict[str, Any], records_of: dict[str, list[dict[str, Any]]],
+                            metric: str) -> "Figure":
+    """As comparison_figure, one curve per group: the mean over its runs at the steps all of them
+    logged, in a band of ± the sample std (hrm.show.charts.mean_band; none for a group of one)."""
+    labels = [group_label(grouped, g) for g in grouped["groups"]]
+    sizes = sorted({len(g["runs"]) for g in grouped["groups"]})
+    header = (f"{len(labels)} group(s), mean ± std over {grouped['mean_over']} "
+              f"({'/'.join(map(str, sizes))} runs each): test {metric} and train lm_loss")
+    figure, axes = _two_charts(header, f"test {metric} (mean ± std)", "train lm_loss (mean ± std)")
+    test_values, loss_values = [], []
+    for i, (label, group, style) in enumerate(zip(labels, grouped["groups"], run_styles(len(labels)))):
+        members = [records_of[run] for run in group["runs"]]
+        tests = mean_band(axes[0], [_series(rs, "test", metric) for rs in members], label=label, run=i, **style)
+        losses = mean_band(axes[1], [_series(rs, "train", "lm_loss") for rs in members], label=label, run=i, **style)
+        test_values += [mean for _, mean, _ in tests]
+        loss_values += [mean for _, mean, _ in losses]
+    _finish_two_charts(figure, axes, metric, test_values, loss_values)
+    return figure
 
 
 def plot_group_comparison(grouped: dict[str, Any], records_of: dict[str, list[dict[str, Any]]], metric: str,
                           out: str | os.PathLike, *, force: bool = False) -> Path:
-    """As plot_comparison, one curve per group: the mean over its runs at the steps all of them logged."""
-    labels = [group_label(grouped, g) for g in grouped["groups"]]
-    sizes = sorted({len(g["runs"]) for g in grouped["groups"]})
-    members = [[records_of[run] for run in g["runs"]] for g in grouped["groups"]]
-    tests = [(label, "test", _mean_series(rs, "test", metric)) for label, rs in zip(labels, members)]
-    losses = [(label, "train", _mean_series(rs, "train", "lm_loss")) for label, rs in zip(labels, members)]
-    header = (f"{len(labels)} group(s), mean over {grouped['mean_over']} "
-              f"({'/'.join(map(str, sizes))} runs each): test {metric} and train lm_loss")
-    return _plot_two_charts(out, labels, header, (f"test {metric} (mean)", tests), ("train lm_loss (mean)", losses),
-                            force=force)
+    return save_figure(group_comparison_figure(grouped, records_of, metric), out, force=force)
 
 
 def write_group_comparison(grouped: dict[str, Any], summary: dict[str, Any], records: list[list[dict[str, Any]]],

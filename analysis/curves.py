@@ -2,21 +2,23 @@
 Also the inference-time scaling curve of an evaluation (`hrm show EVAL`, the folder of `hrm eval
 --out`): accuracy_by_segment from EVAL/metrics.json, exact accuracy against segments.
 
-The plot is drawn with Pillow (already needed for puzzle pictures) rather than matplotlib, which
-would add ~40 MB of dependencies for four line charts. Layout: a header line, then a 2 x 2 grid of
-charts (losses, accuracies, mean ACT steps, learning rate), each CHART_WIDTH x CHART_HEIGHT; train
-series are solid lines, test series thin lines with a dot per evaluation.
+The plot (hrm.show.charts, matplotlib) is a 2 x 2 grid of charts: losses, accuracies, mean ACT
+steps, learning rate; train series are solid lines, test series dashed with a dot per evaluation.
+Losses and the learning rate go on a log axis when they span decades, accuracies on [0, 1].
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from hrm.common import HrmError, log
-from hrm.show.charts import (CHART_HEIGHT, CHART_WIDTH, HEADER_HEIGHT, TEXT, _draw_chart, _finite, plot_chart)
-from hrm.show.render_png import font, require_pillow, save_png
+from hrm.show.charts import COLOURS, fraction_axis, new_figure, plot_line, save_figure, set_scale
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 METRICS = ("lr", "lm_loss", "q_halt_loss", "q_continue_loss", "accuracy", "exact_accuracy",
            "q_halt_accuracy", "steps", "examples_per_s")
@@ -24,6 +26,13 @@ CHARTS = (("losses", ("lm_loss", "q_halt_loss", "q_continue_loss"), ("train", "t
           ("accuracy", ("accuracy", "exact_accuracy", "q_halt_accuracy"), ("train", "test")),
           ("mean ACT steps", ("steps",), ("train", "test")),
           ("learning rate", ("lr",), ("train",)))
+SPLIT_STYLE = {"train": {"linestyle": "-", "linewidth": 1.2},
+               "test": {"linestyle": "--", "linewidth": 0.9, "marker": "o", "markersize": 3.5}}
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float (not a bool): a value that can be charted or averaged."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def read_metrics(run: str | os.PathLike, *, allow_empty: bool = False) -> list[dict[str, Any]]:
@@ -81,26 +90,40 @@ def format_last(last: dict[str, dict[str, Any]]) -> str:
 
 
 def _series(records: list[dict[str, Any]], split: str, metric: str) -> list[tuple[float, float]]:
-    points = [(r["step"], float(r[metric])) for r in records if r["split"] == split and _finite(r.get(metric))]
+    points = [(r["step"], float(r[metric])) for r in records if r["split"] == split and is_number(r.get(metric))]
     return sorted(points)
+
+
+def curves_figure(records: list[dict[str, Any]], title: str = "") -> "Figure":
+    """The 2 x 2 charts of a run's `records` (see the module doc)."""
+    counts = {split: sum(r["split"] == split for r in records) for split in dict.fromkeys(r["split"] for r in records)}
+    header = f"{title}  " if title else ""
+    header += ", ".join(f"{n} {split} records" for split, n in counts.items())
+    figure, axes = new_figure(2, 2, title=header)
+    for ax, (chart_title, metrics, splits) in zip(axes, CHARTS):
+        ax.set_title(chart_title, loc="left", fontsize="medium")
+        ax.set_xlabel("step")
+        values = []
+        for split in splits:
+            for colour, metric in zip(COLOURS, metrics):
+                points = _series(records, split, metric)
+                plot_line(ax, points, label=f"{metric} ({split})", color=colour, **SPLIT_STYLE[split])
+                values += [y for _, y in points]
+        if not values:
+            ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center")
+            continue
+        if chart_title == "accuracy":
+            fraction_axis(ax)
+        else:
+            set_scale(ax, values)
+        ax.legend(fontsize="x-small")
+    return figure
 
 
 def plot_curves(records: list[dict[str, Any]], out: str | os.PathLike, title: str = "", *,
                 force: bool = False) -> Path:
-    """Write the 2 x 2 chart PNG of `records` to `out` (atomically; `force` as for every output)."""
-    PIL = require_pillow()
-    image = PIL.Image.new("RGB", (2 * CHART_WIDTH, HEADER_HEIGHT + 2 * CHART_HEIGHT), "#FFFFFF")
-    draw = PIL.ImageDraw.Draw(image)
-    counts = {split: sum(r["split"] == split for r in records) for split in dict.fromkeys(r["split"] for r in records)}
-    header = f"{title}  " if title else ""
-    header += ", ".join(f"{n} {split} records" for split, n in counts.items())
-    header += "  (solid: train; dots: test)"
-    draw.text((10, 7), header, fill=TEXT, font=font(14))
-    for i, (chart_title, metrics, splits) in enumerate(CHARTS):
-        series = [(metric, split, _series(records, split, metric)) for split in splits for metric in metrics]
-        series = [s for s in series if s[2]]
-        _draw_chart(draw, (i % 2) * CHART_WIDTH, HEADER_HEIGHT + (i // 2) * CHART_HEIGHT, chart_title, series)
-    return save_png(image, out, force=force)
+    """Write the charts of `records` to `out` (.png, .svg or .pdf; atomically; `force` as for every output)."""
+    return save_figure(curves_figure(records, title), out, force=force)
 
 
 def read_segment_curve(target: str | os.PathLike) -> dict[str, Any]:
@@ -115,7 +138,7 @@ def read_segment_curve(target: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(summary, dict):
         raise HrmError(f"{target} is not an hrm eval output (no readable metrics.json)")
     curve = summary.get("accuracy_by_segment")
-    if not isinstance(curve, list) or not curve or not all(_finite(v) for v in curve):
+    if not isinstance(curve, list) or not curve or not all(is_number(v) for v in curve):
         raise HrmError(f"{path} has no accuracy_by_segment (scored from a predictions table, or by an older hrm)")
     return summary
 
@@ -129,12 +152,24 @@ def format_segment_curve(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot_segment_curve(summary: dict[str, Any], out: str | os.PathLike, title: str = "", *,
-                       force: bool = False) -> Path:
+def segment_figure(summary: dict[str, Any], title: str = "") -> "Figure":
     """One chart: exact accuracy (pass@1) after each segment, the inference-time scaling curve."""
     protocol = summary.get("protocol") or {}
     header = f"{title}  " if title else ""
     header += f"ranker {protocol.get('ranker', 'votes')}, {protocol.get('items', '?')} items"
-    points = [(i + 1, float(v)) for i, v in enumerate(summary["accuracy_by_segment"])]
-    return plot_chart(out, header, "exact accuracy by segment", [("pass@1", "test", points)], x_label="segment",
-                      force=force)
+    figure, (ax,) = new_figure(title=header)
+    curve = summary["accuracy_by_segment"]
+    plot_line(ax, [(i + 1, float(v)) for i, v in enumerate(curve)], label="pass@1", color=COLOURS[0],
+              **SPLIT_STYLE["test"])
+    ax.set_title("exact accuracy by segment", loc="left", fontsize="medium")
+    ax.set_xlabel("segment")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    fraction_axis(ax)
+    ax.legend(fontsize="x-small")
+    return figure
+
+
+def plot_segment_curve(summary: dict[str, Any], out: str | os.PathLike, title: str = "", *,
+                       force: bool = False) -> Path:
+    """Write `segment_figure` to `out` (.png, .svg or .pdf)."""
+    return save_figure(segment_figure(summary, title), out, force=force)

@@ -10,8 +10,9 @@
   segment end, when there are more than MAX_PANELS), changed cells framed, cells breaking a
   sudoku rule (sudoku) or differing from the truth (maze, ARC) marked, the truth at the end.
 
-Charts use matplotlib (imported when a chart is drawn; the format from the file name: .png,
-.svg, .pdf); the step strips are grids, drawn by show.render_png like every puzzle picture.
+Charts go through show.charts like every chart (matplotlib, imported when a chart is drawn; the
+format from the file name: .png, .svg, .pdf); the step strips are grids, drawn by show.render_png
+like every puzzle picture.
 """
 from __future__ import annotations
 
@@ -23,39 +24,16 @@ import numpy as np
 
 from hrm.analysis.trace_report import read_example
 from hrm.builders.dataset import Dataset, open_dataset
-from hrm.common import HrmError, atomic_file
+from hrm.common import HrmError
 from hrm.eval.metrics import sudoku_conflicts
 from hrm.show.render import Figure, Panel
-from hrm.show.render_png import write_figure_png
+from hrm.show.charts import new_figure, save_figure
+from hrm.show.render_png import write_figure_picture
 from hrm.show.views import grid_of
 
-CHART_FORMATS = (".png", ".svg", ".pdf")
 MAX_PANELS = 32
 PANELS_PER_ROW = 8
 STATE_COLOURS = {"high": "#0074D9", "low": "#FF4136"}
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(figure: Any, path: Path) -> Path:
-    """Write a matplotlib figure in the format its name says, never half-written."""
-    plt = _pyplot()
-    if path.suffix.lower() not in CHART_FORMATS:
-        plt.close(figure)
-        raise HrmError(f"cannot draw a chart to {path}: give a name ending in {', '.join(CHART_FORMATS)}")
-    try:
-        with atomic_file(path) as tmp:
-            figure.savefig(tmp, format=path.suffix[1:].lower(), dpi=120, bbox_inches="tight")
-    finally:
-        plt.close(figure)
-    return path
 
 
 def _segment_lines(axis: Any, rows: list[dict[str, Any]]) -> None:
@@ -71,9 +49,8 @@ def _title(summary: dict[str, Any]) -> str:
 
 
 def residual_chart(summary: dict[str, Any], path: str | os.PathLike) -> Path:
-    plt = _pyplot()
     rows = summary["residual_by_update"]
-    figure, axis = plt.subplots(figsize=(8, 4.2))
+    figure, (axis,) = new_figure()
     for state in ("high", "low"):
         mine = [row for row in rows if row["state"] == state and row["residual_median"] > 0]
         if not mine:
@@ -89,14 +66,13 @@ def residual_chart(summary: dict[str, Any], path: str | os.PathLike) -> Path:
     axis.set_ylabel("||z_u - z_(u-1)|| / ||z_(u-1)||")
     axis.set_title(_title(summary), fontsize=10)
     axis.legend(fontsize=8)
-    return _save(figure, Path(path))
+    return save_figure(figure, path, force=True)
 
 
 def accuracy_chart(summary: dict[str, Any], path: str | os.PathLike) -> Path:
-    plt = _pyplot()
     rows = summary["accuracy_by_update"]
     x = [row["update"] for row in rows]
-    figure, axis = plt.subplots(figsize=(8, 4.2))
+    figure, (axis,) = new_figure()
     for key, colour in (("exact", "#0074D9"), ("token_accuracy", "#2ECC40")):
         values = [np.nan if row[key] is None else row[key] for row in rows]
         if not np.isnan(values).all():
@@ -112,13 +88,12 @@ def accuracy_chart(summary: dict[str, Any], path: str | os.PathLike) -> Path:
     axis.set_title(_title(summary) + ("" if scored else " (no solutions: accuracy not scored)"), fontsize=10)
     handles = axis.get_legend_handles_labels()[0] + changed.get_legend_handles_labels()[0]
     axis.legend(handles=handles, fontsize=8, loc="center right")
-    return _save(figure, Path(path))
+    return save_figure(figure, path, force=True)
 
 
 def pr_chart(summary: dict[str, Any], path: str | os.PathLike) -> Path:
-    plt = _pyplot()
     ratio, by_items = summary["participation_ratio"], summary["pr_by_items"]
-    figure, (bars, curves) = plt.subplots(1, 2, figsize=(10, 4.2))
+    figure, (bars, curves) = new_figure(1, 2)
     for offset, (which, hatch) in enumerate((("trained", ""), ("untrained", "//"))):
         values = [np.nan if ratio[which][s] is None else ratio[which][s] for s in ("high", "low")]
         bars.bar(np.arange(2) + (offset - 0.5) * 0.38, values, width=0.36, hatch=hatch,
@@ -135,7 +110,7 @@ def pr_chart(summary: dict[str, Any], path: str | os.PathLike) -> Path:
     curves.set_title("by the number of distinct items", fontsize=10)
     curves.legend(fontsize=8)
     figure.suptitle(_title(summary), fontsize=10)
-    return _save(figure, Path(path))
+    return save_figure(figure, path, force=True)
 
 
 def shown_updates(states: np.ndarray, segments: np.ndarray) -> np.ndarray:
@@ -223,4 +198,4 @@ def draw_all(folder: str | os.PathLike, summary: dict[str, Any], index: Sequence
         strips = [(i, step_figure(folder, summary, dataset, i)) for i in index]
     written = [residual_chart(summary, folder / "residuals.png"), accuracy_chart(summary, folder / "accuracy.png"),
                pr_chart(summary, folder / "pr.png")]
-    return written + [write_figure_png(figure, folder / f"steps_{i}.png", force=True) for i, figure in strips]
+    return written + [write_figure_picture(figure, folder / f"steps_{i}.png", force=True) for i, figure in strips]

@@ -1,16 +1,72 @@
 #!/usr/bin/env bash
-# Regenerates the pictures of the README's "Looking at things" with hrm itself, from small real
-# datasets and CPU smoke runs (about 45 minutes on 2 busy cores; the ARC model is barely trained,
-# which is what its picture shows). Run from the repository root: bash docs/make_pictures.sh
+# Redraws the pictures under docs/ with hrm itself, without training anything:
+# - the puzzle pictures from datasets built here in seconds (a generated sudoku, ARC tasks from
+#   the copy shipped with hrm);
+# - every chart, and the model's answers, from the small files kept under docs/data/NAME/, one
+#   folder per picture docs/NAME.png: each run's config.yaml + metrics.jsonl (curves, comparisons),
+#   an evaluation's metrics.json (the vote pool), a predictions table (the answers).
+# A picture whose docs/data/NAME/ is missing is left as it is, with a note: its runs have to be
+# repeated first (the commands are below), then kept with `keep`.
+#
+#   bash docs/make_pictures.sh                     redraw every picture (from the repository root)
+#   bash docs/make_pictures.sh keep NAME RUN...    keep the small files of RUN... as docs/data/NAME/
+#
+# Where each docs/data/NAME comes from (the runs take 5-60 CPU-minutes each, see docs/ablations.md):
+#   show_curves          the 4x4 sudoku smoke run: hrm build-data sudoku --out S4 --box 2 --blanks 8
+#                        --train-size 600 --test-size 500 --aug 31; hrm train --data S4 --out RUN
+#                        --config examples/smoke.yaml eval_interval=16; keep show_curves RUN
+#   ablation_arch        examples/ablations/arch.sh OUT;        keep ablation_arch OUT/runs/*
+#   ablation_arch_maze6  examples/ablations/arch.sh OUT maze6;  keep ablation_arch_maze6 OUT/runs/*
+#   ablation_cycles      examples/ablations/cycles.sh OUT;      keep ablation_cycles OUT/runs/*
+#   ablation_aug         examples/ablations/aug.sh OUT;         keep ablation_aug OUT/runs/*
+#   ablation_pool        the `hrm eval --pool 1,2,3,4,6,8 --pool-draws 70 --out EVAL` of HRM seed 2
+#                        (examples/ablations/pool.sh);        keep ablation_pool EVAL
+#   show_predictions     the tiny ARC model (hrm train --data ARC --out RUN --config examples/smoke.yaml
+#                        max_steps=120 global_batch_size=16 epochs=80 eval_interval=20
+#                        arch.halt_max_steps=4 arch.puzzle_emb_ndim=64, ARC as built in step 2 below),
+#                        then hrm eval --checkpoint RUN --data ARC --predictions
+#                        docs/data/show_predictions/predictions.parquet
 set -euo pipefail
+hrm() { python -m hrm "$@"; }
+data=docs/data
+
+if [ "${1:-}" = keep ]; then
+    [ $# -ge 3 ] || { echo "usage: bash docs/make_pictures.sh keep NAME RUN..." >&2; exit 2; }
+    name=$2
+    shift 2
+    for run in "$@"; do
+        run=${run%/}
+        target="$data/$name/$(basename "$run")"
+        mkdir -p "$target"
+        for file in config.yaml metrics.jsonl metrics.json; do
+            [ -f "$run/$file" ] && cp "$run/$file" "$target/"
+        done
+        [ -n "$(ls -A "$target")" ] || { echo "error: $run holds no config.yaml, metrics.jsonl or metrics.json" >&2; exit 1; }
+    done
+    echo "kept $# folder(s) in $data/$name; now run: bash docs/make_pictures.sh"
+    exit 0
+fi
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-hrm() { python -m hrm "$@"; }
+missing=()
+have() {  # have NAME: docs/data/NAME holds something to draw from (otherwise the picture stays)
+    if [ -n "$(ls -A "$data/$1" 2>/dev/null)" ]; then
+        return 0
+    fi
+    missing+=("$1")
+    return 1
+}
+
+# Pictures from before hrm marked the ones it drew would be refused by --force: remade below.
+rm -f docs/show_sudoku.png docs/show_arc_task.png
+have show_predictions && rm -f docs/show_predictions.png
+have show_curves && rm -f docs/show_curves.png
+missing=()
 
 # 1. a dataset example: a generated 9x9 sudoku
 hrm build-data sudoku --out "$work/s9" --train-size 8 --test-size 4 --aug 1 -q
-rm -f docs/show_*.png  # remade below (hrm replaces only pictures it drew, and these may predate that)
-hrm show "$work/s9" --split test --index 0 --png docs/show_sudoku.png -q >/dev/null
+hrm show "$work/s9" --split test --index 0 --png docs/show_sudoku.png --force -q >/dev/null
 
 # 2. an ARC task: 3 training + 4 evaluation tasks of ARC-AGI-1 (per-task JSON), 8 versions each
 python - "$work/arcsrc" <<'PY'
@@ -30,15 +86,35 @@ for subset, names in (("training", ["007bbfb7", "00d62c1b", "0d3d703e"]),
         (out / subset / f"{name}.json").write_text(json.dumps(task))
 PY
 hrm build-data arc --out "$work/arc" --input "$work/arcsrc" --subsets training evaluation --aug 8 -q
-hrm show "$work/arc" --task 00576224 --png docs/show_arc_task.png -q >/dev/null
+hrm show "$work/arc" --task 00576224 --png docs/show_arc_task.png --force -q >/dev/null
 
-# 3. a model's answers: a tiny HRM trained for ~100 steps on those 7 tasks, top-2 voted attempts
-hrm train --data "$work/arc" --out "$work/runarc" --config examples/smoke.yaml max_steps=120 \
-    global_batch_size=16 epochs=80 eval_interval=20 arch.halt_max_steps=4 arch.puzzle_emb_ndim=64 -q >/dev/null
-hrm eval --checkpoint "$work/runarc" --data "$work/arc" --predictions "$work/arc.parquet" -q >/dev/null
-hrm show --predictions "$work/arc.parquet" --data "$work/arc" --task 009d5c81 --png docs/show_predictions.png -q >/dev/null
+# 3. a model's answers: the tiny ARC model's top-2 voted attempts on those tasks
+if have show_predictions; then
+    hrm show --predictions "$data/show_predictions/predictions.parquet" --data "$work/arc" --task 009d5c81 \
+        --png docs/show_predictions.png --force -q >/dev/null
+fi
 
-# 4. training curves: the 4x4 sudoku smoke run (examples/smoke.sh's data and preset, evaluated more often)
-hrm build-data sudoku --out "$work/s4" --box 2 --blanks 8 --train-size 600 --test-size 500 --aug 31 -q
-hrm train --data "$work/s4" --out "$work/run4" --config examples/smoke.yaml eval_interval=16 -q >/dev/null
-hrm show "$work/run4" --png docs/show_curves.png -q
+# 4. training curves: the 4x4 sudoku smoke run
+if have show_curves; then
+    hrm show "$data"/show_curves/*/ --png docs/show_curves.png --force -q >/dev/null
+fi
+
+# 5. the ablations (docs/ablations.md): mean ± std over the seeds of each setting
+for name in ablation_arch ablation_arch_maze6 ablation_cycles ablation_aug; do
+    if have "$name"; then
+        hrm compare "$data/$name"/*/ --mean-over seed --out "$work/$name" -q >/dev/null
+        cp "$work/$name/curves.png" "docs/$name.png"
+    fi
+done
+if have ablation_pool; then  # the vote-pool curve of one evaluation, from its metrics.json
+    python - "$data"/ablation_pool/*/metrics.json <<'PY'
+import json, sys
+from hrm.eval.pool import plot_pool_curve
+summary = json.load(open(sys.argv[1]))
+plot_pool_curve(summary["accuracy_by_pool"], "docs/ablation_pool.png", title="sudoku test: vote pool", force=True)
+PY
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "left as they are (no data kept under $data/ yet; see the top of this script): ${missing[*]/%/.png}" >&2
+fi

@@ -145,10 +145,19 @@ def format_pool_curve(curve: dict[str, Any], draws: int) -> str:
 
 def plot_pool_curve(curve: dict[str, Any], out: str | os.PathLike, title: str = "", *,
                     force: bool = False) -> Path:
-    """One chart: pass@K against the pool size N."""
-    from hrm.show.charts import plot_chart
+    """One chart: pass@K (up to three K) against the pool size N (.png, .svg or .pdf by `out`'s name)."""
+    from hrm.show.charts import COLOURS, fraction_axis, new_figure, plot_line, save_figure, set_scale
 
     ks = [name for name in next(iter(curve.values())) if name.startswith("pass@")][:3]
-    series = [(k, "test", [(int(size), entry[k]) for size, entry in curve.items()]) for k in ks]
-    return plot_chart(out, title or "vote pool", "accuracy by vote pool size", series, x_label="versions per item (N)",
-                      force=force)
+    figure, (ax,) = new_figure(title=title or "vote pool")
+    for colour, k in zip(COLOURS, ks):
+        plot_line(ax, [(int(size), entry[k]) for size, entry in curve.items()], label=k, color=colour, marker="o",
+                  markersize=4, linewidth=1.2)
+    ax.set_title("accuracy by vote pool size", loc="left", fontsize="medium")
+    ax.set_xlabel("versions per item (N)")
+    set_scale(ax, [int(size) for size in curve], axis="x")
+    if ax.get_xscale() == "linear":
+        ax.xaxis.get_major_locator().set_params(integer=True)  # pool sizes are whole versions
+    fraction_axis(ax)
+    ax.legend(fontsize="x-small")
+    return save_figure(figure, out, force=force)

@@ -32,7 +32,7 @@ from hrm.eval.predictions import (PREDICTIONS_OUTPUT, PredictionBatch, Predictio
                                   predictions_dataset_signature)
 from hrm.eval.pool import DEFAULT_DRAWS, format_pool_curve, plot_pool_curve
 from hrm.eval.score import ScoreResult, Scorer
-from hrm.show.render_png import PNG_OUTPUT
+from hrm.show.charts import PICTURE_OUTPUT
 from hrm.eval.subset import Subset, choose_subset, subset_batches
 from hrm.eval.vote import RANKERS
 from hrm.eval.submission import SUBMISSION_OUTPUT, build_submission, write_submission
@@ -213,7 +213,7 @@ def evaluate(checkpoints: Sequence[str | os.PathLike] = (), data: str | os.PathL
         check_output(out / RESULTS_FILE, RESULTS_OUTPUT, force=force)
         check_output(out / METRICS_FILE, METRICS_OUTPUT, force=force)
         if pool:
-            check_output(out / POOL_PICTURE, PNG_OUTPUT, force=force)
+            check_output(out / POOL_PICTURE, PICTURE_OUTPUT, force=force)
     pool_draws = DEFAULT_DRAWS if pool_draws is None else pool_draws
     if pool_draws < 1:
         raise UsageError(f"--pool-draws must be at least 1, got {pool_draws}")

@@ -21,7 +21,7 @@ EXAMPLE = """Examples:
 
   hrm show --predictions preds.parquet --data data/arc --task 007bbfb7
 
-  hrm show runs/sudoku --png curves.png
+  hrm show runs/sudoku --png curves.pdf    (the training curves, as PDF)
 
   hrm show runs/sudoku/eval    (the accuracy-by-segment curve of `hrm eval --out runs/sudoku/eval`)
 
@@ -55,13 +55,20 @@ def show(
         help="Predictions table from `hrm eval --predictions`: show the answers beside the truth.")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Dataset of the predictions.")] = None,
     png: Annotated[Optional[Path], typer.Option(
-        help="Also write a PNG here (runs: default RUN/curves.png; eval folders: EVAL/segments.png).")] = None,
+        help="Also write a picture here, in the format its name ends in: .png, .svg or .pdf (runs: default "
+             "RUN/curves.png; eval folders: EVAL/segments.png).")] = None,
     as_json: Json = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --png picture (only one that hrm drew).")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Look at things: a dataset example or ARC task, a model's predictions, a run's training curves."""
     set_quiet(quiet)
+    if png is not None:  # before any work: a name without a picture suffix, a folder, a file not ours
+        from hrm.common.outputs import check_output
+        from hrm.show.charts import PICTURE_OUTPUT, picture_suffix
+        if not png.is_dir():
+            picture_suffix(png)
+        check_output(png, PICTURE_OUTPUT, force=force)
     if index is not None and task is not None:
         raise HrmError("give --index or --task, not both")
     if predictions is not None:
@@ -102,8 +109,8 @@ def show(
 def _output(figure: "Figure", png: Optional[Path], as_json: bool, force: bool) -> None:
     from hrm.show.render import figure_json, figure_text
     if png is not None:
-        from hrm.show.render_png import write_figure_png
-        log(f"wrote {write_figure_png(figure, png, force=force)}")
+        from hrm.show.render_png import write_figure_picture
+        log(f"wrote {write_figure_picture(figure, png, force=force)}")
     if as_json:
         typer.echo(json.dumps({**figure_json(figure), "png": str(png) if png else None}))
     else:

@@ -1,4 +1,5 @@
-"""PNG renderings of puzzles with Pillow: the same `Figure`s that `hrm.show.render` prints.
+"""Pictures of puzzles drawn with Pillow: the same `Figure`s that `hrm.show.render` prints
+(written as PNG, or as SVG/PDF holding the same raster).
 
 Geometry (pixels) is fixed per kind so that pictures are comparable and tests can find cells:
 a grid of h x w cells is drawn as boundary lines and cells alternating along each axis, with
@@ -14,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hrm.common import HrmError
-from hrm.common.outputs import OutputKind, output_file
+from hrm.common.outputs import output_file
+from hrm.show.charts import MARK, PICTURE_OUTPUT, image_figure, picture_suffix, save_figure
 from hrm.show.render import Figure, Panel
 
 if TYPE_CHECKING:  # Pillow is imported lazily so that the rest of hrm works without it
@@ -185,35 +187,24 @@ def figure_image(figure: Figure) -> "Image.Image":
     return image
 
 
-_SOFTWARE = "hrm"  # the PNG text chunk that marks our pictures, so --force may replace them
-
-
-def is_hrm_png(path: Path) -> bool:
-    """Whether `path` is a PNG that hrm drew (its Software text chunk says so)."""
-    try:
-        PIL = require_pillow()
-        with PIL.Image.open(path) as image:
-            return image.format == "PNG" and image.info.get("Software") == _SOFTWARE
-    except (OSError, ValueError, HrmError):
-        return False
-
-
-PNG_OUTPUT = OutputKind("a PNG picture", directory=False, written_by_hrm=is_hrm_png)
-
-
-def save_png(image: "Image.Image", path: str | os.PathLike, *, force: bool = False) -> Path:
-    """Write `image` as PNG through a temporary sibling + rename (never a half-written file),
-    under the output rule (hrm.common.outputs)."""
+def save_image(image: "Image.Image", path: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write `image` in the format the suffix of `path` names, under the output rule
+    (hrm.common.outputs) and marked as hrm's (hrm.show.charts.is_hrm_picture). A PNG is Pillow's,
+    pixel for pixel; SVG and PDF hold that raster, at the same size (via matplotlib)."""
+    suffix = picture_suffix(path)
+    if suffix != ".png":
+        import numpy as np
+        return save_figure(image_figure(np.asarray(image.convert("RGB"))), path, force=force)
     PIL = require_pillow()
     info = PIL.PngImagePlugin.PngInfo()
-    info.add_text("Software", _SOFTWARE)
+    info.add_text("Software", MARK)
     try:
-        with output_file(path, PNG_OUTPUT, force=force) as tmp:
+        with output_file(path, PICTURE_OUTPUT, force=force) as tmp:
             image.save(tmp, format="PNG", pnginfo=info)
     except OSError as error:
         raise HrmError(f"cannot write {path}: {error.strerror or error}") from None
     return Path(path)
 
 
-def write_figure_png(figure: Figure, path: str | os.PathLike, *, force: bool = False) -> Path:
-    return save_png(figure_image(figure), path, force=force)
+def write_figure_picture(figure: Figure, path: str | os.PathLike, *, force: bool = False) -> Path:
+    return save_image(figure_image(figure), path, force=force)

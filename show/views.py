@@ -1,7 +1,7 @@
 """Views of a dataset for `hrm show` and `hrm inspect`: one example, or every pair of one ARC task.
 
 Each view is a `hrm.show.render.Figure`, drawn as text by `hrm.show.render.figure_text` and as a
-PNG by `hrm.show.render_png.write_figure_png`.
+PNG, SVG or PDF by `hrm.show.render_png.write_figure_picture`.
 """
 from __future__ import annotations
 

@@ -152,15 +152,28 @@ def test_out_writes_the_csv_and_the_png(runs, tmp_path):
     assert rows[3] == [str(runs[2]), "data/s9b", "0", "", "", "2", "0.9", "", "", "", "", "", "", "10", "3.0", "80.0"]
     assert len(rows) == 4 and result.stdout.splitlines()[0].split() == COLUMNS
 
-    from PIL import Image
+    from hrm.show.charts import is_hrm_picture
 
-    png = out / "curves.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with Image.open(png) as image:
-        assert image.size == (1080, 28 + 330)  # two charts side by side under a header line
-        colours = {colour for _, colour in image.convert("RGB").getcolors(1 << 20)}
-    # one colour per run: blue (a), red (b) and green (c, in the lm_loss chart and legend)
-    assert {(0x00, 0x74, 0xD9), (0xFF, 0x41, 0x36), (0x2E, 0xCC, 0x40)} <= colours
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and is_hrm_picture(out / "curves.png")
+    # The chart itself: in each of its two charts, one curve per run that has points, through them.
+    test_ax, loss_ax = comparison_figure([str(r) for r in runs], _records(runs), "exact_accuracy").axes
+    assert _curves(test_ax) == {"a": [(10, 0.5), (20, 0.75), (30, 0.6)], "b": [(10, 0.25), (20, 0.25)]}
+    assert _curves(loss_ax) == {"a": [(10, 2.0), (20, 1.5), (30, 1.0)], "b": [(10, 2.5), (20, 2.0)], "c": [(10, 2.2)]}
+
+
+def _records(runs: list[Path]) -> list[list[dict]]:
+    from hrm.analysis.compare import read_runs
+    return read_runs([str(r) for r in runs])[1]
+
+
+def _curves(ax) -> dict[str, list[tuple[float, float]]]:
+    """{label: [(x, y), ...]} of the lines drawn on a matplotlib Axes."""
+    return {line.get_label(): [tuple(map(float, xy)) for xy in line.get_xydata()] for line in ax.get_lines()}
+
+
+def comparison_figure(*args):
+    from hrm.analysis.compare import comparison_figure as figure_of
+    return figure_of(*args)
 
 
 def test_out_follows_the_output_rule(runs, tmp_path):
@@ -177,19 +190,60 @@ def test_out_follows_the_output_rule(runs, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c", "cmp", "mine"]  # no partial left
 
 
-def test_many_runs_get_distinct_colours_and_a_taller_legend(tmp_path):
+def test_many_runs_get_distinct_styles_and_one_legend_entry_each(tmp_path):
     runs = [make_run(tmp_path / f"grid_H{i}_L{i}_with_a_long_name", {**BASE, "seed": i},
                      [eval_line(10, 1.0, i / 10, 0.5), eval_line(20, 2.0, i / 10 + 0.05, 0.6)]) for i in range(8)]
-    out = tmp_path / "cmp"
-    run_hrm("compare", *runs, "--out", out, "--quiet", check=True)
-    from PIL import Image
+    run_hrm("compare", *runs, "--out", tmp_path / "cmp", "--quiet", check=True)
+    figure = comparison_figure([str(r) for r in runs], _records(runs), "exact_accuracy")
+    lines = figure.axes[0].get_lines()
+    assert len({(line.get_color(), line.get_linestyle(), line.get_marker()) for line in lines}) == 8
+    assert [text.get_text() for text in figure.legends[0].get_texts()] == [r.name for r in runs]
 
-    with Image.open(out / "curves.png") as image:
-        assert image.size[0] == 1080 and image.size[1] > 28 + 330  # the legend wrapped onto more lines
-        colours = {colour for _, colour in image.convert("RGB").getcolors(1 << 20)}
-    palette = {(0x00, 0x74, 0xD9), (0xFF, 0x41, 0x36), (0x2E, 0xCC, 0x40), (0xFF, 0x85, 0x1B),
-               (0xB1, 0x0D, 0xC9), (0x39, 0xCC, 0xCC), (0x85, 0x14, 0x4B), (0x3D, 0x99, 0x70)}
-    assert palette <= colours
+
+def test_identical_runs_stay_distinguishable(tmp_path):
+    """Defect: runs with the same curves were drawn one over the other in the same way, so only the
+    last could be seen. Now each differs in colour, dashes and marker, and each later run is
+    thinner and on top, so an earlier identical curve shows around it."""
+    records = [train_line(10, 1.0, 2.0, 50.0), eval_line(10, 1.0, 0.5, 0.8), train_line(20, 2.0, 1.0, 50.0),
+               eval_line(20, 2.0, 0.5, 0.9)]
+    runs = [make_run(tmp_path / f"r{i}", {**BASE, "seed": i}, records) for i in range(3)]
+    for ax in comparison_figure([str(r) for r in runs], _records(runs), "exact_accuracy").axes:
+        lines = ax.get_lines()
+        assert len(lines) == 3 and len({tuple(map(tuple, line.get_xydata())) for line in lines}) == 1
+        assert len({line.get_color() for line in lines}) == 3
+        assert len({line.get_linestyle() for line in lines}) == 3 and len({line.get_marker() for line in lines}) == 3
+        drawn = sorted(lines, key=lambda line: line.get_zorder())  # in the order they are painted
+        widths = [line.get_linewidth() for line in drawn]
+        sizes = [line.get_markersize() for line in drawn]
+        assert widths == sorted(widths, reverse=True) and len(set(widths)) == 3
+        assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 3
+        assert all(line.get_markerfacecolor() == "none" for line in lines)  # hollow: the smaller show inside
+
+
+def test_all_zero_accuracies_keep_the_axis_at_zero_to_one(tmp_path):
+    """Defect: all-zero accuracies drew an axis from -0.6 to 0.6 with a "-0" tick."""
+    runs = [make_run(tmp_path / f"r{i}", {**BASE, "seed": i},
+                     [eval_line(10, 1.0, 0.0, 0.0), eval_line(20, 2.0, 0.0, 0.0)]) for i in range(2)]
+    figure = comparison_figure([str(r) for r in runs], _records(runs), "exact_accuracy")
+    figure.canvas.draw()
+    ax = figure.axes[0]
+    low, high = ax.get_ylim()
+    assert -0.05 <= low <= 0 and high >= 1
+    shown = [tick for tick in ax.get_yticks() if low <= tick <= high]
+    assert min(shown) == 0 and max(shown) == 1
+    labels = [label.get_text() for label in ax.get_yticklabels()]
+    assert labels and not any(text.startswith(("-", "\u2212")) for text in labels), labels
+    # the curves lie on the floor, inside the axes, not on a hidden edge
+    assert all(low < y < high for line in ax.get_lines() for _, y in line.get_xydata())
+
+
+def test_loss_axis_is_logarithmic_only_where_the_values_span_decades(tmp_path):
+    spanning = [train_line(10 * k, float(k), 2.0 / 10 ** (k / 2), 50.0) for k in range(1, 8)]  # 0.63 .. 0.0002
+    narrow = [train_line(10 * k, float(k), 2.0 - k / 10, 50.0) for k in range(1, 8)]          # 1.9 .. 1.3
+    for records, scale in ((spanning, "log"), (narrow, "linear")):
+        run = make_run(tmp_path / scale, BASE, records + [eval_line(70, 8.0, 0.5, 0.5)])
+        test_ax, loss_ax = comparison_figure([str(run)], _records([run]), "exact_accuracy").axes
+        assert (loss_ax.get_yscale(), test_ax.get_yscale()) == (scale, "linear")
 
 
 @pytest.mark.parametrize("case", ["missing", "a_file", "no_config", "no_metrics", "twice", "twice_spelled", "bad_line",
@@ -299,7 +353,7 @@ def test_mean_over_seed_groups_the_runs_and_gives_mean_and_sample_std(tmp_path):
     exact = hrm["final"]["exact_accuracy"]
     assert exact["n"] == 3 and exact["mean"] == pytest.approx(0.5) and exact["std"] == pytest.approx(0.13 ** 0.5)
     assert (exact["min"], exact["max"]) == (0.2, 0.9)
-    assert trm["final"]["exact_accuracy"]["std"] == pytest.approx(0.0)
+    assert trm["final"]["exact_accuracy"]["std"] == pytest.approx(0.0)  # three equal values: zero spread
     assert hrm["examples_per_s"]["mean"] == pytest.approx(200.0) and hrm["wall_time"]["mean"] == pytest.approx(6.0)
     assert hrm["best"]["value"]["mean"] == pytest.approx(0.5)  # the best is the last evaluation here
     # The CSV: one row per group with mean/std/min/max of each figure; the PNG: one mean curve per group.
@@ -312,3 +366,61 @@ def test_mean_over_seed_groups_the_runs_and_gives_mean_and_sample_std(tmp_path):
     # --force replaces a grouped comparison folder (it is recognised as ours).
     run_hrm("compare", *folders, "--out", tmp_path / "cmp", "--force", check=True)
     assert_one_line_error(run_hrm("compare", *folders, "--mean-over", "sed"), "--mean-over sed")
+
+
+def _seed_runs(tmp_path: Path, curves: dict[str, list[list[float]]]) -> list[Path]:
+    """Runs of each architecture in `curves`, one per seed: test exact accuracy at steps 10, 20, 30
+    from the given lists, and a train lm_loss of twice that plus one."""
+    folders = []
+    for name, per_seed in curves.items():
+        for seed, values in enumerate(per_seed):
+            config = {**BASE, "seed": seed, "arch": {**BASE["arch"], "name": name}}
+            records = []
+            for step, value in zip((10, 20, 30), values):
+                records += [train_line(step, step / 10, 1.0 + 2 * value, 100.0), eval_line(step, step / 10, value, 0.5)]
+            folders.append(make_run(tmp_path / f"{name}_s{seed}", config, records))
+    return folders
+
+
+def test_a_group_of_one_run_has_no_spread(tmp_path):
+    """Defect: --mean-over with one run per group printed "± 0.0"; one run's spread is undefined."""
+    folders = _seed_runs(tmp_path, {"hrm": [[0.1, 0.2, 0.4], [0.1, 0.3, 0.6]], "trm": [[0.2, 0.5, 0.7]]})
+    summary = compare_json(*folders, "--mean-over", "seed", "--out", tmp_path / "cmp")
+    hrm, trm = summary["grouped"]["groups"]
+    assert trm["final"]["exact_accuracy"] == {"mean": 0.7, "std": None, "min": 0.7, "max": 0.7, "n": 1}
+    assert trm["wall_time"]["std"] is None and hrm["final"]["exact_accuracy"]["std"] == pytest.approx(2 ** 0.5 / 10)
+    rows = list(csv.DictReader(open(tmp_path / "cmp" / "compare.csv", newline="")))
+    assert rows[1]["final.exact_accuracy_std"] == "null" and rows[1]["final.exact_accuracy_mean"] == "0.7"
+    assert float(rows[0]["final.exact_accuracy_std"]) == pytest.approx(2 ** 0.5 / 10)
+    table = run_hrm("compare", *folders, "--mean-over", "seed", check=True).stdout.splitlines()
+    trm_row = next(line for line in table if line.startswith("trm"))
+    assert "70.0% ± n/a" in trm_row and "± 0.0" not in trm_row and "3.0s ± n/a" in trm_row
+    assert "50.0% ± 14.1%" in next(line for line in table if line.startswith("hrm"))
+
+
+def test_the_mean_curve_has_a_band_of_one_sample_std(tmp_path):
+    import statistics
+
+    from hrm.analysis.compare import compare_runs, group_comparison_figure, group_runs, read_runs
+
+    curves = {"hrm": [[0.1, 0.2, 0.4], [0.1, 0.3, 0.6], [0.4, 0.4, 0.5]], "trm": [[0.2, 0.5, 0.7]]}
+    folders = [str(f) for f in _seed_runs(tmp_path, curves)]
+    configs, records = read_runs(folders)
+    summary = compare_runs(folders, configs, records)
+    grouped = group_runs(summary, "seed")
+    figure = group_comparison_figure(grouped, dict(zip(folders, records)), "exact_accuracy")
+    test_ax, loss_ax = figure.axes
+    for ax, as_plotted in ((test_ax, lambda v: v), (loss_ax, lambda v: 1.0 + 2 * v)):
+        # the trm group (one run): its curve, no band; the hrm group: the mean curve and one band
+        assert len(ax.collections) == 1
+        band = {tuple(map(float, xy)) for xy in ax.collections[0].get_paths()[0].vertices}
+        mean_line = next(line for line in ax.get_lines() if line.get_label() == "name=hrm")
+        for i, step in enumerate((10, 20, 30)):
+            values = [as_plotted(seed[i]) for seed in curves["hrm"]]
+            mean, std = statistics.fmean(values), statistics.stdev(values)
+            assert any(x == step and y == pytest.approx(mean + std) for x, y in band), (step, band)
+            assert any(x == step and y == pytest.approx(mean - std) for x, y in band), (step, band)
+            assert tuple(mean_line.get_xydata()[i]) == pytest.approx((step, mean))
+        trm_line = next(line for line in ax.get_lines() if line.get_label() == "name=trm")
+        assert trm_line.get_xydata().ravel().tolist() == pytest.approx(
+            [10, as_plotted(0.2), 20, as_plotted(0.5), 30, as_plotted(0.7)])

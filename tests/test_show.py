@@ -1,12 +1,12 @@
 """`hrm show`: renderings of known small examples (text and PNG), predictions, training curves.
 
 Expected text is written out by hand below; PNG checks read pixels back with Pillow at cells
-whose positions follow from the documented geometry (cell size, line widths, margins).
+whose positions follow from the documented geometry (cell size, line widths, margins). Charts
+are checked on the matplotlib figure: the points of each line, the axes' scales.
 """
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -353,8 +353,14 @@ def _record(step, split, k):
             "examples_per_s": 100.0 + k, "time": 1.5 * step}
 
 
+def _drawn(ax) -> dict[str, list[tuple[float, float]]]:
+    """{label: [(x, y), ...]} of the lines drawn on a matplotlib Axes."""
+    return {line.get_label(): [tuple(map(float, xy)) for xy in line.get_xydata()] for line in ax.get_lines()}
+
+
 def test_curves_png_and_last_values(tmp_path):
-    from hrm.show.charts import CHART_HEIGHT, CHART_WIDTH, HEADER_HEIGHT, SERIES_COLOURS
+    from hrm.analysis.curves import curves_figure
+    from hrm.show.charts import is_hrm_picture
 
     records = [_record(10 * k, "train", k) for k in range(1, 11)]
     records += [_record(50, "test", 4), _record(100, "test", 9)]
@@ -363,27 +369,108 @@ def test_curves_png_and_last_values(tmp_path):
     shown = json.loads(result.stdout)
     assert shown["last"]["train"] == _record(100, "train", 10)
     assert shown["last"]["test"] == _record(100, "test", 9)
-    image = PIL.open(tmp_path / "run" / "curves.png").convert("RGB")
-    assert image.size == (2 * CHART_WIDTH, HEADER_HEIGHT + 2 * CHART_HEIGHT)
-    colours = {image.getpixel((x, y)) for x in range(0, image.width, 1) for y in range(0, image.height, 2)}
-    for colour in SERIES_COLOURS:
-        assert tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5)) in colours
+    assert is_hrm_picture(tmp_path / "run" / "curves.png")
+    losses, accuracy, steps, lr = curves_figure(records).axes
+    assert _drawn(losses)["lm_loss (train)"] == [(10 * k, 2.0 / (1 + k)) for k in range(1, 11)]
+    assert _drawn(losses)["q_halt_loss (test)"] == [(50, 0.5 / 5), (100, 0.5 / 10)]
+    assert sorted(_drawn(accuracy)) == sorted(f"{m} ({s})" for m in ("accuracy", "exact_accuracy", "q_halt_accuracy")
+                                              for s in ("train", "test"))
+    assert _drawn(steps)["steps (test)"] == [(50, 8.0), (100, 7.0)] and list(_drawn(lr)) == ["lr (train)"]
     table = run_hrm("show", tmp_path / "run", "--png", tmp_path / "c.png", check=True).stdout.splitlines()
     assert table[0].split()[:4] == ["split", "step", "lr", "lm_loss"]
     last = _record(100, "train", 10)
     assert table[1].split()[:4] == ["train", "100", f"{last['lr']:.4g}", f"{last['lm_loss']:.4g}"]
-    assert (tmp_path / "c.png").is_file()
+    assert is_hrm_picture(tmp_path / "c.png")
 
 
-def test_nice_ticks_cover_the_range_with_round_steps():
-    from hrm.show.charts import nice_ticks
+def test_log_scale_where_the_values_span_decades():
+    from hrm.analysis.curves import curves_figure
+    from hrm.show.charts import use_log_scale
 
-    for low, high in [(0, 1), (0.013, 2.47), (0, 100000), (3, 3), (1e-5, 7e-5)]:
-        ticks = nice_ticks(low, high)
-        assert ticks[0] <= low and ticks[-1] >= high and 2 <= len(ticks) <= 12
-        step = ticks[1] - ticks[0]
-        mantissa = step / 10 ** math.floor(math.log10(step))
-        assert min(abs(mantissa - m) for m in (1, 2, 5, 10)) < 1e-6
+    assert use_log_scale([2.0, 0.01]) and not use_log_scale([2.0, 0.05]) and not use_log_scale([1.0, 0.0, 1e-5])
+    # losses from 2 down to 2e-4 (4 decades): log; lr with warm-up from 1e-6 to 1e-3: log; accuracies,
+    # steps: linear. The same run with lm_loss 2 -> 0.5 and a constant lr: every axis linear.
+    spanning = [{"step": k, "split": "train", "lm_loss": 2.0 * 10 ** (-k / 5), "lr": 1e-6 * 10 ** min(3, k / 3),
+                 "accuracy": k / 20, "steps": 4.0} for k in range(1, 21)]
+    narrow = [{**r, "lm_loss": 2.0 - r["step"] * 0.075, "lr": 1e-4} for r in spanning]
+    assert [ax.get_yscale() for ax in curves_figure(spanning).axes] == ["log", "linear", "linear", "log"]
+    assert [ax.get_yscale() for ax in curves_figure(narrow).axes] == ["linear"] * 4
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg", ".pdf"])
+def test_pictures_in_each_format_follow_the_output_rule(tmp_path, suffix):
+    """A chart (a run's curves) and a grid (a dataset example) in each format: written as the
+    suffix asks, recognised as hrm's, replaced with --force; a file that is not hrm's is refused."""
+    from hrm.analysis.curves import plot_curves
+    from hrm.common import HrmError
+    from hrm.show.charts import is_hrm_picture
+    from hrm.show.render_png import write_figure_picture
+
+    magic = {".png": b"\x89PNG\r\n\x1a\n", ".svg": b"<?xml", ".pdf": b"%PDF-"}[suffix]
+    records = [_record(10 * k, "train", k) for k in range(1, 5)] + [_record(40, "test", 3)]
+    _metrics(tmp_path / "run", records)
+    write_sudoku(tmp_path / "s")
+    # through the command (in process, faster): the name's suffix picks the format
+    from typer.testing import CliRunner
+
+    from hrm.cli.app import app
+    result = CliRunner().invoke(app, ["show", str(tmp_path / "run"), "--png", str(tmp_path / f"cli{suffix}"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / f"cli{suffix}").read_bytes().startswith(magic)
+    writers = {"curves": lambda path, force: plot_curves(records, path, force=force),
+               "sudoku": lambda path, force: write_figure_picture(example_figure(tmp_path / "s", "test", 0), path,
+                                                                  force=force)}
+    for name, write in writers.items():
+        picture = tmp_path / f"{name}{suffix}"
+        write(picture, False)
+        first = picture.read_bytes()
+        assert first.startswith(magic) and is_hrm_picture(picture)
+        with pytest.raises(HrmError, match="already exists; pass --force"):
+            write(picture, False)
+        write(picture, True)
+        assert picture.read_bytes() == first  # replaced, by the same bytes: no dates in the picture
+        foreign = tmp_path / f"{name}_foreign{suffix}"
+        foreign.write_bytes(first.replace(b"hrm", b"xyz"))  # the same picture, another writer's mark
+        assert not is_hrm_picture(foreign)
+        with pytest.raises(HrmError, match="refusing to replace"):
+            write(foreign, True)
+        assert foreign.read_bytes() == first.replace(b"hrm", b"xyz")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no partial left
+
+
+def test_a_picture_name_without_a_known_suffix_is_a_usage_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from hrm.cli.app import app
+    from hrm.common import UsageError
+
+    _metrics(tmp_path / "run", [_record(10, "train", 1)])
+    result = run_hrm("show", tmp_path / "run", "--png", tmp_path / "curves.jpg")
+    assert result.returncode == 2
+    assert_one_line_error(result, "curves.jpg", ".png, .svg or .pdf")
+    for name in ("curves", "curves.png.txt"):  # in process (faster): the same check
+        result = CliRunner().invoke(app, ["show", str(tmp_path / "run"), "--png", str(tmp_path / name)])
+        assert isinstance(result.exception, UsageError) and ".png, .svg or .pdf" in str(result.exception)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["metrics.jsonl"]  # not even RUN/curves.png
+
+
+def test_a_grid_as_svg_holds_the_png_raster(tmp_path):
+    import base64
+    import io
+    import re
+
+    from hrm.show.render_png import write_figure_picture
+
+    write_sudoku(tmp_path / "s")
+    figure = example_figure(tmp_path / "s", "test", 0)
+    write_figure_picture(figure, tmp_path / "s.png")
+    write_figure_picture(figure, tmp_path / "s.svg")
+    embedded = re.search(rb'xlink:href="data:image/png;base64,([^"]+)"', (tmp_path / "s.svg").read_bytes())
+    inner = PIL.open(io.BytesIO(base64.b64decode(embedded.group(1)))).convert("RGB")
+    outer = PIL.open(tmp_path / "s.png").convert("RGB")
+    # matplotlib stores the raster bottom row first, under a transform that flips it back
+    assert inner.size == outer.size and inner.tobytes() == outer.transpose(PIL.Transpose.FLIP_TOP_BOTTOM).tobytes()
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 # Not pydantic: recent Typer itself coerces a command's options with it (not ours to avoid).
-HEAVY = ("numba", "zarr", "pyarrow", "torch", "PIL", "yaml", "tqdm", "rich", "numpy")
+HEAVY = ("numba", "zarr", "pyarrow", "torch", "PIL", "yaml", "tqdm", "rich", "numpy", "matplotlib")
 
 
 def imported(*args: str) -> set[str]:
@@ -31,6 +31,20 @@ def test_version_and_help_import_no_heavy_library(args):
     assert "hrm.cli.app" in modules  # the log is read right: the app itself is in it
     loaded = {name for name in HEAVY if name in modules}
     assert not loaded, f"hrm {' '.join(args)} imports {sorted(loaded)}"
+
+
+def test_modules_that_draw_charts_import_matplotlib_only_when_drawing():
+    """matplotlib (~1 s to import) is loaded by the functions that draw, not by importing the CLI
+    or the modules that hold those functions."""
+    modules = ("hrm.cli.app", "hrm.cli.show_cmd", "hrm.cli.compare_cmd", "hrm.cli.eval_cmd", "hrm.analysis.curves",
+               "hrm.analysis.compare", "hrm.eval.pool", "hrm.eval.run", "hrm.show.charts", "hrm.show.render_png")
+    code = (f"import sys, importlib\nfor name in {modules!r}:\n    importlib.import_module(name)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))\n"
+            "from hrm.show.charts import new_figure\nnew_figure()\nprint('matplotlib' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["[]", "True"]  # none on import; loaded once a figure is made
 
 
 def test_silent_progress_bar_counts_without_tqdm():
