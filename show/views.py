@@ -122,11 +122,11 @@ def example_text(path: str | os.PathLike, split: str | None = None, index: int =
                  colour: bool | None = None) -> str:
     """Input and label of one example, rendered side by side."""
     dataset = open_dataset(path)
-    split_name = split or ("test" if "test" in dataset.split_names else dataset.split_names[0])
-    puzzle_set = dataset.split(split_name).set(dataset.split(split_name).set_names[0])
-    if puzzle_set.num_examples == 0:
+    split_name = default_split(dataset, split)
+    puzzle_set = first_set(dataset, split_name)
+    if puzzle_set.num_examples == 0 and index == 0:
         return f"({split_name} is empty)"
-    index = min(index, puzzle_set.num_examples - 1)
+    check_index(puzzle_set, index, f"{dataset.path} {split_name}/{puzzle_set.name}")  # the rule `hrm show` uses
     inputs, labels = puzzle_set.rows(index, index + 1)
     blocks = [render_tokens(dataset.task, inputs[0], colour), render_tokens(dataset.task, labels[0], colour)]
     return side_by_side(blocks, [f"{split_name}[{index}] input", "label"])
