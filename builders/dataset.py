@@ -27,7 +27,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import zarr
-from zarr.codecs import ZstdCodec
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from hrm.common import HrmError, outputs
 from hrm.common.outputs import OutputKind
@@ -62,7 +62,9 @@ class _Appender:
         self.array = group.create_array(
             name, shape=(0, *tail), dtype=dtype if self.dtype is None else self.dtype,
             chunks=(chunk_rows, *tail), shards=(self.shard_rows, *tail),
-            compressors=ZstdCodec(level=level), fill_value=None if self.dtype is None else 0,
+            # a CRC32C per chunk (4 bytes) names damage as such when reading (`DatasetDamaged`);
+            # datasets written before it read as they are: the codecs are in each array's metadata
+            compressors=(ZstdCodec(level=level), Crc32cCodec()), fill_value=None if self.dtype is None else 0,
             # skip zarr's per-chunk "all fill value?" test: it costs more than writing such chunks
             config={"write_empty_chunks": True},
         )
@@ -292,6 +294,101 @@ class DatasetWriter:
 # ----------------------------------------------------------------------------- reading
 
 
+class DatasetDamaged(HrmError):
+    """A chunk of a dataset does not read back (its files changed after hrm wrote them)."""
+
+
+def _shard_file(array: zarr.Array, shard: int) -> str:
+    """The file of shard `shard` along the rows, relative to the dataset (zarr v3's default keys)."""
+    return "/".join([array.path, "c", str(shard), *["0"] * (array.ndim - 1)])
+
+
+def _dataset_root(array: zarr.Array) -> str:
+    return str(getattr(array.store, "root", array.store))
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if "checksum" in text.lower():
+        return "fails its checksum"
+    return f"does not decode ({text})"
+
+
+def _chunk_error(array: zarr.Array, chunk: int) -> BaseException | None:
+    rows = array.chunks[0]
+    try:
+        array[chunk * rows:(chunk + 1) * rows]
+    except Exception as error:  # zstd, checksum and shard-index failures have several types
+        return error
+    return None
+
+
+def _damage(array: zarr.Array, chunk: int, error: BaseException) -> str:
+    """ "train/all/inputs chunk 3 (rows 3072-4095, file train/all/inputs/c/0/0) fails its checksum" """
+    rows = array.chunks[0]
+    shard = chunk * rows // (array.shards or array.chunks)[0]
+    last = min(array.shape[0], (chunk + 1) * rows) - 1
+    return (f"{array.path} chunk {chunk} (rows {chunk * rows}-{last}, file {_shard_file(array, shard)}) "
+            f"{_reason(error)}")
+
+
+def damaged(array: zarr.Array, damage: str) -> DatasetDamaged:
+    return DatasetDamaged(f"dataset {_dataset_root(array)} is damaged: {damage}; rebuild it with "
+                          f"`hrm build-data` (`hrm inspect --verify` lists every damaged chunk)")
+
+
+def checked_read(array: zarr.Array, start: int | None = None, stop: int | None = None) -> np.ndarray:
+    """Rows [start, stop) of `array`; a chunk that does not decode raises `DatasetDamaged` naming
+    the dataset, the array, the chunk and its file (never a codec's traceback)."""
+    try:
+        return array[start:stop]
+    except Exception as error:
+        lo, hi, _ = slice(start, stop).indices(array.shape[0])
+        rows = array.chunks[0]
+        for chunk in range(lo // rows, max(lo, hi - 1) // rows + 1):  # find the chunk to name
+            found = _chunk_error(array, chunk)
+            if found is not None:
+                raise damaged(array, _damage(array, chunk, found)) from None
+        raise damaged(array, f"{array.path} rows {lo}-{hi - 1} {_reason(error)}") from None
+
+
+def _arrays(group: zarr.Group) -> Iterator[zarr.Array]:
+    for _, member in sorted(group.members(), key=lambda item: item[0]):
+        if isinstance(member, zarr.Group):
+            yield from _arrays(member)
+        else:
+            yield member
+
+
+def verify_dataset(path: str | os.PathLike) -> dict[str, Any]:
+    """Read every chunk of every array: {"path", "arrays", "chunks", "damaged": [description]}.
+    A missing shard file counts as damage too (zarr would read it as zeros)."""
+    dataset = open_dataset(path)
+    report: dict[str, Any] = {"path": str(dataset.path), "arrays": 0, "chunks": 0, "damaged": []}
+    for array in _arrays(dataset.root):
+        report["arrays"] += 1
+        if array.shape[0] == 0:
+            continue
+        chunk_rows, shard_rows = array.chunks[0], (array.shards or array.chunks)[0]
+        for shard in range(-(-array.shape[0] // shard_rows)):
+            first, stop = shard * shard_rows, min(array.shape[0], (shard + 1) * shard_rows)
+            chunks = range(first // chunk_rows, -(-stop // chunk_rows))
+            report["chunks"] += len(chunks)
+            if not (dataset.path / _shard_file(array, shard)).is_file():
+                report["damaged"].append(f"{array.path} file {_shard_file(array, shard)} is missing")
+                continue
+            try:
+                array[first:stop]  # a whole shard at once; chunk by chunk only to name damage
+                continue
+            except Exception:
+                pass
+            for chunk in chunks:
+                error = _chunk_error(array, chunk)
+                if error is not None:
+                    report["damaged"].append(_damage(array, chunk, error))
+    return report
+
+
 @dataclass
 class PuzzleSet:
     """One set of one split. Index arrays are small and loaded; token arrays stay on disk."""
@@ -309,12 +406,12 @@ class PuzzleSet:
 
     def rows(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Inputs and labels of examples [start, stop), read from only the chunks needed."""
-        return self.inputs[start:stop], self.labels[start:stop]
+        return checked_read(self.inputs, start, stop), checked_read(self.labels, start, stop)
 
     def _cached(self, key: str) -> np.ndarray:
         cache = self.__dict__.setdefault("_cache", {})
         if key not in cache:
-            cache[key] = self.group[key][:]
+            cache[key] = checked_read(self.group[key])
         return cache[key]
 
     @property
@@ -430,7 +527,7 @@ class Dataset:
 
     def identifiers(self) -> np.ndarray:
         """All identifier names (id -> name); ~1M strings for ARC with 1000 augmentations."""
-        return self.root["identifiers"][:]
+        return checked_read(self.root["identifiers"])
 
 
 def open_dataset(path: str | os.PathLike) -> Dataset:

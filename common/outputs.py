@@ -106,11 +106,19 @@ def output_file(path: str | os.PathLike, kind: OutputKind, *, force: bool = Fals
         yield tmp
 
 
-def replace_run_folder(run_dir: str | os.PathLike, kind: OutputKind, *, force: bool) -> Path:
-    """Make `run_dir` an empty folder for a new run: created, or (checked by `check_output`) an
-    old run of ours removed first. Runs grow in place, so this is not atomic like a dataset."""
+def replace_run_folder(run_dir: str | os.PathLike, kind: OutputKind, *, force: bool,
+                       keep: tuple[str, ...] = ()) -> Path:
+    """Make `run_dir` a folder for a new run: created, or (checked by `check_output`) an old run
+    of ours emptied first, but for the entries named in `keep` (the lock its writer holds).
+    Runs grow in place, so this is not atomic like a dataset."""
     run_dir = check_output(run_dir, kind, force=force)
     if run_dir.exists():
-        shutil.rmtree(run_dir)
+        for entry in run_dir.iterdir():
+            if entry.name in keep:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir

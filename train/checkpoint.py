@@ -36,25 +36,32 @@ def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> None:
             path.unlink(missing_ok=True)
 
 
+DAMAGED_SUFFIX = ".damaged"
+
+
 def load_for_resume(run_dir: str | os.PathLike, on_skip: Callable[[str], None]) -> dict[str, Any]:
-    """The newest checkpoint of a run that loads; each newer one that does not (truncated by a
-    full disk, damaged) is reported through `on_skip` and left in place. A run without any
-    checkpoint, or with none that loads, is an error: resuming it would silently start over."""
+    """The newest checkpoint of a run that loads. Each newer one that does not (truncated by a
+    full disk, damaged) is reported through `on_skip` and moved aside to `step_N.pt.damaged`, so
+    that it no longer counts as the latest nor toward keep_checkpoints (the resumed run saves
+    that step again). A run without any checkpoint, or with none that loads, is an error (and
+    nothing is moved): resuming it would silently start over."""
     found = list_checkpoints(run_dir)
     if not found:
         raise HrmError(f"{run_dir} has no checkpoint to resume from (it stopped before its first save); "
                        f"start it again with `hrm train --data DATA --out {run_dir} --force`")
-    errors = []
+    skipped: list[tuple[Path, str]] = []
     for step, path in reversed(found):
         try:
             state = load_checkpoint(path)
         except HrmError as error:
-            errors.append(str(error))
+            skipped.append((path, str(error)))
             continue
-        for message in errors:
-            on_skip(f"warning: skipped {message}")
+        for damaged, message in skipped:
+            aside = damaged.with_name(damaged.name + DAMAGED_SUFFIX)
+            os.replace(damaged, aside)
+            on_skip(f"warning: skipped {message}; moved it aside to {aside} (delete it to free its space)")
         return state
-    raise HrmError(f"no checkpoint of {run_dir} loads ({errors[0]})")
+    raise HrmError(f"no checkpoint of {run_dir} loads ({skipped[0][1]})")
 
 
 # ----------------------------------------------------------------------------- plain trees

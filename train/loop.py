@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 import random
+import shutil
 import signal
 import threading
 import time
@@ -33,11 +34,12 @@ from torch import nn
 
 from hrm.common import HrmError, atomic_file, log, progress, set_quiet
 from hrm.common.outputs import replace_run_folder
-from hrm.builders.dataset import Dataset, Split, open_dataset
+from hrm.builders.dataset import Dataset, DatasetDamaged, Split, open_dataset
 from hrm.train import checkpoint as ckpt
-from hrm.models.checkpoints import checkpoint_path, latest_checkpoint
+from hrm.models.checkpoints import checkpoint_path, latest_checkpoint, list_checkpoints
 from hrm.train.compiled import compiled_forward
-from hrm.train.config import RUN_OUTPUT, TrainConfig, check_new_run_folder, save_config
+from hrm.train.config import RUN_OUTPUT, TrainConfig, check_new_run_folder, is_run_folder, save_config
+from hrm.train.run_lock import LOCK_NAME, acquire_run_lock, release_run_lock
 from hrm.train.data import TrainLoader
 from hrm.eval.batches import as_torch
 from hrm.common.distributed import (DistInfo, all_reduce_gradients, all_reduce_sum, any_rank, assign_slots,
@@ -379,22 +381,71 @@ def check_before_start(config: TrainConfig, dist: DistInfo, threads: int) -> Non
         check_memory(estimate, None if available is None else available // max(sharing, 1), where)
 
 
-def prepare_run(config: TrainConfig, run_dir: Path, *, resume: bool, force: bool, is_main: bool) -> None:
+@dataclass
+class RunWriter:
+    """This process's claim on a run folder: the writer's lock (rank 0 only) and whether this
+    process created the folder (so that a run that could not start leaves nothing behind)."""
+    run_dir: Path
+    locks: list[Path] = field(default_factory=list)
+    created: bool = False
+
+    def lock(self) -> None:
+        if not self.locks:
+            self.locks.append(acquire_run_lock(self.run_dir))
+
+    def release(self) -> None:
+        while self.locks:
+            release_run_lock(self.locks.pop())
+
+
+def prepare_run(config: TrainConfig, run_dir: Path, *, resume: bool, force: bool, is_main: bool,
+                writer: RunWriter | None = None) -> None:
     if resume or not is_main:
         return
     check_new_run_folder(run_dir, force)
-    replace_run_folder(run_dir, RUN_OUTPUT, force=True)  # checked just above
-    save_config(config, run_dir / "config.yaml")
+    # checked just above; the lock file of an old run we hold stays, so it is never unguarded
+    replace_run_folder(run_dir, RUN_OUTPUT, force=True, keep=(LOCK_NAME,))
+    save_config(config, run_dir / "config.yaml")  # first: a folder holding only a lock is no run
+    if writer is not None:
+        writer.created = True
+        writer.lock()
+
+
+def _drop_newer_eval_results(run_dir: Path, step: int) -> None:
+    """A resumed run evaluates again after its checkpoint: results of later steps (e.g. of a
+    checkpoint that was skipped as damaged) would stand beside the new ones, as metrics.jsonl's
+    lines would (MetricsLog drops those)."""
+    for path in (run_dir / "eval").glob("step_*.json"):
+        number = path.stem[len("step_"):]
+        if number.isdigit() and int(number) > step:
+            path.unlink(missing_ok=True)
 
 
 def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, force: bool = False) -> dict[str, Any]:
     """Train (or continue) the run in `run_dir`; returns the final test metrics (or train ones
-    when the dataset has no test split). Raises TrainingInterrupted after a signal."""
+    when the dataset has no test split). Raises TrainingInterrupted after a signal, and HrmError
+    when another process is writing the run (one writer per run folder: train/run_lock.py)."""
     run_dir = Path(run_dir)
+    writer = RunWriter(run_dir)
+    try:
+        return _train(config, run_dir, writer, resume=resume, force=force)
+    except DatasetDamaged:
+        if writer.created and not list_checkpoints(run_dir):
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing to resume: leave no half-run behind
+        raise
+    finally:
+        writer.release()
+
+
+def _train(config: TrainConfig, run_dir: Path, writer: RunWriter, *, resume: bool, force: bool) -> dict[str, Any]:
     started = time.monotonic()  # the time budget counts this process's whole run
+    # config.yaml records the dataset's absolute path: a resume from another folder finds it
+    config = dataclasses.replace(config, data_path=os.path.abspath(config.data_path))
     dist = setup(config.device)
     if not dist.is_main:
         set_quiet(True)  # one set of logs and one progress bar per run
+    elif resume or is_run_folder(run_dir):
+        writer.lock()  # before anything of the run is read, moved aside or replaced
     threads = apply_threads(config.threads, dist.device)
     state = ckpt.load_for_resume(run_dir, on_skip=log) if resume else None  # before any other work
     weights, arch_note = None, None
@@ -412,12 +463,13 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, for
     if config.compile is None:  # record the default's choice, so that a resume (even with another
         # max_steps, which the CPU default depends on) runs the same code as the run it continues
         config = t.config = dataclasses.replace(config, compile=t.forward is not t.model)
-    prepare_run(config, run_dir, resume=resume, force=force, is_main=dist.is_main)
+    prepare_run(config, run_dir, resume=resume, force=force, is_main=dist.is_main, writer=writer)
     if state is not None:
         restore(t, state)
         log(f"resuming {run_dir} from step {t.state.step}")
     if dist.is_main and resume:
         save_config(config, run_dir / "config.yaml")  # records changed max_steps etc.
+        _drop_newer_eval_results(run_dir, t.state.step)
     metrics_log = MetricsLog(run_dir, enabled=dist.is_main, logger=config.logger, config=config.to_dict(),
                              resume_step=t.state.step if resume else None)
     cpu_threads = f", {threads} CPU thread(s)" if dist.device.type == "cpu" else ""
