@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hrm.common import HrmError, atomic_file, log, progress, set_quiet
+from hrm.common import HrmError, StorageError, atomic_file, log, progress, set_quiet, storage_error
 from hrm.common.outputs import replace_run_folder
 from hrm.builders.dataset import Dataset, DatasetDamaged, Split, open_dataset
 from hrm.train import checkpoint as ckpt
@@ -430,11 +430,31 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, for
     try:
         return _train(config, run_dir, writer, resume=resume, force=force)
     except DatasetDamaged:
-        if writer.created and not list_checkpoints(run_dir):
-            shutil.rmtree(run_dir, ignore_errors=True)  # nothing to resume: leave no half-run behind
+        _remove_unstarted(writer)
         raise
+    except (StorageError, OSError) as error:  # a full or read-only disk, the checkpoint's or a log's
+        replacement = error if isinstance(error, StorageError) else storage_error(
+            error, None if error.filename else run_dir)
+        if replacement is None:
+            raise
+        latest = None if _remove_unstarted(writer) else latest_checkpoint(run_dir)
+        if writer.created and latest is None:
+            raise StorageError(f"{replacement}; training stopped before its first checkpoint and its run "
+                               f"folder was removed") from None
+        if latest is not None:
+            raise StorageError(f"{replacement}; training stopped; `hrm train --resume {run_dir}` continues "
+                               f"from {latest}, which is intact") from None
+        raise replacement from None
     finally:
         writer.release()
+
+
+def _remove_unstarted(writer: RunWriter) -> bool:
+    """A new run that stops before its first checkpoint has nothing to resume: remove it."""
+    if writer.created and not list_checkpoints(writer.run_dir):
+        shutil.rmtree(writer.run_dir, ignore_errors=True)
+        return True
+    return False
 
 
 def _train(config: TrainConfig, run_dir: Path, writer: RunWriter, *, resume: bool, force: bool) -> dict[str, Any]:
