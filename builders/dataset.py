@@ -23,12 +23,15 @@ import os
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
+# reading a chunk that does not decode raises DatasetDamaged (re-exported: the dataset format is the
+# one door of builders/ that train, eval and show use)
+from hrm.builders.damage import DatasetDamaged, checked_read  # noqa: F401
 from hrm.common import HrmError, outputs
 from hrm.common.outputs import OutputKind
 
@@ -292,101 +295,6 @@ class DatasetWriter:
 
 
 # ----------------------------------------------------------------------------- reading
-
-
-class DatasetDamaged(HrmError):
-    """A chunk of a dataset does not read back (its files changed after hrm wrote them)."""
-
-
-def _shard_file(array: zarr.Array, shard: int) -> str:
-    """The file of shard `shard` along the rows, relative to the dataset (zarr v3's default keys)."""
-    return "/".join([array.path, "c", str(shard), *["0"] * (array.ndim - 1)])
-
-
-def _dataset_root(array: zarr.Array) -> str:
-    return str(getattr(array.store, "root", array.store))
-
-
-def _reason(error: BaseException) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    if "checksum" in text.lower():
-        return "fails its checksum"
-    return f"does not decode ({text})"
-
-
-def _chunk_error(array: zarr.Array, chunk: int) -> BaseException | None:
-    rows = array.chunks[0]
-    try:
-        array[chunk * rows:(chunk + 1) * rows]
-    except Exception as error:  # zstd, checksum and shard-index failures have several types
-        return error
-    return None
-
-
-def _damage(array: zarr.Array, chunk: int, error: BaseException) -> str:
-    """ "train/all/inputs chunk 3 (rows 3072-4095, file train/all/inputs/c/0/0) fails its checksum" """
-    rows = array.chunks[0]
-    shard = chunk * rows // (array.shards or array.chunks)[0]
-    last = min(array.shape[0], (chunk + 1) * rows) - 1
-    return (f"{array.path} chunk {chunk} (rows {chunk * rows}-{last}, file {_shard_file(array, shard)}) "
-            f"{_reason(error)}")
-
-
-def damaged(array: zarr.Array, damage: str) -> DatasetDamaged:
-    return DatasetDamaged(f"dataset {_dataset_root(array)} is damaged: {damage}; rebuild it with "
-                          f"`hrm build-data` (`hrm inspect --verify` lists every damaged chunk)")
-
-
-def checked_read(array: zarr.Array, start: int | None = None, stop: int | None = None) -> np.ndarray:
-    """Rows [start, stop) of `array`; a chunk that does not decode raises `DatasetDamaged` naming
-    the dataset, the array, the chunk and its file (never a codec's traceback)."""
-    try:
-        return array[start:stop]
-    except Exception as error:
-        lo, hi, _ = slice(start, stop).indices(array.shape[0])
-        rows = array.chunks[0]
-        for chunk in range(lo // rows, max(lo, hi - 1) // rows + 1):  # find the chunk to name
-            found = _chunk_error(array, chunk)
-            if found is not None:
-                raise damaged(array, _damage(array, chunk, found)) from None
-        raise damaged(array, f"{array.path} rows {lo}-{hi - 1} {_reason(error)}") from None
-
-
-def _arrays(group: zarr.Group) -> Iterator[zarr.Array]:
-    for _, member in sorted(group.members(), key=lambda item: item[0]):
-        if isinstance(member, zarr.Group):
-            yield from _arrays(member)
-        else:
-            yield member
-
-
-def verify_dataset(path: str | os.PathLike) -> dict[str, Any]:
-    """Read every chunk of every array: {"path", "arrays", "chunks", "damaged": [description]}.
-    A missing shard file counts as damage too (zarr would read it as zeros)."""
-    dataset = open_dataset(path)
-    report: dict[str, Any] = {"path": str(dataset.path), "arrays": 0, "chunks": 0, "damaged": []}
-    for array in _arrays(dataset.root):
-        report["arrays"] += 1
-        if array.shape[0] == 0:
-            continue
-        chunk_rows, shard_rows = array.chunks[0], (array.shards or array.chunks)[0]
-        for shard in range(-(-array.shape[0] // shard_rows)):
-            first, stop = shard * shard_rows, min(array.shape[0], (shard + 1) * shard_rows)
-            chunks = range(first // chunk_rows, -(-stop // chunk_rows))
-            report["chunks"] += len(chunks)
-            if not (dataset.path / _shard_file(array, shard)).is_file():
-                report["damaged"].append(f"{array.path} file {_shard_file(array, shard)} is missing")
-                continue
-            try:
-                array[first:stop]  # a whole shard at once; chunk by chunk only to name damage
-                continue
-            except Exception:
-                pass
-            for chunk in chunks:
-                error = _chunk_error(array, chunk)
-                if error is not None:
-                    report["damaged"].append(_damage(array, chunk, error))
-    return report
 
 
 @dataclass

@@ -41,7 +41,7 @@ def inspect(
 
 def _verify(path: Path, as_json: bool) -> dict:
     """The `verify_dataset` report; damage is one error line (exit 1), after the report's JSON."""
-    from hrm.builders.dataset import verify_dataset
+    from hrm.builders.inspect import verify_dataset
 
     report = verify_dataset(path)
     found = report["damaged"]

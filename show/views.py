@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from hrm.common import HrmError
-from hrm.builders.dataset import Dataset, PuzzleSet, open_dataset
+from hrm.builders.dataset import Dataset, PuzzleSet, checked_read, open_dataset
 from hrm.show.render import Figure, Panel, arc_grid_from_canvas, render_tokens, side_by_side, sudoku_digits
 
 
@@ -57,7 +57,7 @@ def check_index(puzzle_set: PuzzleSet, index: int, where: str) -> None:
 
 def identifier_name(dataset: Dataset, identifier: int) -> str:
     """One name, read from the identifiers array's chunk only (ARC has ~1M names)."""
-    return str(dataset.root["identifiers"][int(identifier)])
+    return str(checked_read(dataset.root["identifiers"], int(identifier), int(identifier) + 1)[0])
 
 
 def puzzle_of_row(puzzle_set: PuzzleSet, row: int) -> int:

@@ -126,7 +126,7 @@ def test_a_damaged_dataset_is_named_in_one_line_and_leaves_no_run(data, tmp_path
 def test_verify_reads_every_chunk_and_names_a_missing_shard(tmp_path):
     """Against a brute-force count: a dataset with several chunks and shards per array."""
     from hrm.builders import dataset as dataset_module
-    from hrm.builders.dataset import verify_dataset
+    from hrm.builders.inspect import verify_dataset
 
     old = dataset_module._CHUNK_BYTES, dataset_module._CHUNKS_PER_SHARD
     dataset_module._CHUNK_BYTES, dataset_module._CHUNKS_PER_SHARD = 16 * 8, 2  # 8 rows a chunk, 16 a shard
