@@ -155,3 +155,30 @@ def test_verify_reads_every_chunk_and_names_a_missing_shard(tmp_path):
     found = verify_dataset(path)["damaged"]
     assert any("train/all/labels file train/all/labels/c/1/0 is missing" in d for d in found), found
     assert any(d.startswith("train/all/inputs chunk ") and "checksum" in d for d in found), found
+
+
+def test_damage_in_a_dataset_without_checksums_is_named_too(tmp_path):
+    """Datasets written before the CRC32C codec: zstd's own failure, named the same way."""
+    import numpy as np
+    import zarr
+    from zarr.codecs import ZstdCodec
+
+    from hrm.builders.dataset import DatasetDamaged, checked_read
+
+    root = zarr.open_group(tmp_path / "old", mode="w-", zarr_format=3)
+    rows = np.random.default_rng(0).integers(0, 6, (4096, 16), dtype=np.uint8)
+    array = root.create_array("inputs", shape=rows.shape, dtype=np.uint8, chunks=(1024, 16), shards=(2048, 16),
+                              compressors=ZstdCodec(level=5))
+    array[:] = rows
+    assert np.array_equal(checked_read(array, 1000, 3000), rows[1000:3000])
+    shard = tmp_path / "old" / "inputs" / "c" / "1" / "0"  # rows 2048-4095: chunks 2 and 3
+    raw = bytearray(shard.read_bytes())
+    raw[0:40] = b"\x55" * 40  # chunk 2 (the shard's first) from its zstd frame header: without a
+    # checksum, damage inside the compressed data may decode silently, which is why new datasets have one
+    shard.write_bytes(bytes(raw))
+    assert np.array_equal(checked_read(array, 0, 2048), rows[:2048])  # other shards still read
+    with pytest.raises(DatasetDamaged) as error:
+        checked_read(array, 1000, 4096)
+    message = str(error.value)
+    assert "inputs chunk 2 (rows 2048-3071, file inputs/c/1/0) does not decode" in message, message
+    assert "rebuild" in message and "\n" not in message

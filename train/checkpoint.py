@@ -65,12 +65,14 @@ def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> None:
 DAMAGED_SUFFIX = ".damaged"
 
 
-def load_for_resume(run_dir: str | os.PathLike, on_skip: Callable[[str], None]) -> dict[str, Any]:
+def load_for_resume(run_dir: str | os.PathLike, on_skip: Callable[[str], None], *,
+                    set_aside: bool = True) -> dict[str, Any]:
     """The newest checkpoint of a run that loads. Each newer one that does not (truncated by a
     full disk, damaged) is reported through `on_skip` and moved aside to `step_N.pt.damaged`, so
     that it no longer counts as the latest nor toward keep_checkpoints (the resumed run saves
-    that step again). A run without any checkpoint, or with none that loads, is an error (and
-    nothing is moved): resuming it would silently start over."""
+    that step again; under torchrun only the writer, rank 0, passes `set_aside`). A run without
+    any checkpoint, or with none that loads, is an error (and nothing is moved): resuming it
+    would silently start over."""
     found = list_checkpoints(run_dir)
     if not found:
         raise HrmError(f"{run_dir} has no checkpoint to resume from (it stopped before its first save); "
@@ -83,6 +85,8 @@ def load_for_resume(run_dir: str | os.PathLike, on_skip: Callable[[str], None]) 
             skipped.append((path, str(error)))
             continue
         for damaged, message in skipped:
+            if not set_aside:
+                continue
             aside = damaged.with_name(damaged.name + DAMAGED_SUFFIX)
             os.replace(damaged, aside)
             on_skip(f"warning: skipped {message}; moved it aside to {aside} (delete it to free its space)")

@@ -467,7 +467,7 @@ def _train(config: TrainConfig, run_dir: Path, writer: RunWriter, *, resume: boo
     elif resume or is_run_folder(run_dir):
         writer.lock()  # before anything of the run is read, moved aside or replaced
     threads = apply_threads(config.threads, dist.device)
-    state = ckpt.load_for_resume(run_dir, on_skip=log) if resume else None  # before any other work
+    state = ckpt.load_for_resume(run_dir, on_skip=log, set_aside=dist.is_main) if resume else None
     weights, arch_note = None, None
     if config.init_from and not resume:  # a resumed run's weights come from its checkpoint
         arch, weights = init_weights(config.init_from, open_dataset(config.data_path),
