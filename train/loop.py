@@ -386,16 +386,17 @@ class RunWriter:
     """This process's claim on a run folder: the writer's lock (rank 0 only) and whether this
     process created the folder (so that a run that could not start leaves nothing behind)."""
     run_dir: Path
-    locks: list[Path] = field(default_factory=list)
+    lock_key: Path | None = None
     created: bool = False
 
     def lock(self) -> None:
-        if not self.locks:
-            self.locks.append(acquire_run_lock(self.run_dir))
+        if self.lock_key is None:
+            self.lock_key = acquire_run_lock(self.run_dir)
 
     def release(self) -> None:
-        while self.locks:
-            release_run_lock(self.locks.pop())
+        if self.lock_key is not None:
+            release_run_lock(self.lock_key)
+            self.lock_key = None
 
 
 def prepare_run(config: TrainConfig, run_dir: Path, *, resume: bool, force: bool, is_main: bool,
