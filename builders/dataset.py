@@ -23,12 +23,15 @@ import os
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import zarr
-from zarr.codecs import ZstdCodec
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
+# reading a chunk that does not decode raises DatasetDamaged (re-exported: the dataset format is the
+# one door of builders/ that train, eval and show use)
+from hrm.builders.damage import DatasetDamaged, checked_read  # noqa: F401
 from hrm.common import HrmError, outputs
 from hrm.common.outputs import OutputKind
 
@@ -62,7 +65,9 @@ class _Appender:
         self.array = group.create_array(
             name, shape=(0, *tail), dtype=dtype if self.dtype is None else self.dtype,
             chunks=(chunk_rows, *tail), shards=(self.shard_rows, *tail),
-            compressors=ZstdCodec(level=level), fill_value=None if self.dtype is None else 0,
+            # a CRC32C per chunk (4 bytes) names damage as such when reading (`DatasetDamaged`);
+            # datasets written before it read as they are: the codecs are in each array's metadata
+            compressors=(ZstdCodec(level=level), Crc32cCodec()), fill_value=None if self.dtype is None else 0,
             # skip zarr's per-chunk "all fill value?" test: it costs more than writing such chunks
             config={"write_empty_chunks": True},
         )
@@ -309,12 +314,12 @@ class PuzzleSet:
 
     def rows(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Inputs and labels of examples [start, stop), read from only the chunks needed."""
-        return self.inputs[start:stop], self.labels[start:stop]
+        return checked_read(self.inputs, start, stop), checked_read(self.labels, start, stop)
 
     def _cached(self, key: str) -> np.ndarray:
         cache = self.__dict__.setdefault("_cache", {})
         if key not in cache:
-            cache[key] = self.group[key][:]
+            cache[key] = checked_read(self.group[key])
         return cache[key]
 
     @property
@@ -430,7 +435,7 @@ class Dataset:
 
     def identifiers(self) -> np.ndarray:
         """All identifier names (id -> name); ~1M strings for ARC with 1000 augmentations."""
-        return self.root["identifiers"][:]
+        return checked_read(self.root["identifiers"])
 
 
 def open_dataset(path: str | os.PathLike) -> Dataset:

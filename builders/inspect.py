@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from hrm.builders.damage import verify_group
 from hrm.builders.dataset import open_dataset
 
 _HISTOGRAM_BINS = 10
@@ -47,6 +48,12 @@ def summarize(values: np.ndarray) -> dict[str, Any]:
 
 def directory_bytes(path: os.PathLike) -> int:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+
+def verify_dataset(path: str | os.PathLike) -> dict[str, Any]:
+    """Read every chunk of the dataset at `path` (`hrm inspect --verify`; see `verify_group`)."""
+    dataset = open_dataset(path)
+    return verify_group(dataset.root, dataset.path)
 
 
 def describe(path: str | os.PathLike) -> dict[str, Any]:

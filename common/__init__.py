@@ -6,7 +6,10 @@ wrong format); the CLI turns it into one line on stderr and a non-zero exit.
 """
 from __future__ import annotations
 
+import errno
 import os
+import re
+import shutil
 import signal
 import sys
 import threading
@@ -25,6 +28,10 @@ _quiet = False
 
 class HrmError(Exception):
     """An error caused by the user's input, reported as one line without a traceback (exit 1)."""
+
+
+class StorageError(HrmError):
+    """The file system refused a write: read-only, full, or not permitted (`storage_error`)."""
 
 
 class UsageError(HrmError):
@@ -102,6 +109,40 @@ class SilentBar:
 
     def __exit__(self, *exc_info: object) -> None:
         pass
+
+
+# Temporary siblings (`.NAME.partial-1a2b3c4d`) are named by the output they become.
+_PARTIAL = re.compile(r"\.([^/]+)\.partial-[0-9a-f]{8}")
+
+
+def free_bytes(path: str | os.PathLike) -> int | None:
+    """Free bytes on the file system that holds `path` (or its nearest existing parent)."""
+    path = Path(os.path.abspath(path))
+    for folder in (path, *path.parents):
+        try:
+            return shutil.disk_usage(folder).free
+        except OSError:
+            continue
+    return None
+
+
+def storage_error(error: OSError, path: str | os.PathLike | None = None, *,
+                  needed: str | None = None) -> StorageError | None:
+    """The one line for an OSError of the storage (read-only, full, not permitted), naming
+    `path` (default: the error's own file, its temporary name mapped to the output's); None for
+    other errors. `needed`: what the write needed, e.g. "~352 KiB", said beside the free space."""
+    target = path if path is not None else (error.filename or "the output")
+    target = _PARTIAL.sub(r"\1", os.fsdecode(target))
+    if error.errno == errno.EROFS:
+        return StorageError(f"cannot write {target}: read-only file system")
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        free = free_bytes(target)
+        space = ", ".join(part for part in (f"needs {needed}" if needed else "",
+                                            f"{format_bytes(free)} free" if free is not None else "") if part)
+        return StorageError(f"cannot write {target}: no space left on device" + (f" ({space})" if space else ""))
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return StorageError(f"{target}: permission denied")
+    return None
 
 
 @contextmanager

@@ -13,6 +13,7 @@ and `atomic_directory` / `output_file` (when writing).
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import uuid
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from hrm.common import HrmError, atomic_file, log
+from hrm.common import HrmError, atomic_file, format_bytes, log, storage_error
 
 
 @dataclass(frozen=True)
@@ -77,10 +78,21 @@ def atomic_directory(out: str | os.PathLike, kind: OutputKind, *, force: bool = 
     """Yield a hidden temporary sibling of `out` to fill; when the block succeeds it replaces
     `out` (checked by `check_output` first), and when it fails it is removed."""
     out = check_output(out, kind, force=force)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    with _storage_errors(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
     try:
         yield tmp
+    except OSError as error:
+        # the size reached when the disk filled is a lower bound of what the output needs
+        written = _directory_bytes(tmp) if error.errno in (errno.ENOSPC, errno.EDQUOT) else 0
+        shutil.rmtree(tmp, ignore_errors=True)
+        # what it needs in all is unknown (zarr had more to write): what it reached is said
+        replacement = storage_error(error, out, needed=f"more than the {format_bytes(written)} it had "
+                                                       f"written when the disk filled" if written else None)
+        if replacement is None:
+            raise
+        raise replacement from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -101,16 +113,49 @@ def output_file(path: str | os.PathLike, kind: OutputKind, *, force: bool = Fals
     """Yield a temporary sibling of the file `path` to write; renamed over `path` when the block
     completes (after `check_output`), removed if it fails."""
     path = check_output(path, kind, force=force)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(path) as tmp:
-        yield tmp
+    with _storage_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path) as tmp:
+            yield tmp
 
 
-def replace_run_folder(run_dir: str | os.PathLike, kind: OutputKind, *, force: bool) -> Path:
-    """Make `run_dir` an empty folder for a new run: created, or (checked by `check_output`) an
-    old run of ours removed first. Runs grow in place, so this is not atomic like a dataset."""
+@contextmanager
+def _storage_errors(path: Path) -> Iterator[None]:
+    """A read-only or full file system met while preparing `path`: one line naming it."""
+    try:
+        yield
+    except OSError as error:
+        replacement = storage_error(error, path)
+        if replacement is None:
+            raise
+        raise replacement from None
+
+
+def _directory_bytes(folder: Path) -> int:
+    total = 0
+    for parent, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(parent, name))
+            except OSError:
+                pass
+    return total
+
+
+def replace_run_folder(run_dir: str | os.PathLike, kind: OutputKind, *, force: bool,
+                       keep: tuple[str, ...] = ()) -> Path:
+    """Make `run_dir` a folder for a new run: created, or (checked by `check_output`) an old run
+    of ours emptied first, but for the entries named in `keep` (the lock its writer holds).
+    Runs grow in place, so this is not atomic like a dataset."""
     run_dir = check_output(run_dir, kind, force=force)
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with _storage_errors(run_dir):
+        if run_dir.exists():
+            for entry in run_dir.iterdir():
+                if entry.name in keep:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+        run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir

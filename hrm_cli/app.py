@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperOption
 
-from hrm.common import HrmError, UsageError
+from hrm.common import HrmError, UsageError, storage_error
 from hrm.cli import (build_arc, build_maze, build_sudoku, compare_cmd, eval_cmd, inspect_cmd, score_cmd, show_cmd,
                      trace_cmd, train_cmd)
 
@@ -69,12 +69,18 @@ _ClickException = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__
 
 def main() -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback
-    (1 for bad input, 2 for bad usage, 130 for Ctrl-C)."""
+    (1 for bad input or a read-only/full/forbidden file system, 2 for bad usage, 130 for Ctrl-C)."""
     try:
         code = app(standalone_mode=False)
     except HrmError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2 if isinstance(error, UsageError) else 1)
+    except OSError as error:  # the storage's errors that no command turned into a sentence
+        replacement = storage_error(error)
+        if replacement is None:
+            raise
+        print(f"error: {replacement}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside a command's own handling
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)

@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from hrm.common import HrmError
-from hrm.builders.dataset import Dataset, PuzzleSet, open_dataset
+from hrm.builders.dataset import Dataset, PuzzleSet, checked_read, open_dataset
 from hrm.show.render import Figure, Panel, arc_grid_from_canvas, render_tokens, side_by_side, sudoku_digits
 
 
@@ -57,7 +57,7 @@ def check_index(puzzle_set: PuzzleSet, index: int, where: str) -> None:
 
 def identifier_name(dataset: Dataset, identifier: int) -> str:
     """One name, read from the identifiers array's chunk only (ARC has ~1M names)."""
-    return str(dataset.root["identifiers"][int(identifier)])
+    return str(checked_read(dataset.root["identifiers"], int(identifier), int(identifier) + 1)[0])
 
 
 def puzzle_of_row(puzzle_set: PuzzleSet, row: int) -> int:
@@ -122,11 +122,11 @@ def example_text(path: str | os.PathLike, split: str | None = None, index: int =
                  colour: bool | None = None) -> str:
     """Input and label of one example, rendered side by side."""
     dataset = open_dataset(path)
-    split_name = split or ("test" if "test" in dataset.split_names else dataset.split_names[0])
-    puzzle_set = dataset.split(split_name).set(dataset.split(split_name).set_names[0])
-    if puzzle_set.num_examples == 0:
+    split_name = default_split(dataset, split)
+    puzzle_set = first_set(dataset, split_name)
+    if puzzle_set.num_examples == 0 and index == 0:
         return f"({split_name} is empty)"
-    index = min(index, puzzle_set.num_examples - 1)
+    check_index(puzzle_set, index, f"{dataset.path} {split_name}/{puzzle_set.name}")  # the rule `hrm show` uses
     inputs, labels = puzzle_set.rows(index, index + 1)
     blocks = [render_tokens(dataset.task, inputs[0], colour), render_tokens(dataset.task, labels[0], colour)]
     return side_by_side(blocks, [f"{split_name}[{index}] input", "label"])

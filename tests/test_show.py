@@ -523,6 +523,26 @@ def test_more_bad_inputs_raise_clear_errors(tmp_path):
         assert fragment in str(result.exception) and "\n" not in str(result.exception), (args, result.exception)
 
 
+def test_inspect_and_show_refuse_an_index_out_of_range_alike(tmp_path):
+    """One rule for both commands: a negative index and one past the end are refused with the
+    same one line and exit code (inspect used to raise IndexError and to clamp 99999 to the last row)."""
+    from typer.testing import CliRunner
+
+    from hrm.common import HrmError
+    from hrm.cli.app import app
+
+    write_sudoku(tmp_path / "s")
+    runner = CliRunner()
+    for index in ("-1", "2", "99999"):
+        messages = []
+        for command in ("inspect", "show"):
+            result = runner.invoke(app, [command, str(tmp_path / "s"), "--index", index])
+            assert isinstance(result.exception, HrmError), (command, index, result.output, result.exception)
+            messages.append(str(result.exception))
+        assert messages[0] == messages[1] and f"index {index} is out of range" in messages[0], messages
+    assert runner.invoke(app, ["inspect", str(tmp_path / "s"), "--index", "1"]).exit_code == 0
+
+
 @pytest.mark.slow  # ~30 s (the ARC build); test_arc_task_shows_original_pairs... covers the decoding fast
 def test_arc_task_from_the_real_builder_matches_the_json(tmp_path, shared_arc):
     """Against the ARC builder itself: every pair shown equals the task's JSON (translated

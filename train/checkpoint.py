@@ -8,6 +8,7 @@ code). Objects that are not plain - the model's ACT carry, RNG states - are conv
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import random
 from pathlib import Path
@@ -16,17 +17,42 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from hrm.common import HrmError, atomic_file
+from hrm.common import HrmError, atomic_file, format_bytes, storage_error
 from hrm.models.checkpoints import FORMAT, VERSION, list_checkpoints, load_checkpoint
 
 
+def state_bytes(tree: Any) -> int:
+    """The bytes of every tensor in a checkpoint's state: about its size on disk."""
+    if isinstance(tree, torch.Tensor):
+        return tree.numel() * tree.element_size()
+    if isinstance(tree, dict):
+        return sum(state_bytes(value) for value in tree.values())
+    if isinstance(tree, (list, tuple)):
+        return sum(state_bytes(value) for value in tree)
+    return 0
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Atomic: a crash mid-write leaves the previous checkpoints and no partial `step_N.pt`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(path) as tmp, open(tmp, "wb") as handle:
-        torch.save({"format": FORMAT, "version": VERSION, **state}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Atomic: a crash mid-write leaves the previous checkpoints and no partial `step_N.pt`. A full
+    or read-only disk is an HrmError naming the file, the space it needs and the space free."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path) as tmp, open(tmp, "wb") as handle:
+            try:
+                torch.save({"format": FORMAT, "version": VERSION, **state}, handle)
+            except RuntimeError as error:
+                # torch's zip writer reports a short write (the disk filled) as "unexpected pos"
+                # or "failed writing"; said as what it almost always is
+                if "unexpected pos" not in str(error) and "failed writing" not in str(error):
+                    raise
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from None
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        replacement = storage_error(error, path, needed=f"~{format_bytes(state_bytes(state))}")
+        if replacement is None:
+            raise
+        raise replacement from None
 
 
 def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> None:
@@ -36,25 +62,36 @@ def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> None:
             path.unlink(missing_ok=True)
 
 
-def load_for_resume(run_dir: str | os.PathLike, on_skip: Callable[[str], None]) -> dict[str, Any]:
-    """The newest checkpoint of a run that loads; each newer one that does not (truncated by a
-    full disk, damaged) is reported through `on_skip` and left in place. A run without any
-    checkpoint, or with none that loads, is an error: resuming it would silently start over."""
+DAMAGED_SUFFIX = ".damaged"
+
+
+def load_for_resume(run_dir: str | os.PathLike, on_skip: Callable[[str], None], *,
+                    set_aside: bool = True) -> dict[str, Any]:
+    """The newest checkpoint of a run that loads. Each newer one that does not (truncated by a
+    full disk, damaged) is reported through `on_skip` and moved aside to `step_N.pt.damaged`, so
+    that it no longer counts as the latest nor toward keep_checkpoints (the resumed run saves
+    that step again; under torchrun only the writer, rank 0, passes `set_aside`). A run without
+    any checkpoint, or with none that loads, is an error (and nothing is moved): resuming it
+    would silently start over."""
     found = list_checkpoints(run_dir)
     if not found:
         raise HrmError(f"{run_dir} has no checkpoint to resume from (it stopped before its first save); "
                        f"start it again with `hrm train --data DATA --out {run_dir} --force`")
-    errors = []
+    skipped: list[tuple[Path, str]] = []
     for step, path in reversed(found):
         try:
             state = load_checkpoint(path)
         except HrmError as error:
-            errors.append(str(error))
+            skipped.append((path, str(error)))
             continue
-        for message in errors:
-            on_skip(f"warning: skipped {message}")
+        for damaged, message in skipped:
+            if not set_aside:
+                continue
+            aside = damaged.with_name(damaged.name + DAMAGED_SUFFIX)
+            os.replace(damaged, aside)
+            on_skip(f"warning: skipped {message}; moved it aside to {aside} (delete it to free its space)")
         return state
-    raise HrmError(f"no checkpoint of {run_dir} loads ({errors[0]})")
+    raise HrmError(f"no checkpoint of {run_dir} loads ({skipped[0][1]})")
 
 
 # ----------------------------------------------------------------------------- plain trees

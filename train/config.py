@@ -280,5 +280,8 @@ def resume_config(run_dir: Path, overrides: list[str], data: str | None = None) 
         key = item.partition("=")[0].strip()
         if key not in RESUMABLE_KEYS:
             raise HrmError(f"cannot change {key!r} when resuming (allowed: {', '.join(sorted(RESUMABLE_KEYS))})")
-    extra = list(overrides) + ([f"data_path={data}"] if data else [])
+    if data is None and not Path(saved.data_path).exists():
+        raise HrmError(f"the dataset of {run_dir}, {saved.data_path}, does not exist (moved, or a relative "
+                       f"path from another folder?); pass --data DIR to resume on it where it is now")
+    extra = list(overrides) + ([f"data_path={os.path.abspath(data)}"] if data else [])
     return load_config(None, extra, base=saved.to_dict())

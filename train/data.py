@@ -24,7 +24,7 @@ import zarr
 
 from hrm.common import HrmError
 from hrm.common.prefetch import Prefetcher
-from hrm.builders.dataset import PuzzleSet, Split
+from hrm.builders.dataset import PuzzleSet, Split, checked_read
 from hrm.common.distributed import DistInfo
 from hrm.eval.batches import pinned, to_batch
 
@@ -156,7 +156,7 @@ class BlockReader:
         block = self.blocks.get(index)
         if block is None:
             start = index * self.block_rows
-            block = self.array[start:start + self.block_rows]
+            block = checked_read(self.array, start, start + self.block_rows)
             self.blocks[index] = block
             while len(self.blocks) > self.max_blocks:
                 self.blocks.popitem(last=False)

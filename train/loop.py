@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 import random
+import shutil
 import signal
 import threading
 import time
@@ -31,13 +32,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from hrm.common import HrmError, atomic_file, log, progress, set_quiet
+from hrm.common import HrmError, StorageError, atomic_file, log, progress, set_quiet, storage_error
 from hrm.common.outputs import replace_run_folder
-from hrm.builders.dataset import Dataset, Split, open_dataset
+from hrm.builders.dataset import Dataset, DatasetDamaged, Split, open_dataset
 from hrm.train import checkpoint as ckpt
-from hrm.models.checkpoints import checkpoint_path, latest_checkpoint
+from hrm.models.checkpoints import checkpoint_path, latest_checkpoint, list_checkpoints
 from hrm.train.compiled import compiled_forward
-from hrm.train.config import RUN_OUTPUT, TrainConfig, check_new_run_folder, save_config
+from hrm.train.config import RUN_OUTPUT, TrainConfig, check_new_run_folder, is_run_folder, save_config
+from hrm.train.run_lock import LOCK_NAME, acquire_run_lock, release_run_lock
 from hrm.train.data import TrainLoader
 from hrm.eval.batches import as_torch
 from hrm.common.distributed import (DistInfo, all_reduce_gradients, all_reduce_sum, any_rank, assign_slots,
@@ -379,24 +381,94 @@ def check_before_start(config: TrainConfig, dist: DistInfo, threads: int) -> Non
         check_memory(estimate, None if available is None else available // max(sharing, 1), where)
 
 
-def prepare_run(config: TrainConfig, run_dir: Path, *, resume: bool, force: bool, is_main: bool) -> None:
+@dataclass
+class RunWriter:
+    """This process's claim on a run folder: the writer's lock (rank 0 only) and whether this
+    process created the folder (so that a run that could not start leaves nothing behind)."""
+    run_dir: Path
+    lock_key: Path | None = None
+    created: bool = False
+
+    def lock(self) -> None:
+        if self.lock_key is None:
+            self.lock_key = acquire_run_lock(self.run_dir)
+
+    def release(self) -> None:
+        if self.lock_key is not None:
+            release_run_lock(self.lock_key)
+            self.lock_key = None
+
+
+def prepare_run(config: TrainConfig, run_dir: Path, *, resume: bool, force: bool, is_main: bool,
+                writer: RunWriter | None = None) -> None:
     if resume or not is_main:
         return
     check_new_run_folder(run_dir, force)
-    replace_run_folder(run_dir, RUN_OUTPUT, force=True)  # checked just above
-    save_config(config, run_dir / "config.yaml")
+    # checked just above; the lock file of an old run we hold stays, so it is never unguarded
+    replace_run_folder(run_dir, RUN_OUTPUT, force=True, keep=(LOCK_NAME,))
+    save_config(config, run_dir / "config.yaml")  # first: a folder holding only a lock is no run
+    if writer is not None:
+        writer.created = True
+        writer.lock()
+
+
+def _drop_newer_eval_results(run_dir: Path, step: int) -> None:
+    """A resumed run evaluates again after its checkpoint: results of later steps (e.g. of a
+    checkpoint that was skipped as damaged) would stand beside the new ones, as metrics.jsonl's
+    lines would (MetricsLog drops those)."""
+    for path in (run_dir / "eval").glob("step_*.json"):
+        number = path.stem[len("step_"):]
+        if number.isdigit() and int(number) > step:
+            path.unlink(missing_ok=True)
 
 
 def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, force: bool = False) -> dict[str, Any]:
     """Train (or continue) the run in `run_dir`; returns the final test metrics (or train ones
-    when the dataset has no test split). Raises TrainingInterrupted after a signal."""
+    when the dataset has no test split). Raises TrainingInterrupted after a signal, and HrmError
+    when another process is writing the run (one writer per run folder: train/run_lock.py)."""
     run_dir = Path(run_dir)
+    writer = RunWriter(run_dir)
+    try:
+        return _train(config, run_dir, writer, resume=resume, force=force)
+    except DatasetDamaged:
+        _remove_unstarted(writer)
+        raise
+    except (StorageError, OSError) as error:  # a full or read-only disk, the checkpoint's or a log's
+        replacement = error if isinstance(error, StorageError) else storage_error(
+            error, None if error.filename else run_dir)
+        if replacement is None:
+            raise
+        latest = None if _remove_unstarted(writer) else latest_checkpoint(run_dir)
+        if writer.created and latest is None:
+            raise StorageError(f"{replacement}; training stopped before its first checkpoint and its run "
+                               f"folder was removed") from None
+        if latest is not None:
+            raise StorageError(f"{replacement}; training stopped; `hrm train --resume {run_dir}` continues "
+                               f"from {latest}, which is intact") from None
+        raise replacement from None
+    finally:
+        writer.release()
+
+
+def _remove_unstarted(writer: RunWriter) -> bool:
+    """A new run that stops before its first checkpoint has nothing to resume: remove it."""
+    if writer.created and not list_checkpoints(writer.run_dir):
+        shutil.rmtree(writer.run_dir, ignore_errors=True)
+        return True
+    return False
+
+
+def _train(config: TrainConfig, run_dir: Path, writer: RunWriter, *, resume: bool, force: bool) -> dict[str, Any]:
     started = time.monotonic()  # the time budget counts this process's whole run
+    # config.yaml records the dataset's absolute path: a resume from another folder finds it
+    config = dataclasses.replace(config, data_path=os.path.abspath(config.data_path))
     dist = setup(config.device)
     if not dist.is_main:
         set_quiet(True)  # one set of logs and one progress bar per run
+    elif resume or is_run_folder(run_dir):
+        writer.lock()  # before anything of the run is read, moved aside or replaced
     threads = apply_threads(config.threads, dist.device)
-    state = ckpt.load_for_resume(run_dir, on_skip=log) if resume else None  # before any other work
+    state = ckpt.load_for_resume(run_dir, on_skip=log, set_aside=dist.is_main) if resume else None
     weights, arch_note = None, None
     if config.init_from and not resume:  # a resumed run's weights come from its checkpoint
         arch, weights = init_weights(config.init_from, open_dataset(config.data_path),
@@ -412,12 +484,13 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, for
     if config.compile is None:  # record the default's choice, so that a resume (even with another
         # max_steps, which the CPU default depends on) runs the same code as the run it continues
         config = t.config = dataclasses.replace(config, compile=t.forward is not t.model)
-    prepare_run(config, run_dir, resume=resume, force=force, is_main=dist.is_main)
+    prepare_run(config, run_dir, resume=resume, force=force, is_main=dist.is_main, writer=writer)
     if state is not None:
         restore(t, state)
         log(f"resuming {run_dir} from step {t.state.step}")
     if dist.is_main and resume:
         save_config(config, run_dir / "config.yaml")  # records changed max_steps etc.
+        _drop_newer_eval_results(run_dir, t.state.step)
     metrics_log = MetricsLog(run_dir, enabled=dist.is_main, logger=config.logger, config=config.to_dict(),
                              resume_step=t.state.step if resume else None)
     cpu_threads = f", {threads} CPU thread(s)" if dist.device.type == "cpu" else ""
