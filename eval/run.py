@@ -33,7 +33,7 @@ from hrm.eval.predictions import (PREDICTIONS_OUTPUT, PredictionBatch, Predictio
 from hrm.eval.pool import DEFAULT_DRAWS, format_pool_curve, plot_pool_curve
 from hrm.eval.score import ScoreResult, Scorer
 from hrm.show.render_png import PNG_OUTPUT
-from hrm.eval.subset import Subset, choose_subset, subset_batches
+from hrm.eval.subset import Subset, choose_subset
 from hrm.eval.vote import RANKERS
 from hrm.eval.submission import SUBMISSION_OUTPUT, build_submission, write_submission
 
@@ -65,6 +65,7 @@ class _ModelRunner:
         import torch
 
         from hrm.common.prefetch import prefetched
+        from hrm.eval.batches import eval_batches
         from hrm.eval.candidates import candidate_batches
         from hrm.common.distributed import gather_rows
         from hrm.eval.inference import load_for_inference
@@ -76,20 +77,20 @@ class _ModelRunner:
         batch_size = batch_size or config.get("eval_batch_size") or config.get("global_batch_size") or 768
         data_split = dataset.split(split)
         total = subset.num_rows if subset is not None else data_split.attrs.get("total_examples")
-        source = (prefetched(subset_batches(data_split, subset, batch_size, self.dist))
-                  if subset is not None else None)  # None: every row (eval.batches.eval_batches)
+        source = (prefetched(eval_batches(data_split, batch_size, self.dist, rows=subset.rows))
+                  if subset is not None else None)  # None: every row
         k = candidates.per_example
         # examples/s and the time left, so that a long evaluation can be sized (--max-items)
         with progress(total=total, desc=f"eval {checkpoint.name}", unit="ex") as bar:
-            for item, segments in candidate_batches(model, data_split, batch_size, self.dist, candidates,
-                                                    batches=source):
-                rows = np.repeat(item.rows, k)  # example-major candidates; pad rows have row -1
+            for item, _, segments in candidate_batches(model, data_split, batch_size, self.dist, candidates,
+                                                       batches=source):
+                rows = torch.from_numpy(np.repeat(item.rows, k)).to(self.dist.device)  # example-major; pad rows -1
                 per_segment = [(rows, answers.predictions, answers.q_halt, answers.residual) for answers in segments]
                 if self.dist.world_size > 1:
                     # Every rank walks the same global batches in step with equal local batch sizes:
                     # gather plain tensors on the device, not pickles.
-                    per_segment = [tuple(gather_rows(torch.from_numpy(np.ascontiguousarray(a)), self.dist.device).numpy()
-                                         for a in arrays) for arrays in per_segment]
+                    per_segment = [tuple(gather_rows(a, self.dist.device) for a in arrays) for arrays in per_segment]
+                per_segment = [tuple(a.cpu().numpy() for a in arrays) for arrays in per_segment]
                 if self.is_main:
                     valid = per_segment[-1][0] >= 0
                     bar.update(int(valid.sum()) // k)
