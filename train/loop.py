@@ -78,6 +78,7 @@ class RunState:
     last_eval: dict[str, Any] | None = None
     last_train: dict[str, Any] | None = None  # the last metrics.jsonl train record
     stop_signal: int | None = None
+    evaluating: bool = False  # a signal now stops the evaluation (the checkpoint is saved already)
 
 
 @dataclass
@@ -298,11 +299,18 @@ def flush_metrics(t: Trainer, metrics_log: MetricsLog, seconds: float) -> dict[s
 
 
 def run_evaluation(t: Trainer, metrics_log: MetricsLog) -> dict[str, Any] | None:
-    if t.test_split is None:
-        return None
+    """Evaluate on the test split, log and return the record; None when a signal stopped it
+    (then nothing is logged)."""
     batch_size = t.config.eval_batch_size or t.config.global_batch_size
-    with (t.ema.swapped_in(t.model) if t.ema is not None else nullcontext()):
-        metrics = evaluate(t.model, t.test_split, batch_size, t.dist)
+    t.state.evaluating = True
+    try:
+        with (t.ema.swapped_in(t.model) if t.ema is not None else nullcontext()):
+            metrics = evaluate(t.model, t.test_split, batch_size, t.dist, desc=f"eval step {t.state.step}",
+                               stop=lambda: t.state.stop_signal is not None)
+    finally:
+        t.state.evaluating = False
+    if metrics is None:
+        return None
     result = {"step": t.state.step, "split": "test", **metrics, "time": round(t.state.elapsed, 3)}
     if t.dist.is_main:
         folder = t.run_dir / "eval"
@@ -336,8 +344,12 @@ def _stop_on_signals(t: Trainer) -> Iterator[None]:
                 raise KeyboardInterrupt
             return
         t.state.stop_signal, first[0] = signum, time.monotonic()
-        log(f"received {signal.Signals(signum).name}: saving a checkpoint after this step "
-            f"(again to stop at once, without one)")
+        if t.state.evaluating:
+            log(f"received {signal.Signals(signum).name}: stopping the evaluation after this batch "
+                f"(the checkpoint of step {t.state.step} is saved)")
+        else:
+            log(f"received {signal.Signals(signum).name}: saving a checkpoint after this step "
+                f"(again to stop at once, without one)")
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -476,12 +488,21 @@ def _loop(t: Trainer, metrics_log: MetricsLog, deadline: float | None = None) ->
 
     def evaluate_and_save(closes_pass: bool) -> None:
         tick()
-        result = run_evaluation(t, metrics_log)
+        if t.test_split is not None:
+            # The checkpoint first: an evaluation can take hours, and a stop or a crash during it
+            # must not lose the steps before it (a resume from it runs the evaluation again).
+            path = save(t)
+            result = run_evaluation(t, metrics_log)
+            if result is None:
+                signum = t.state.stop_signal or signal.SIGTERM
+                raise TrainingInterrupted(signum, f"interrupted by {signal.Signals(signum).name} during the evaluation "
+                                          f"at step {t.state.step}; checkpoint {path}; evaluate it with `hrm eval "
+                                          f"--checkpoint {t.run_dir} --data {t.config.data_path}` or continue with "
+                                          f"`hrm train --resume {t.run_dir}` (which evaluates it first)")
+            bar.set_postfix(exact=f"{result['exact_accuracy']:.3f}")
         if closes_pass:  # an early stop (max_steps) evaluates without closing the interval
             t.state.evaluated_pass = t.state.last_pass
-        if result:
-            bar.set_postfix(exact=f"{result['exact_accuracy']:.3f}")
-        save(t)
+        save(t)  # again with the evaluation recorded, so that a resume does not repeat it
         tick()  # the window's examples/s counts training time only
 
     for item in batches:
