@@ -261,7 +261,7 @@ def evaluate(checkpoints: Sequence[str | os.PathLike] = (), data: str | os.PathL
     summary = result.summary
     if checkpoints:
         summary["accuracy_by_segment"] = [s.result(1, rank).summary["pass@1"] for s in earlier] + [summary["pass@1"]]
-    summary["protocol"] = _protocol(dataset, split, summary, made, rank, segments)
+    summary["protocol"] = _protocol(split, summary, made, rank, segments, scorer.versions_per_group())
     if pool:
         summary["accuracy_by_pool"] = scorer.pool_curve(pool, vote_k, rank, pool_draws, seed)
         summary["protocol"]["pool"] = {"sizes": list(pool), "draws": pool_draws, "seed": seed}
@@ -310,23 +310,21 @@ def _table_generators(tables: Sequence[Path]) -> dict[str, Any]:
             "tables": [str(t) for t in tables]}
 
 
-def _protocol(dataset: Dataset, split: str, summary: dict[str, Any], made: dict[str, Any], rank: str,
-              segments: int | None) -> dict[str, Any]:
+def _protocol(split: str, summary: dict[str, Any], made: dict[str, Any], rank: str, segments: int | None,
+              versions_per_group: float) -> dict[str, Any]:
     """Everything a score depends on besides the weights: what was scored, how the candidates
     were made, how they were ranked. Published numbers differ mostly by this."""
-    data_split = dataset.split(split)
-    puzzles = sum(len(data_split.set(name).puzzle_identifiers) for name in data_split.set_names)
     return {"split": split, "items": summary["test_inputs"], "groups": summary["groups"],
             "subset": summary.get("subset"), "predictions": summary["predictions"],
-            "versions_per_group": puzzles / max(summary["groups"], 1), **made,
-            "segments": segments, "ranker": rank}
+            "versions_per_group": versions_per_group, **made, "segments": segments, "ranker": rank}
 
 
 def format_protocol(protocol: dict[str, Any]) -> str:
     """One line: the protocol as the readable table shows it."""
     parts = [f"{protocol['split']} split, {protocol['items']:,} items"
              + (f" (subset: {protocol['subset']})" if protocol.get("subset") else " (all)"),
-             f"{protocol['versions_per_group']:g} versions per puzzle"]
+             f"{protocol['versions_per_group']:.3g} version{'' if protocol['versions_per_group'] == 1 else 's'} "
+             f"per puzzle"]
     samples, restarts = protocol.get("samples"), protocol.get("restarts")
     if samples:
         parts.append(f"samples K={samples['K']} noise={samples['noise']:g}")
