@@ -220,6 +220,10 @@ def evaluate(checkpoints: Sequence[str | os.PathLike] = (), data: str | os.PathL
         raise UsageError(f"--pool-draws must be at least 1, got {pool_draws}")
     if pool and not dataset.split(split).has_solutions:
         raise HrmError("--pool scores accuracy, and this split has no solutions (built with --no-solutions)")
+    if pool and _versions_per_group(dataset, split) == 1:
+        build = "--aug K" if dataset.task == "arc" else "--test-aug K"
+        raise HrmError(f"--pool votes over the versions of each puzzle, and the {split} split of {dataset.path} has "
+                       f"one version per puzzle: build it with `hrm build-data {dataset.task} ... {build}`")
     if submission is not None:
         check_output(submission, SUBMISSION_OUTPUT, force=force)
         if max_items is not None:
@@ -276,6 +280,13 @@ def evaluate(checkpoints: Sequence[str | os.PathLike] = (), data: str | os.PathL
         write_submission(submission, build_submission(result), force=force)
         log(f"wrote the submission to {submission}")
     return result.summary
+
+
+def _versions_per_group(dataset: Dataset, split: str) -> int:
+    """The most versions (a puzzle and its augmented copies) any group of the split has."""
+    data_split = dataset.split(split)
+    counts = [np.diff(data_split.set(name).group_indices) for name in data_split.set_names]
+    return int(max((c.max() for c in counts if len(c)), default=0))
 
 
 def _log_subset(scorer: Scorer) -> None:
