@@ -172,6 +172,15 @@ def test_one_stop_request_gives_one_error_line(data, tmp_path):
     assert sum("received SIGINT" in line for line in stderr.splitlines()) == 1
 
 
+def test_the_announced_steps_are_the_steps_the_run_takes(data, tmp_path, capsys):
+    """200 puzzles of one example in batches of 16, 3 passes of one epoch: each pass drops its last
+    8 examples, so 3 x 12 = 36 steps, where the schedule's estimate says int(3 x 200 / 16) = 37."""
+    result = train(tiny(data), tmp_path / "run")
+    announced = [line for line in capsys.readouterr().err.splitlines() if line.startswith("training on")]
+    assert announced[0].endswith("; 36 steps, the learning-rate schedule spans 37"), announced
+    assert result["step"] == 36 and load_checkpoint(tmp_path / "run")["step"] == 36
+
+
 def test_ctrl_c_during_the_final_evaluation_keeps_the_checkpoint(tmp_path):
     """The issue's run: one step, then an evaluation over a test split far larger than the
     training; Ctrl-C during it stops it, the step's checkpoint is on disk, and the one error line

@@ -94,7 +94,8 @@ class Trainer:
     optimizers: dict[str, torch.optim.Optimizer]
     loader: TrainLoader
     test_split: Split | None
-    total_steps: int
+    total_steps: int  # the learning-rate schedule's length (the reference's estimate)
+    run_steps: int    # the steps the run takes: the loader's batches, at most max_steps
     ema: Ema | None = None
     state: RunState = field(default_factory=RunState)
 
@@ -152,6 +153,7 @@ def build(config: TrainConfig, run_dir: Path, dist: DistInfo,
     return Trainer(config=config, run_dir=run_dir, dist=dist, dataset=dataset, signature=signature,
                    model=model, forward=forward, optimizers=optimizers, loader=loader,
                    test_split=test_split, total_steps=total_steps,
+                   run_steps=loader.sampler.count_batches(limit=config.max_steps or None),
                    ema=Ema(model, config.ema_rate) if config.ema else None,
                    state=RunState(sampler_state=loader.sampler.state_dict()))
 
@@ -433,7 +435,9 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, for
     metrics_log = MetricsLog(run_dir, enabled=dist.is_main, logger=config.logger, config=config.to_dict(),
                              resume_step=t.state.step if resume else None)
     cpu_threads = f", {threads} CPU thread(s)" if dist.device.type == "cpu" else ""
-    log(f"training on {dist.device} ({dist.world_size} process(es){cpu_threads}); {t.total_steps} scheduled steps")
+    schedule = f", the learning-rate schedule spans {t.total_steps}" if t.total_steps != t.run_steps else ""
+    steps = f"{t.run_steps} step{'' if t.run_steps == 1 else 's'}"
+    log(f"training on {dist.device} ({dist.world_size} process(es){cpu_threads}); {steps}{schedule}")
     carry_bytes = tensor_bytes(t.model.initial_carry(_dummy_batch(t))) * dist.world_size  # the global batch's
     log(table_size_line(t.model, t.signature["num_puzzle_identifiers"], ema=t.ema is not None, carry_bytes=carry_bytes))
     deadline = started + config.time_budget if config.time_budget else None
@@ -473,7 +477,7 @@ def _budget_postfix(deadline: float, first_step: int, step: int, last_step: int,
 def _loop(t: Trainer, metrics_log: MetricsLog, deadline: float | None = None) -> None:
     cfg = t.config
     loop_start, first_step, budget_hit = time.monotonic(), t.state.step, False
-    last_step = min(t.total_steps, cfg.max_steps) if cfg.max_steps else t.total_steps
+    last_step = t.run_steps
     bar = progress(total=last_step, desc="train", unit="step")
     bar.update(min(t.state.step, last_step))
     window_start = time.perf_counter()
