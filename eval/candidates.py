@@ -30,8 +30,9 @@ device, so that the trainer sums its metrics there without reading anything back
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Iterator
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -40,6 +41,9 @@ from hrm.eval.candidate_spec import CandidateSpec
 from hrm.common.prefetch import prefetched
 from hrm.eval.batches import EvalBatch, as_torch, eval_batches
 from hrm.common.distributed import DistInfo
+
+if TYPE_CHECKING:
+    from hrm.builders.dataset import Split
 
 
 @dataclass
@@ -145,12 +149,12 @@ def run_candidates(model: nn.Module, batch: dict[str, torch.Tensor], spec: Candi
             for s in range(len(chunks[0]))]
 
 
-def candidate_batches(model: nn.Module, split: Any, batch_size: int, dist: DistInfo, spec: CandidateSpec,
-                      max_rows: int | None = None, batches: Iterable[EvalBatch] | None = None
+def candidate_batches(model: nn.Module, split: Split, batch_size: int, dist: DistInfo, spec: CandidateSpec,
+                      max_rows: int | None = None, rows: dict[str, np.ndarray] | None = None
                       ) -> Iterator[tuple[EvalBatch, dict[str, torch.Tensor], list[SegmentAnswers]]]:
     """(batch, its tensors on the device, per-segment answers of its candidates on the device) for
-    this rank's rows of every test batch (or of `batches`, e.g. a subset's). `max_rows` bounds the
-    rows of one forward (default: the batch size)."""
+    this rank's rows of every batch of `split` (with `rows`, of those rows only: eval.batches.
+    eval_batches). `max_rows` bounds the rows of one forward (default: the batch size)."""
     if not hasattr(model, "inner") or not hasattr(model.inner, "update"):
         raise HrmError("test-time candidates need an HRM-family model (hrm, trm, transformer)")
     random = spec.noise > 0 or spec.init_std > 0  # plain candidates draw nothing (and meta has no generator)
@@ -158,7 +162,7 @@ def candidate_batches(model: nn.Module, split: Any, batch_size: int, dist: DistI
     was_training = model.training
     model.eval()
     try:
-        for item in batches if batches is not None else prefetched(eval_batches(split, batch_size, dist)):
+        for item in prefetched(eval_batches(split, batch_size, dist, rows=rows)):
             tensors = as_torch(item.batch, dist.device)
             yield item, tensors, run_candidates(model, tensors, spec, generator, max_rows or batch_size)
     finally:

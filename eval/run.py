@@ -64,8 +64,6 @@ class _ModelRunner:
         """Per eval batch, its candidates' answers after every segment (the last is the answer)."""
         import torch
 
-        from hrm.common.prefetch import prefetched
-        from hrm.eval.batches import eval_batches
         from hrm.eval.candidates import candidate_batches
         from hrm.common.distributed import gather_rows
         from hrm.eval.inference import load_for_inference
@@ -77,20 +75,18 @@ class _ModelRunner:
         batch_size = batch_size or config.get("eval_batch_size") or config.get("global_batch_size") or 768
         data_split = dataset.split(split)
         total = subset.num_rows if subset is not None else data_split.attrs.get("total_examples")
-        source = (prefetched(eval_batches(data_split, batch_size, self.dist, rows=subset.rows))
-                  if subset is not None else None)  # None: every row
         k = candidates.per_example
         # examples/s and the time left, so that a long evaluation can be sized (--max-items)
         with progress(total=total, desc=f"eval {checkpoint.name}", unit="ex") as bar:
             for item, _, segments in candidate_batches(model, data_split, batch_size, self.dist, candidates,
-                                                       batches=source):
-                rows = torch.from_numpy(np.repeat(item.rows, k)).to(self.dist.device)  # example-major; pad rows -1
+                                                       rows=subset.rows if subset is not None else None):
+                rows = torch.from_numpy(np.repeat(item.rows, k))  # example-major candidates; pad rows have row -1
                 per_segment = [(rows, answers.predictions, answers.q_halt, answers.residual) for answers in segments]
                 if self.dist.world_size > 1:
                     # Every rank walks the same global batches in step with equal local batch sizes:
                     # gather plain tensors on the device, not pickles.
                     per_segment = [tuple(gather_rows(a, self.dist.device) for a in arrays) for arrays in per_segment]
-                per_segment = [tuple(a.cpu().numpy() for a in arrays) for arrays in per_segment]
+                per_segment = [tuple(a.cpu().numpy() for a in arrays) for arrays in per_segment]  # the read-back
                 if self.is_main:
                     valid = per_segment[-1][0] >= 0
                     bar.update(int(valid.sum()) // k)
