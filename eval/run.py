@@ -329,7 +329,7 @@ def _protocol(split: str, summary: dict[str, Any], made: dict[str, Any], rank: s
 def format_protocol(protocol: dict[str, Any]) -> str:
     """One line: the protocol as the readable table shows it."""
     parts = [f"{protocol['split']} split, {protocol['items']:,} items"
-             + (f" (subset: {protocol['subset']})" if protocol.get("subset") else " (all)"),
+             + (_subset_text(protocol["subset"]) if protocol.get("subset") else " (all)"),
              f"{protocol['versions_per_group']:.3g} version{'' if protocol['versions_per_group'] == 1 else 's'} "
              f"per puzzle"]
     samples, restarts = protocol.get("samples"), protocol.get("restarts")

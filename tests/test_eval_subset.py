@@ -125,3 +125,13 @@ def test_one_version_per_puzzle_reads_as_one(tmp_path):
     result = run_hrm("eval", "--predictions", tmp_path / "preds.parquet", "--data", tmp_path / "arc",
                      "--max-items", "2", check=True)
     assert "1 version per puzzle" in result.stdout, result.stdout
+
+
+def test_protocol_line_names_the_subset_in_words(arc):
+    from hrm.eval.run import format_protocol
+
+    root, _ = arc
+    summary = evaluate([], root / "arc", predictions=[root / "preds.parquet"], max_items=3, max_versions=2, seed=4)
+    line = format_protocol(summary["protocol"])
+    assert "(a subset: 3 of 6, at most 2 versions each, seed 4)" in line and "{" not in line, line
+    assert "; 2 versions per puzzle;" in line
