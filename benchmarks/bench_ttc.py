@@ -87,6 +87,7 @@ def one_pass(model, dataset, spec: CandidateSpec, depths: list[int], batch_size:
             start, scoring = time.perf_counter(), 0.0
             for segment, answers in enumerate(run_chunk(model, rows, spec, generator), start=1):
                 if segment in scorers:
+                    answers = answers.numpy()  # the read-back waits for the model: its time
                     now = time.perf_counter()
                     seconds[segment] += now - start - scoring  # the model's time only
                     scorers[segment].add(PredictionBatch(item.set_name, examples, answers.predictions[valid],

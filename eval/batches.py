@@ -51,33 +51,40 @@ class EvalBatch:
     mask: np.ndarray              # bool [b]: False on pad rows
 
 
-def eval_batches(split: Split, batch_size: int, dist: DistInfo) -> Iterator[EvalBatch]:
+def eval_batches(split: Split, batch_size: int, dist: DistInfo,
+                 rows: dict[str, np.ndarray] | None = None) -> Iterator[EvalBatch]:
     """Every example of every set of `split` in order, in global batches of `batch_size` padded
-    with pad rows (inputs pad_id, labels ignored, identifier 0); this rank's slice of each."""
+    with pad rows (inputs pad_id, labels ignored, identifier 0); this rank's slice of each. With
+    `rows` (set name -> sorted example rows, e.g. eval.subset's), only those rows of those sets."""
     if batch_size % dist.world_size:
         raise HrmError(f"eval batch size {batch_size} is not divisible by the {dist.world_size} processes")
     attrs = split.attrs
     pad_id, ignore = int(attrs.get("pad_id", 0)), attrs.get("ignore_label_id")
     local = dist.local_rows(batch_size)
-    for set_name in split.set_names:
+    size = local.stop - local.start
+    for set_name in split.set_names if rows is None else list(rows):
         pset = split.set(set_name)
+        selected = None if rows is None else rows[set_name]
         starts, identifiers = pset.puzzle_indices, pset.puzzle_identifiers
-        for start in range(0, pset.num_examples, batch_size):
-            lo = start + local.start
-            hi = min(start + local.stop, pset.num_examples)
-            count = max(0, hi - lo)
-            size = local.stop - local.start
+        num_rows = pset.num_examples if selected is None else len(selected)
+        for start in range(0, num_rows, batch_size):
+            lo, hi = start + local.start, min(start + local.stop, num_rows)
+            mine = np.arange(lo, hi, dtype=np.int64) if selected is None else selected[lo:hi]
+            count = len(mine)
             inputs = np.full((size, split.seq_len), pad_id, np.uint8)
             labels = np.full((size, split.seq_len), pad_id, np.uint8)
             ids = np.zeros(size, np.int32)
-            rows = np.full(size, -1, np.int64)
+            example_rows = np.full(size, -1, np.int64)
             if count:
-                inputs[:count], labels[:count] = pset.rows(lo, hi)
-                rows[:count] = np.arange(lo, hi)
-                ids[:count] = identifiers[np.searchsorted(starts, rows[:count], side="right") - 1]
+                if selected is None:  # one contiguous range
+                    inputs[:count], labels[:count] = pset.rows(lo, hi)
+                else:
+                    inputs[:count], labels[:count] = read_rows(pset.inputs, mine), read_rows(pset.labels, mine)
+                example_rows[:count] = mine
+                ids[:count] = identifiers[np.searchsorted(starts, mine, side="right") - 1]
             batch = to_batch(inputs, labels, ids, ignore)
             batch["labels"][count:] = IGNORE_LABEL_ID
-            yield EvalBatch(set_name, rows, batch, rows >= 0)
+            yield EvalBatch(set_name, example_rows, batch, example_rows >= 0)
 
 
 def read_rows(array: zarr.Array, rows: np.ndarray) -> np.ndarray:

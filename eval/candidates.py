@@ -19,13 +19,18 @@ candidate j at row i*K + j), chunked to at most `max_rows` rows per forward. Eve
 answers are returned, so that the accuracy after each segment comes out of one pass.
 
 Noise comes from a torch.Generator seeded by `seed` and drawn chunk by chunk: the same seed, batch
-size and number of processes give the same candidates. With K = 1, no noise and no restart, the
-forward passes are exactly plain evaluation's (eval.inference.run_batch).
+size and number of processes give the same candidates. With K = 1, no noise and no restart
+(CandidateSpec()), the forward passes are exactly the ACT wrapper's in evaluation mode.
+
+This is the one evaluation loop: `hrm eval` runs it with its candidates, the trainer's periodic
+evaluation (eval.inference.evaluate) with CandidateSpec(). The answers stay on the model's
+device, so that the trainer sums its metrics there without reading anything back inside the loop;
+`hrm eval` takes them to the host (SegmentAnswers.numpy).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
@@ -37,15 +42,26 @@ from hrm.common.prefetch import prefetched
 from hrm.eval.batches import EvalBatch, as_torch, eval_batches
 from hrm.common.distributed import DistInfo
 
+if TYPE_CHECKING:
+    from hrm.builders.dataset import Split
+
 
 @dataclass
 class SegmentAnswers:
-    """The candidates' answers after one segment (numpy, rows example-major)."""
+    """The candidates' answers after one segment (rows example-major): torch tensors on the
+    model's device as the loop yields them, numpy arrays after `.numpy()`."""
 
-    predictions: np.ndarray  # uint8 [n, seq_len] argmax tokens
-    q_halt: np.ndarray       # float32 [n] q_halt logit
-    residual: np.ndarray     # float32 [n] RMS change of the states over the segment, ~ ||f(z) - z||
-    steps: np.ndarray        # int32 [n] segments run (fewer than the segment index once halted)
+    predictions: torch.Tensor  # uint8 [n, seq_len] argmax tokens
+    q_halt: torch.Tensor       # float32 [n] q_halt logit
+    residual: torch.Tensor     # float32 [n] RMS change of the states over the segment, ~ ||f(z) - z||
+    steps: torch.Tensor        # int32 [n] segments run (fewer than the segment index once halted)
+
+    def numpy(self) -> "SegmentAnswers":
+        """The same answers as host numpy arrays (a read-back from the device)."""
+        return SegmentAnswers(*(getattr(self, name).cpu().numpy() for name in ANSWER_FIELDS))
+
+
+ANSWER_FIELDS = ("predictions", "q_halt", "residual", "steps")
 
 
 def state_residual(z_high: torch.Tensor, z_low: torch.Tensor, new_high: torch.Tensor,
@@ -57,7 +73,7 @@ def state_residual(z_high: torch.Tensor, z_low: torch.Tensor, new_high: torch.Te
     return (high + low).sqrt()
 
 
-def _initial_states(model: nn.Module, rows: int, spec: CandidateSpec, generator: torch.Generator,
+def _initial_states(model: nn.Module, rows: int, spec: CandidateSpec, generator: torch.Generator | None,
                     device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """The fixed initial states broadcast over `rows` candidates, plus, with init_std, one random
     offset per (example, restart), shared by that restart's samples."""
@@ -78,8 +94,11 @@ def _initial_states(model: nn.Module, rows: int, spec: CandidateSpec, generator:
 
 @torch.no_grad()
 def run_chunk(model: nn.Module, batch: dict[str, torch.Tensor], spec: CandidateSpec,
-              generator: torch.Generator) -> Iterator[SegmentAnswers]:
-    """The answers after every segment for a batch whose rows are already the candidates."""
+              generator: torch.Generator | None) -> Iterator[SegmentAnswers]:
+    """The answers after every segment for a batch whose rows are already the candidates, on the
+    device. The number of segments is known beforehand (halting on q only freezes a candidate's
+    answer), so the loop never asks the device whether it is done. `generator` draws the noise
+    and restarts (None when the spec has neither)."""
     inner = model.inner
     device = batch["inputs"].device
     rows = batch["inputs"].shape[0]
@@ -106,14 +125,13 @@ def run_chunk(model: nn.Module, batch: dict[str, torch.Tensor], spec: CandidateS
                 threshold = q_continue if model.learns_q_continue else torch.zeros_like(new_q_halt)
                 halted = halted | (new_q_halt > threshold)
             z_high, z_low = new_high, new_low
-            yield SegmentAnswers(predictions.to(torch.uint8).cpu().numpy(), q_halt.cpu().numpy().astype(np.float32),
-                                 residual.cpu().numpy().astype(np.float32), steps.cpu().numpy())
+            yield SegmentAnswers(predictions.to(torch.uint8), q_halt, residual.float(), steps)
     finally:
         inner.state_noise = None
 
 
 def run_candidates(model: nn.Module, batch: dict[str, torch.Tensor], spec: CandidateSpec,
-                   generator: torch.Generator, max_rows: int) -> list[SegmentAnswers]:
+                   generator: torch.Generator | None, max_rows: int) -> list[SegmentAnswers]:
     """For a batch of B examples: per segment, the answers of its B*K candidates (example-major),
     computed in chunks of whole examples of at most max(max_rows, K) rows."""
     k = spec.per_example
@@ -127,25 +145,25 @@ def run_candidates(model: nn.Module, batch: dict[str, torch.Tensor], spec: Candi
         chunks.append(list(run_chunk(model, rows, spec, generator)))
     if len(chunks) == 1:
         return chunks[0]
-    return [SegmentAnswers(*(np.concatenate([getattr(chunk[s], f) for chunk in chunks])
-                             for f in ("predictions", "q_halt", "residual", "steps")))
+    return [SegmentAnswers(*(torch.cat([getattr(chunk[s], name) for chunk in chunks]) for name in ANSWER_FIELDS))
             for s in range(len(chunks[0]))]
 
 
-def candidate_batches(model: nn.Module, split: Any, batch_size: int, dist: DistInfo, spec: CandidateSpec,
-                      max_rows: int | None = None, batches: Iterable[EvalBatch] | None = None
-                      ) -> Iterator[tuple[EvalBatch, list[SegmentAnswers]]]:
-    """(batch, per-segment answers of its candidates) for this rank's rows of every test batch
-    (or of `batches`, e.g. a subset's). `max_rows` bounds the rows of one forward (default: the
-    batch size, plain evaluation's)."""
+def candidate_batches(model: nn.Module, split: Split, batch_size: int, dist: DistInfo, spec: CandidateSpec,
+                      max_rows: int | None = None, rows: dict[str, np.ndarray] | None = None
+                      ) -> Iterator[tuple[EvalBatch, dict[str, torch.Tensor], list[SegmentAnswers]]]:
+    """(batch, its tensors on the device, per-segment answers of its candidates on the device) for
+    this rank's rows of every batch of `split` (with `rows`, of those rows only: eval.batches.
+    eval_batches). `max_rows` bounds the rows of one forward (default: the batch size)."""
     if not hasattr(model, "inner") or not hasattr(model.inner, "update"):
         raise HrmError("test-time candidates need an HRM-family model (hrm, trm, transformer)")
-    generator = torch.Generator(device=dist.device).manual_seed(spec.seed)
+    random = spec.noise > 0 or spec.init_std > 0  # plain candidates draw nothing (and meta has no generator)
+    generator = torch.Generator(device=dist.device).manual_seed(spec.seed) if random else None
     was_training = model.training
     model.eval()
     try:
-        for item in batches if batches is not None else prefetched(eval_batches(split, batch_size, dist)):
+        for item in prefetched(eval_batches(split, batch_size, dist, rows=rows)):
             tensors = as_torch(item.batch, dist.device)
-            yield item, run_candidates(model, tensors, spec, generator, max_rows or batch_size)
+            yield item, tensors, run_candidates(model, tensors, spec, generator, max_rows or batch_size)
     finally:
         model.train(was_training)

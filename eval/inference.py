@@ -1,27 +1,28 @@
 """Running a trained model: load a checkpoint, check it fits a dataset, predict, score.
 
-The trainer's periodic evaluation calls `evaluate`, which scores the output of
-`predict_batches` (as `predict` does). `hrm eval` runs its candidates through
-eval/candidates.py instead; with one plain candidate that is the same computation, so a
-checkpoint scored by `hrm eval` gives the numbers the trainer logged for it (tested in
-tests/test_eval_e2e.py and tests/test_ttc.py).
+The trainer's periodic evaluation calls `evaluate`, which runs the one evaluation loop
+(eval.candidates.candidate_batches) with one plain candidate per example, as `hrm eval` does by
+default; so a checkpoint scored by `hrm eval` gives the numbers the trainer logged for it
+(tests/test_eval_e2e.py recomputes both from the predictions and the labels).
 """
 from __future__ import annotations
 
 import hashlib
 import os
+from contextlib import closing
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
-from hrm.common import HrmError
+from hrm.common import HrmError, progress
 from hrm.builders.dataset import Dataset, Split, open_dataset
 from hrm.common.distributed import DistInfo, all_reduce_sum, select_device
-from hrm.common.prefetch import prefetched
-from hrm.eval.batches import IGNORE_LABEL_ID, EvalBatch, as_torch, eval_batches
+from hrm.eval.batches import IGNORE_LABEL_ID, as_torch
+from hrm.eval.candidate_spec import CandidateSpec
+from hrm.eval.candidates import candidate_batches
 from hrm.models.checkpoints import load_checkpoint
 from hrm.models.reference_checkpoint import load_reference_checkpoint
 from hrm.models.registry import build_for_dataset
@@ -98,33 +99,6 @@ def load_reference_for(path: str | os.PathLike, dataset: Dataset, batch_size: in
     return model, config
 
 
-@torch.no_grad()
-def run_batch(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """halt_max_steps segments, after which every slot has halted (evaluation mode): (argmax
-    tokens, q_halt logits, segments run), all on the device. The number of segments is known
-    beforehand, so the loop never asks the device whether it is done (no host sync)."""
-    if model.training:
-        raise RuntimeError("run_batch needs the model in evaluation mode (a fixed number of segments)")
-    carry = model.initial_carry(batch)
-    for _ in range(model.config.halt_max_steps):
-        carry, outputs = model(carry, batch)
-    return outputs["logits"].argmax(-1), outputs["q_halt_logits"].float(), carry.steps
-
-
-def predict_batches(model: nn.Module, split: Split, batch_size: int, dist: DistInfo
-                    ) -> Iterator[tuple[EvalBatch, dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """(batch, its tensors, predictions, q_halt, steps) for this rank's rows of every test batch."""
-    was_training = model.training
-    model.eval()
-    try:
-        for item in prefetched(eval_batches(split, batch_size, dist)):
-            tensors = as_torch(item.batch, dist.device)
-            predictions, q_halt, steps = run_batch(model, tensors)
-            yield item, tensors, predictions, q_halt, steps
-    finally:
-        model.train(was_training)
-
-
 def predict(model: nn.Module, dataset_path: str | os.PathLike | Dataset, split: str = "test",
             batch_size: int = 768, device: str | torch.device | None = None
             ) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
@@ -135,10 +109,9 @@ def predict(model: nn.Module, dataset_path: str | os.PathLike | Dataset, split: 
         device = next(model.parameters()).device
     chosen = device if isinstance(device, torch.device) else select_device(device)
     dist = DistInfo(rank=0, world_size=1, local_rank=0, device=chosen)
-    for item, _, predictions, q_halt, _ in predict_batches(model, dataset.split(split), batch_size, dist):
-        valid = item.mask
-        yield (item.set_name, item.rows[valid], predictions.cpu().numpy()[valid].astype(np.uint8),
-               q_halt.cpu().numpy()[valid].astype(np.float32))
+    for item, _, segments in candidate_batches(model, dataset.split(split), batch_size, dist, CandidateSpec()):
+        answers, valid = segments[-1].numpy(), item.mask
+        yield item.set_name, item.rows[valid], answers.predictions[valid], answers.q_halt[valid]
 
 
 def score(predictions: torch.Tensor, labels: torch.Tensor, q_halt: torch.Tensor, steps: torch.Tensor,
@@ -156,30 +129,42 @@ def score(predictions: torch.Tensor, labels: torch.Tensor, q_halt: torch.Tensor,
 EVAL_KEYS = ("count", "accuracy", "exact_accuracy", "q_halt_accuracy", "steps")
 
 
-def evaluation_sums(model: nn.Module, split: Split, batch_size: int, dist: DistInfo) -> torch.Tensor | None:
-    """The EVAL_KEYS sums of this rank's rows, on the device (None without any batch): nothing
-    is read back to the host inside the loop, so the device never waits for it."""
+def evaluation_sums(model: nn.Module, split: Split, batch_size: int, dist: DistInfo,
+                    stop: Callable[[], bool] | None = None, desc: str = "eval") -> torch.Tensor:
+    """The EVAL_KEYS sums of this rank's rows and, last, 1 if `stop()` ended the loop early, on
+    the device: nothing is read back to the host inside the loop, so the device never waits for
+    it. `stop` is asked after every batch (a host-side flag, e.g. a signal's); the bar (`desc`)
+    counts examples."""
     # Per-batch float32 sums are exact counts; the run's totals accumulate in float64 (MPS has none).
     dtype = torch.float32 if dist.device.type == "mps" else torch.float64
-    sums = None
-    for item, tensors, predictions, q_halt, steps in predict_batches(model, split, batch_size, dist):
-        valid = as_torch({"valid": item.mask}, dist.device)["valid"]
-        batch = score(predictions, tensors["labels"], q_halt, steps, valid)
-        values = torch.stack([batch[k] for k in EVAL_KEYS]).to(dtype)
-        sums = values if sums is None else sums + values
+    sums = torch.zeros(len(EVAL_KEYS) + 1, dtype=dtype, device=dist.device)
+    total = int(split.attrs.get("total_examples", 0)) or None
+    loop = candidate_batches(model, split, batch_size, dist, CandidateSpec())
+    with closing(loop), progress(total=total, desc=desc, unit="ex") as bar:
+        for item, tensors, segments in loop:
+            answers = segments[-1]
+            valid = as_torch({"valid": item.mask}, dist.device)["valid"]
+            batch = score(answers.predictions, tensors["labels"], answers.q_halt, answers.steps, valid)
+            sums[:-1] += torch.stack([batch[k] for k in EVAL_KEYS]).to(dtype)
+            bar.update(int(item.mask.sum()) * dist.world_size)  # the mask is on the host: no sync
+            if stop is not None and stop():
+                sums[-1] = 1
+                break
     return sums
 
 
-def evaluate(model: nn.Module, split: Split, batch_size: int, dist: DistInfo) -> dict[str, float]:
+def evaluate(model: nn.Module, split: Split, batch_size: int, dist: DistInfo,
+             stop: Callable[[], bool] | None = None, desc: str = "eval") -> dict[str, float] | None:
     """Exact accuracy, token accuracy, q-halt accuracy and mean steps over every example of
-    `split` (summed over ranks); "count" is the number of scored examples."""
-    sums = evaluation_sums(model, split, batch_size, dist)
-    if sums is None:
-        sums = torch.zeros(len(EVAL_KEYS), dtype=torch.float64)
+    `split` (summed over ranks); "count" is the number of scored examples. None when `stop()`
+    said to stop on any rank (asked between batches)."""
+    sums = evaluation_sums(model, split, batch_size, dist, stop, desc)
     reduce_device = dist.device if dist.device.type != "mps" else torch.device("cpu")
     totals = all_reduce_sum(sums.to(reduce_device, torch.float64)).cpu().tolist()  # the one read-back
+    if totals[-1] > 0:
+        return None
     count = totals[0]
-    result = {key: value / max(count, 1) for key, value in zip(EVAL_KEYS[1:], totals[1:])}
+    result = {key: value / max(count, 1) for key, value in zip(EVAL_KEYS[1:], totals[1:-1])}
     return {"count": int(count), **result}
 
 

@@ -33,7 +33,7 @@ from hrm.eval.predictions import (PREDICTIONS_OUTPUT, PredictionBatch, Predictio
 from hrm.eval.pool import DEFAULT_DRAWS, format_pool_curve, plot_pool_curve
 from hrm.eval.score import ScoreResult, Scorer
 from hrm.show.charts import PICTURE_OUTPUT
-from hrm.eval.subset import Subset, choose_subset, subset_batches
+from hrm.eval.subset import Subset, choose_subset
 from hrm.eval.vote import RANKERS
 from hrm.eval.submission import SUBMISSION_OUTPUT, build_submission, write_submission
 
@@ -64,7 +64,6 @@ class _ModelRunner:
         """Per eval batch, its candidates' answers after every segment (the last is the answer)."""
         import torch
 
-        from hrm.common.prefetch import prefetched
         from hrm.eval.candidates import candidate_batches
         from hrm.common.distributed import gather_rows
         from hrm.eval.inference import load_for_inference
@@ -76,20 +75,18 @@ class _ModelRunner:
         batch_size = batch_size or config.get("eval_batch_size") or config.get("global_batch_size") or 768
         data_split = dataset.split(split)
         total = subset.num_rows if subset is not None else data_split.attrs.get("total_examples")
-        source = (prefetched(subset_batches(data_split, subset, batch_size, self.dist))
-                  if subset is not None else None)  # None: every row (eval.batches.eval_batches)
         k = candidates.per_example
         # examples/s and the time left, so that a long evaluation can be sized (--max-items)
         with progress(total=total, desc=f"eval {checkpoint.name}", unit="ex") as bar:
-            for item, segments in candidate_batches(model, data_split, batch_size, self.dist, candidates,
-                                                    batches=source):
-                rows = np.repeat(item.rows, k)  # example-major candidates; pad rows have row -1
+            for item, _, segments in candidate_batches(model, data_split, batch_size, self.dist, candidates,
+                                                       rows=subset.rows if subset is not None else None):
+                rows = torch.from_numpy(np.repeat(item.rows, k))  # example-major candidates; pad rows have row -1
                 per_segment = [(rows, answers.predictions, answers.q_halt, answers.residual) for answers in segments]
                 if self.dist.world_size > 1:
                     # Every rank walks the same global batches in step with equal local batch sizes:
                     # gather plain tensors on the device, not pickles.
-                    per_segment = [tuple(gather_rows(torch.from_numpy(np.ascontiguousarray(a)), self.dist.device).numpy()
-                                         for a in arrays) for arrays in per_segment]
+                    per_segment = [tuple(gather_rows(a, self.dist.device) for a in arrays) for arrays in per_segment]
+                per_segment = [tuple(a.cpu().numpy() for a in arrays) for arrays in per_segment]  # the read-back
                 if self.is_main:
                     valid = per_segment[-1][0] >= 0
                     bar.update(int(valid.sum()) // k)
@@ -219,6 +216,10 @@ def evaluate(checkpoints: Sequence[str | os.PathLike] = (), data: str | os.PathL
         raise UsageError(f"--pool-draws must be at least 1, got {pool_draws}")
     if pool and not dataset.split(split).has_solutions:
         raise HrmError("--pool scores accuracy, and this split has no solutions (built with --no-solutions)")
+    if pool and _versions_per_group(dataset, split) == 1:
+        build = "--aug K" if dataset.task == "arc" else "--test-aug K"
+        raise HrmError(f"--pool votes over the versions of each puzzle, and the {split} split of {dataset.path} has "
+                       f"one version per puzzle: build it with `hrm build-data {dataset.task} ... {build}`")
     if submission is not None:
         check_output(submission, SUBMISSION_OUTPUT, force=force)
         if max_items is not None:
@@ -260,7 +261,7 @@ def evaluate(checkpoints: Sequence[str | os.PathLike] = (), data: str | os.PathL
     summary = result.summary
     if checkpoints:
         summary["accuracy_by_segment"] = [s.result(1, rank).summary["pass@1"] for s in earlier] + [summary["pass@1"]]
-    summary["protocol"] = _protocol(dataset, split, summary, made, rank, segments)
+    summary["protocol"] = _protocol(split, summary, made, rank, segments, scorer.versions_per_group())
     if pool:
         summary["accuracy_by_pool"] = scorer.pool_curve(pool, vote_k, rank, pool_draws, seed)
         summary["protocol"]["pool"] = {"sizes": list(pool), "draws": pool_draws, "seed": seed}
@@ -275,6 +276,13 @@ def evaluate(checkpoints: Sequence[str | os.PathLike] = (), data: str | os.PathL
         write_submission(submission, build_submission(result), force=force)
         log(f"wrote the submission to {submission}")
     return result.summary
+
+
+def _versions_per_group(dataset: Dataset, split: str) -> int:
+    """The most versions (a puzzle and its augmented copies) any group of the split has."""
+    data_split = dataset.split(split)
+    counts = [np.diff(data_split.set(name).group_indices) for name in data_split.set_names]
+    return int(max((c.max() for c in counts if len(c)), default=0))
 
 
 def _log_subset(scorer: Scorer) -> None:
@@ -309,23 +317,21 @@ def _table_generators(tables: Sequence[Path]) -> dict[str, Any]:
             "tables": [str(t) for t in tables]}
 
 
-def _protocol(dataset: Dataset, split: str, summary: dict[str, Any], made: dict[str, Any], rank: str,
-              segments: int | None) -> dict[str, Any]:
+def _protocol(split: str, summary: dict[str, Any], made: dict[str, Any], rank: str, segments: int | None,
+              versions_per_group: float) -> dict[str, Any]:
     """Everything a score depends on besides the weights: what was scored, how the candidates
     were made, how they were ranked. Published numbers differ mostly by this."""
-    data_split = dataset.split(split)
-    puzzles = sum(len(data_split.set(name).puzzle_identifiers) for name in data_split.set_names)
     return {"split": split, "items": summary["test_inputs"], "groups": summary["groups"],
             "subset": summary.get("subset"), "predictions": summary["predictions"],
-            "versions_per_group": puzzles / max(summary["groups"], 1), **made,
-            "segments": segments, "ranker": rank}
+            "versions_per_group": versions_per_group, **made, "segments": segments, "ranker": rank}
 
 
 def format_protocol(protocol: dict[str, Any]) -> str:
     """One line: the protocol as the readable table shows it."""
     parts = [f"{protocol['split']} split, {protocol['items']:,} items"
-             + (f" (subset: {protocol['subset']})" if protocol.get("subset") else " (all)"),
-             f"{protocol['versions_per_group']:g} versions per puzzle"]
+             + (_subset_text(protocol["subset"]) if protocol.get("subset") else " (all)"),
+             f"{protocol['versions_per_group']:.3g} version{'' if protocol['versions_per_group'] == 1 else 's'} "
+             f"per puzzle"]
     samples, restarts = protocol.get("samples"), protocol.get("restarts")
     if samples:
         parts.append(f"samples K={samples['K']} noise={samples['noise']:g}")

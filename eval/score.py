@@ -105,6 +105,22 @@ class Scorer:
                 mask[rows] = True
                 self._row_masks[name] = mask
 
+    def versions_per_group(self) -> float:
+        """The mean number of versions (a puzzle and its augmented copies) per scored item: the
+        subset's items and the versions it kept of them, or every item."""
+        versions = []
+        for name, frames in self.frames.items():
+            puzzle_set = self.split.set(name)
+            group_indices = puzzle_set.group_indices
+            group_of_puzzle = np.repeat(np.arange(frames.num_groups), np.diff(group_indices))
+            kept = np.ones(len(group_of_puzzle), bool)
+            if name in self._row_masks:  # a version is kept when its rows are (all or none are)
+                kept = self._row_masks[name][puzzle_set.puzzle_indices[:-1]]
+            versions.append(np.bincount(group_of_puzzle[kept], minlength=frames.num_groups))
+        per_group = np.concatenate(versions) if versions else np.zeros(0, np.int64)
+        chosen = self.subset.groups if self.subset is not None else np.ones(self.num_groups, bool)
+        return float(per_group[chosen].mean()) if chosen.any() else 0.0
+
     def _truth(self) -> tuple[np.ndarray, np.ndarray]:
         """The right answer of every key, from the labels of its group's unaugmented version:
         a version whose descriptors do not invert correctly then disagrees with it."""

@@ -3,7 +3,8 @@
 Reads the predictions table of SPEC 6 (one row per test example: set, example, prediction,
 q_halt). Sudoku and maze show one example's prediction with its wrong cells marked. ARC shows,
 for each test pair of a task, the top-2 attempts voted over all augmented versions after mapping
-each back to the original frame (SPEC 6), each beside the truth.
+each back to the original frame (SPEC 6), each beside the truth. A split built without solutions
+(`--no-solutions`) has no truth: the answers are shown unmarked and a note says so.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from hrm.eval.batches import read_rows
 from hrm.eval.vote import top_answers, vote
 
 ATTEMPTS = 2
+NO_SOLUTION = "no solution to compare: the {split} split was built without solutions (--no-solutions)"
 
 
 def read_predictions(path: str | os.PathLike, dataset: Dataset, split: str, set_name: str,
@@ -67,14 +69,19 @@ def _grid_prediction_figure(dataset: Dataset, puzzle_set: PuzzleSet, split: str,
     tokens, q_halt = found[index]
     inputs, labels = puzzle_set.rows(index, index + 1)
     grid_in, truth, predicted = grid_of(task, inputs[0]), grid_of(task, labels[0]), grid_of(task, tokens)
-    scored = labels[0].reshape(truth.shape) != dataset.split(split).attrs["ignore_label_id"]
-    wrong = (predicted != truth) & scored
     clues = grid_in > 0 if task == "sudoku" else None
-    panels = [Panel("truth", task, truth, clues=clues), Panel("prediction", task, predicted, clues=clues, wrong=wrong)]
+    if not dataset.split(split).has_solutions:
+        panels = [Panel("prediction", task, predicted, clues=clues)]
+        verdict = NO_SOLUTION.format(split=split)
+    else:
+        scored = labels[0].reshape(truth.shape) != dataset.split(split).attrs["ignore_label_id"]
+        wrong = (predicted != truth) & scored
+        panels = [Panel("truth", task, truth, clues=clues),
+                  Panel("prediction", task, predicted, clues=clues, wrong=wrong)]
+        n_wrong = int(wrong.sum())
+        verdict = "exact" if n_wrong == 0 else f"{n_wrong} of {int(scored.sum())} cells wrong"
     if task == "sudoku":
         panels.insert(0, Panel("input", task, grid_in, clues=clues))
-    n_wrong = int(wrong.sum())
-    verdict = "exact" if n_wrong == 0 else f"{n_wrong} of {int(scored.sum())} cells wrong"
     return Figure(f"{task} {split}[{index}] prediction", [panels],
                   [f"{verdict}; q_halt logit {q_halt:.3f}"])
 
@@ -106,26 +113,33 @@ def _arc_prediction_figure(dataset: Dataset, puzzle_set: PuzzleSet, split: str, 
     truths = frames.answers(truth_rows, labels, labels, ignore)
     original_inputs = read_rows(puzzle_set.inputs, truth_rows)
     inputs = frames.answers(truth_rows, original_inputs, labels, ignore)
+    has_truth = dataset.split(split).has_solutions
     figure_rows, solved = [], 0
     for n, k in enumerate(pairs):
         truth = truths.grid(n)
-        panels = [Panel(f"test pair {k + 1} input", "arc", inputs.grid(n)), Panel("truth", "arc", truth)]
+        panels = [Panel(f"test pair {k + 1} input", "arc", inputs.grid(n))]
+        if has_truth:
+            panels.append(Panel("truth", "arc", truth))
         key = frames.example_key[truth_rows[n]]
         right = False
         for a, answer in enumerate(chosen[answer_keys == key]):
             grid = answers.grid(int(voters[votes.first_vote[answer]]))
+            count = int(votes.count[answer])
+            title = f"attempt {a + 1}: {count} vote{'s' if count != 1 else ''}"
+            if not has_truth:
+                panels.append(Panel(f"{title}, {grid.shape[0]}x{grid.shape[1]}", "arc", grid))
+                continue
             ok = grid.shape == truth.shape and np.array_equal(grid, truth)
             right = right or ok
             shape = "" if grid.shape == truth.shape else f", {grid.shape[0]}x{grid.shape[1]}"
-            count = int(votes.count[answer])
-            title = f"attempt {a + 1}: {count} vote{'s' if count != 1 else ''}{shape}{', right' if ok else ''}"
-            panels.append(Panel(title, "arc", grid, wrong=_wrong(grid, truth)))
+            panels.append(Panel(f"{title}{shape}{', right' if ok else ''}", "arc", grid, wrong=_wrong(grid, truth)))
         solved += right
         figure_rows.append(panels)
     name = parse_version_name(identifier_name(dataset, int(puzzle_set.puzzle_identifiers[original])))[0]
     voted = len(np.unique(frames.example_puzzle[rows[voters]])) if len(voters) else 0
-    notes = [f"{solved} of {len(pairs)} test pairs solved within {ATTEMPTS} attempts; "
-             f"{voted} of {len(versions)} versions gave an answer"]
+    outcome = (f"{solved} of {len(pairs)} test pairs solved within {ATTEMPTS} attempts" if has_truth
+               else NO_SOLUTION.format(split=split))
+    notes = [f"{outcome}; {voted} of {len(versions)} versions gave an answer"]
     return Figure(f"ARC task {name}: predictions", figure_rows, notes)
 
 

@@ -3,7 +3,7 @@ M versions of each, so that an evaluation can be sized to the time at hand.
 
     subset = choose_subset(scorer.split, scorer.frames, max_items=100, max_versions=8, seed=0)
     scorer.restrict(subset)            # score only these items and rows
-    for item in subset_batches(split, subset, 768, dist): ...
+    for item in eval_batches(split, 768, dist, rows=subset.rows): ...   # eval.batches
 
 An item is a group of the split (one original task or puzzle with all its augmented versions).
 Items are drawn without replacement by `numpy.random.default_rng(seed)`; within an item the
@@ -14,17 +14,15 @@ back to) and the other M - 1 versions are drawn from the rest. The summary recor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hrm.common import HrmError, UsageError
+from hrm.common import UsageError
 
 if TYPE_CHECKING:
     from hrm.builders.dataset import Split
     from hrm.eval.inverse import SetFrames
-    from hrm.eval.batches import EvalBatch
-    from hrm.common.distributed import DistInfo
 
 
 @dataclass
@@ -80,33 +78,3 @@ def choose_subset(split: "Split", frames: dict[str, "SetFrames"], max_items: int
         return None
     return Subset(items=int(keep.sum()), of_items=total, max_versions=max_versions, seed=seed,
                   groups=keep, rows=rows)
-
-
-def subset_batches(split: "Split", subset: Subset, batch_size: int, dist: "DistInfo") -> Iterator["EvalBatch"]:
-    """The subset's rows of every set in order, in global batches of `batch_size` padded with pad
-    rows (inputs pad_id, labels ignored, identifier 0) as eval.batches.eval_batches pads the full
-    split; this rank's slice of each."""
-    from hrm.eval.batches import IGNORE_LABEL_ID, EvalBatch, read_rows, to_batch
-
-    if batch_size % dist.world_size:
-        raise HrmError(f"eval batch size {batch_size} is not divisible by the {dist.world_size} processes")
-    pad_id, ignore = int(split.attrs.get("pad_id", 0)), split.attrs.get("ignore_label_id")
-    local = dist.local_rows(batch_size)
-    size = local.stop - local.start
-    for set_name, selected in subset.rows.items():
-        puzzle_set = split.set(set_name)
-        starts, identifiers = puzzle_set.puzzle_indices, puzzle_set.puzzle_identifiers
-        for start in range(0, len(selected), batch_size):
-            mine = selected[start + local.start:min(start + local.stop, len(selected))]
-            count = len(mine)
-            inputs = np.full((size, split.seq_len), pad_id, np.uint8)
-            labels = np.full((size, split.seq_len), pad_id, np.uint8)
-            ids = np.zeros(size, np.int32)
-            rows = np.full(size, -1, np.int64)
-            if count:
-                inputs[:count], labels[:count] = read_rows(puzzle_set.inputs, mine), read_rows(puzzle_set.labels, mine)
-                rows[:count] = mine
-                ids[:count] = identifiers[np.searchsorted(starts, mine, side="right") - 1]
-            batch = to_batch(inputs, labels, ids, ignore)
-            batch["labels"][count:] = IGNORE_LABEL_ID
-            yield EvalBatch(set_name, rows, batch, rows >= 0)

@@ -255,3 +255,26 @@ def test_table_size_line_by_hand():
     assert 876_406 * 512 * 4 / 1e9 == pytest.approx(1.79, abs=0.01)
     assert format_bytes(876_406 * 512 * 4) == "1.7 GiB"  # 1.67 GiB
     assert [format_bytes(n) for n in (512, 1024, 150 * 2**20)] == ["512 B", "1.0 KiB", "150 MiB"]
+
+
+def test_show_predictions_without_solutions_marks_nothing(unseen, tmp_path):
+    """No truth to compare: the attempts are shown unmarked, no truth panel, and the note (text,
+    JSON and the PNG's figure alike) says that there is no solution."""
+    from hrm.eval.predictions import predictions_dataset_signature
+    from tests.eval_helpers import write_table
+
+    test_set = open_dataset(unseen).split("test").set("all")
+    inputs, _ = test_set.rows(0, test_set.num_examples)
+    # every version answers its own input grid (a valid grid: the attempts vote)
+    write_table(tmp_path / "p.parquet", [(row, inputs[row], 0.5) for row in range(len(inputs))], inputs.shape[1],
+                signature=predictions_dataset_signature(open_dataset(unseen)))
+    shown = json.loads(run_hrm("show", "--predictions", tmp_path / "p.parquet", "--data", unseen, "--json",
+                               "--png", tmp_path / "p.png", check=True).stdout)
+    panels = [panel for row in shown["rows"] for panel in row]
+    assert panels[0]["title"].endswith("input") and len(panels) > 1
+    assert all(panel["title"] != "truth" and "wrong_cells" not in panel for panel in panels)
+    assert not any("right" in panel["title"] for panel in panels)
+    assert shown["notes"][0].startswith("no solution to compare: the test split was built without solutions")
+    assert (tmp_path / "p.png").is_file()
+    text = run_hrm("show", "--predictions", tmp_path / "p.parquet", "--data", unseen, check=True).stdout
+    assert "no solution to compare" in text and "solved" not in text and "truth" not in text

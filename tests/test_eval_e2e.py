@@ -24,6 +24,24 @@ def trained(tmp_path_factory):
     return root
 
 
+def accuracies_from_table(table_path, data) -> tuple[float, float]:
+    """(exact accuracy, token accuracy) of a predictions table in numpy: a row is exact when every
+    labelled position is right; token accuracy is the mean over rows of the right share of its
+    labelled positions."""
+    from hrm.builders.dataset import open_dataset
+
+    table = pq.read_table(table_path)
+    rows = table.column("example").to_numpy()
+    predictions = np.stack(table.column("prediction").to_numpy(zero_copy_only=False))
+    split = open_dataset(data).split("test")
+    _, labels = split.set("all").rows(0, split.set("all").num_examples)
+    labels = labels[rows]
+    ignore = split.attrs.get("ignore_label_id")
+    scored = labels != ignore if ignore is not None else np.ones(labels.shape, bool)
+    right = (predictions == labels) & scored
+    return float((right.sum(1) == scored.sum(1)).mean()), float((right.sum(1) / scored.sum(1)).mean())
+
+
 def test_eval_reports_what_the_trainer_logged(trained):
     root = trained
     logged = [json.loads(p.read_text()) for p in sorted((root / "run" / "eval").glob("step_*.json"))][-1]
@@ -32,8 +50,12 @@ def test_eval_reports_what_the_trainer_logged(trained):
                      check=True)
     summary = json.loads(result.stdout)
     assert 0 < logged["exact_accuracy"] < 1 and 0 < logged["accuracy"] < 1
-    assert summary["exact_accuracy"] == pytest.approx(logged["exact_accuracy"], abs=1e-9)
-    assert summary["token_accuracy"] == pytest.approx(logged["accuracy"], abs=1e-6)
+    # The oracle: both numbers recomputed here from the saved predictions and the labels.
+    exact, token = accuracies_from_table(root / "out" / "predictions.parquet", root / "data")
+    assert logged["exact_accuracy"] == pytest.approx(exact, abs=1e-9)
+    assert logged["accuracy"] == pytest.approx(token, abs=1e-6)
+    assert summary["exact_accuracy"] == pytest.approx(exact, abs=1e-9)
+    assert summary["token_accuracy"] == pytest.approx(token, abs=1e-6)
     assert summary["predictions"] == logged["count"] == 64
     # unaugmented test split: pass@1 is the exact accuracy
     assert summary["pass@1"] == pytest.approx(summary["exact_accuracy"])

@@ -94,3 +94,44 @@ def test_model_predicts_exactly_the_subset_rows(tmp_path):
     assert len(subset["example"]) == 7 == part["predictions"]
     by_row = dict(zip(whole["example"], whole["prediction"]))
     assert all(by_row[row] == tokens for row, tokens in zip(subset["example"], subset["prediction"]))
+
+
+@pytest.mark.parametrize("max_items, max_versions", [(None, None), (3, None), (4, 2), (None, 3)])
+def test_versions_per_group_is_the_mean_over_the_scored_items(tmp_path, max_items, max_versions):
+    """Tasks of 1, 2, 3, 4, 4 and 1 versions: the protocol's versions_per_group is, by hand, the
+    mean of min(versions, M) over the tasks the subset drew (named in results.parquet)."""
+    versions = [1, 2, 3, 4, 4, 1]
+    tasks = random_arc_tasks(np.random.default_rng(5), num_tasks=6, versions=4)
+    for task, count in zip(tasks, versions):
+        task.versions = task.versions[:count]
+    write_arc_dataset(tmp_path / "arc", tasks)
+    rows = answer_rows(tasks, lambda t, truth: truth)
+    write_table(tmp_path / "preds.parquet", rows, 900,
+                signature=predictions_dataset_signature(open_dataset(tmp_path / "arc")))
+    summary = evaluate([], tmp_path / "arc", predictions=[tmp_path / "preds.parquet"], max_items=max_items,
+                       max_versions=max_versions, seed=1, out=tmp_path / "eval")
+    names = pq.read_table(tmp_path / "eval" / "results.parquet").column("name").to_pylist()
+    index = {task.name: t for t, task in enumerate(tasks)}
+    kept = [min(versions[index[name]], max_versions or 4) for name in names]
+    assert len(names) == (max_items or 6)
+    assert summary["protocol"]["versions_per_group"] == pytest.approx(np.mean(kept))
+
+
+def test_one_version_per_puzzle_reads_as_one(tmp_path):
+    tasks = random_arc_tasks(np.random.default_rng(6), num_tasks=5, versions=1)
+    write_arc_dataset(tmp_path / "arc", tasks)
+    write_table(tmp_path / "preds.parquet", answer_rows(tasks, lambda t, truth: truth), 900,
+                signature=predictions_dataset_signature(open_dataset(tmp_path / "arc")))
+    result = run_hrm("eval", "--predictions", tmp_path / "preds.parquet", "--data", tmp_path / "arc",
+                     "--max-items", "2", check=True)
+    assert "1 version per puzzle" in result.stdout, result.stdout
+
+
+def test_protocol_line_names_the_subset_in_words(arc):
+    from hrm.eval.run import format_protocol
+
+    root, _ = arc
+    summary = evaluate([], root / "arc", predictions=[root / "preds.parquet"], max_items=3, max_versions=2, seed=4)
+    line = format_protocol(summary["protocol"])
+    assert "(a subset: 3 of 6, at most 2 versions each, seed 4)" in line and "{" not in line, line
+    assert "; 2 versions per puzzle;" in line

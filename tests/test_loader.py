@@ -110,6 +110,28 @@ def test_sampler_matches_reference_loop(dataset, batch, epochs, per_pass):
         np.testing.assert_array_equal(ids, want_ids)
 
 
+@pytest.mark.parametrize("sizes", ["varying", "per group", "constant"])
+@pytest.mark.parametrize("batch,epochs,per_pass", [(7, 5, 1), (16, 6, 4), (32, 3, 3), (1, 2, 2), (100, 4, 2)])
+def test_count_batches_is_the_number_of_batches_of_the_run(sizes, batch, epochs, per_pass):
+    """The count the run announces, against the reference loop's batches: with sizes varying
+    within a group, shared by a group's versions (ARC), and one size for all (sudoku, maze)."""
+    rng = np.random.default_rng(batch + epochs)
+    puzzles_per_group, examples = make_structure(rng, 40)
+    group_of_puzzle = np.repeat(np.arange(40), puzzles_per_group)
+    if sizes == "per group":
+        examples = rng.integers(1, 6, 40)[group_of_puzzle]
+    elif sizes == "constant":
+        examples = np.full(len(examples), 3)
+    make = lambda: TrainSampler(np.concatenate([[0], np.cumsum(examples)]),  # noqa: E731
+                                np.concatenate([[0], np.cumsum(puzzles_per_group)]), batch_size=batch,
+                                epochs=epochs, epochs_per_pass=per_pass, seed=1)
+    expected = len(reference_batches(make(), epochs, per_pass, batch))
+    sampler = make()
+    assert sampler.count_batches() == expected > 0
+    assert sampler.count_batches(limit=3) == min(3, expected)
+    assert len(all_batches(sampler)) == expected  # counting did not move the sampler
+
+
 def test_epoch_plan_is_a_shuffle_with_one_version_per_group(dataset):
     pset = open_dataset(dataset).split("train").set()
     gi = pset.group_indices

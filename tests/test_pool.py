@@ -135,3 +135,25 @@ def test_bad_pool_sizes_are_usage_errors(pooled_arc, value):
     result = run_hrm("eval", "--predictions", root / "preds.parquet", "--data", root / "arc", "--pool", value)
     assert result.returncode == 2
     assert_one_line_error(result, "--pool")
+
+
+@pytest.mark.parametrize("task, build", [("sudoku", "--test-aug K"), ("arc", "--aug K")])
+def test_pool_on_one_version_per_puzzle_says_how_to_build_versions(tmp_path, task, build):
+    """A split of one version per puzzle has nothing to pool: one line naming the build option."""
+    from tests.eval_helpers import write_grid_dataset
+
+    if task == "arc":
+        write_arc_dataset(tmp_path / "data", random_arc_tasks(np.random.default_rng(2), num_tasks=3, versions=1))
+        seq_len = 900
+    else:
+        grids = np.random.default_rng(0).integers(1, 10, size=(4, 81)).astype(np.uint8)
+        write_grid_dataset(tmp_path / "data", "sudoku", grids, grids)
+        seq_len = 81
+    rows = [(row, np.zeros(seq_len, np.uint8), 0.0) for row in range(3)]
+    write_table(tmp_path / "p.parquet", rows, seq_len,
+                signature=predictions_dataset_signature(open_dataset(tmp_path / "data")))
+    result = run_hrm("eval", "--predictions", tmp_path / "p.parquet", "--data", tmp_path / "data", "--pool", "1,2",
+                     "--out", tmp_path / "out")
+    assert result.returncode == 1
+    assert_one_line_error(result, "--pool", "one version per puzzle", f"hrm build-data {task}", build)
+    assert not (tmp_path / "out").exists()

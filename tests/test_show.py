@@ -62,11 +62,11 @@ def arc_canvas(grid, offset=(0, 0), side=30) -> np.ndarray:
     return canvas.ravel()
 
 
-def write_sudoku(path):
+def write_sudoku(path, has_solutions: bool = True):
     with atomic_directory(path) as tmp:
         writer = DatasetWriter(tmp, task="sudoku", seed=0, builder={})
-        inputs, labels = sudoku_tokens(PUZZLE)[None], sudoku_tokens(SOLUTION)[None]
-        split = writer.split("test", seq_len=81, vocab_size=11)
+        inputs, labels = sudoku_tokens(PUZZLE)[None], sudoku_tokens(SOLUTION if has_solutions else "0" * 81)[None]
+        split = writer.split("test", seq_len=81, vocab_size=11, **({} if has_solutions else {"has_solutions": False}))
         split.set().append(np.repeat(inputs, 2, 0), np.repeat(labels, 2, 0), examples_per_puzzle=[1, 1],
                            puzzles_per_group=[2])
         writer.close()
@@ -294,6 +294,17 @@ def test_predictions_sudoku_marks_wrong_cells(tmp_path):
     marks = bad.stdout.splitlines()[3 + 5]  # the fifth grid row (after a band rule)
     assert marks.endswith(". . . | . X . | . . .")
     assert PIL.open(tmp_path / "p.png").size[0] > 3 * 306
+
+
+def test_predictions_without_solutions_mark_no_cell(tmp_path):
+    write_sudoku(tmp_path / "s", has_solutions=False)
+    wrong = sudoku_tokens(SOLUTION)
+    wrong[[0, 40]] = [2, 2]
+    write_predictions(tmp_path / "p.parquet", [("all", 0, wrong, 1.0)])
+    result = run_hrm("show", "--predictions", tmp_path / "p.parquet", "--data", tmp_path / "s", check=True)
+    header = [line for line in result.stdout.splitlines() if line.startswith("input")][0]
+    assert header.split() == ["input", "prediction"]  # no truth, no wrong-cell marks
+    assert "no solution to compare" in result.stdout and "wrong" not in result.stdout
 
 
 def test_predictions_maze_marks_the_missed_path_cell(tmp_path):

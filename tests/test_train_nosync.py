@@ -5,7 +5,8 @@ no values, so anything that reads a value back to the host - `.item()`, `.tolist
 `bool(tensor)`, `float(tensor)`, `nonzero`, `unique`, a boolean mask index - raises there. The
 whole step runs (forward with the ACT refill and exploration draws, the extra Q-target forward,
 loss, backward, AdamAtan2, sparse sign-SGD, EMA, the metric sums); so does the evaluation loop
-over a dataset (batches, segments, scoring and summing). The injected variants add one host read
+over a dataset (batches, segments, scoring and summing: eval.candidates' loop, as the
+trainer runs it). The injected variants add one host read
 to each and check that the test then fails: it can tell.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 import torch
 
 from sudoku4_data import write_sudoku4
-from hrm.eval import inference
+from hrm.eval import candidates, inference
 from hrm.train import losses, loop, optim
 from hrm.train.config import load_config
 from hrm.eval.batches import as_torch
@@ -117,21 +118,31 @@ def inject_item_in_scoring(monkeypatch):
 
 
 def inject_halt_check_in_segments(monkeypatch):
-    real = inference.run_batch
+    real = candidates.run_chunk
 
-    def run_batch(model, batch):
-        carry = model.initial_carry(batch)
-        for _ in range(model.config.halt_max_steps):
-            carry, outputs = model(carry, batch)
-            if bool(carry.halted.all()):  # the per-segment check the loop used to make
-                break
-        return real(model, batch)
-    monkeypatch.setattr(inference, "run_batch", run_batch)
+    def run_chunk(model, batch, spec, generator):
+        for answers in real(model, batch, spec, generator):
+            yield answers
+            if bool((answers.q_halt > 0).all()):  # "stop once every candidate wants to halt"
+                return
+    monkeypatch.setattr(candidates, "run_chunk", run_chunk)
 
 
-@pytest.mark.parametrize("inject", [None, inject_item_in_scoring, inject_halt_check_in_segments],
-                         ids=["as-built", "item-in-scoring", "halt-check-per-segment"])
+def inject_progress_from_the_device(monkeypatch):
+    real = inference.score
+
+    def score(predictions, labels, *args):
+        sums = real(predictions, labels, *args)
+        inference.progress().set_postfix(solved=int(sums["exact_accuracy"]))  # a bar showing the running score
+        return sums
+    monkeypatch.setattr(inference, "score", score)
+
+
+@pytest.mark.parametrize("inject", [None, inject_item_in_scoring, inject_halt_check_in_segments,
+                                    inject_progress_from_the_device],
+                         ids=["as-built", "item-in-scoring", "halt-check-per-segment", "progress-from-device"])
 def test_evaluation_loop_has_no_host_sync(data, tmp_path, monkeypatch, inject):
+    """The trainer's evaluation: the one evaluation loop (eval.candidates) with one plain candidate."""
     trainer, _ = meta_trainer(data, tmp_path)
     if inject is not None:
         inject(monkeypatch)
@@ -139,8 +150,9 @@ def test_evaluation_loop_has_no_host_sync(data, tmp_path, monkeypatch, inject):
             inference.evaluation_sums(trainer.model, trainer.test_split, 8, trainer.dist)
         return
     calls = []
-    real_forward = trainer.model.forward
-    trainer.model.forward = lambda *a: calls.append(1) or real_forward(*a)
-    sums = inference.evaluation_sums(trainer.model, trainer.test_split, 8, trainer.dist)
-    assert sums.device == META and sums.shape == (len(inference.EVAL_KEYS),)
+    inner = trainer.model.inner
+    real_forward = inner.forward
+    inner.forward = lambda *a: calls.append(1) or real_forward(*a)
+    sums = inference.evaluation_sums(trainer.model, trainer.test_split, 8, trainer.dist, stop=lambda: False)
+    assert sums.device == META and sums.shape == (len(inference.EVAL_KEYS) + 1,)
     assert len(calls) == 2 * 3  # 12 test examples in batches of 8: 2 batches x halt_max_steps segments

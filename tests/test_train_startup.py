@@ -172,6 +172,65 @@ def test_one_stop_request_gives_one_error_line(data, tmp_path):
     assert sum("received SIGINT" in line for line in stderr.splitlines()) == 1
 
 
+def test_the_announced_steps_are_the_steps_the_run_takes(data, tmp_path, capsys):
+    """200 puzzles of one example in batches of 16, 3 passes of one epoch: each pass drops its last
+    8 examples, so 3 x 12 = 36 steps, where the schedule's estimate says int(3 x 200 / 16) = 37."""
+    result = train(tiny(data), tmp_path / "run")
+    announced = [line for line in capsys.readouterr().err.splitlines() if line.startswith("training on")]
+    assert announced[0].endswith("; 36 steps, the learning-rate schedule spans 37"), announced
+    assert result["step"] == 36 and load_checkpoint(tmp_path / "run")["step"] == 36
+
+
+def test_ctrl_c_during_the_final_evaluation_keeps_the_checkpoint(tmp_path):
+    """The issue's run: one step, then an evaluation over a test split far larger than the
+    training; Ctrl-C during it stops it, the step's checkpoint is on disk, and the one error line
+    says how to evaluate it; a resume runs the evaluation it missed."""
+    data = write_sudoku4(tmp_path / "s4", train_size=32, test_size=4000, blanks=6)
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-m", "hrm", "train", "--data", str(data), "--out", str(run), *TINY,
+            "max_steps=1", "eval_batch_size=2"]  # 2,000 evaluation batches after the step
+    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    checkpoint = run / "checkpoints" / "step_1.pt"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the evaluation
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGINT, stderr
+    assert sum("stopping the evaluation" in line for line in stderr.splitlines()) == 1, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "during the evaluation at step 1" in errors[0], stderr
+    assert f"hrm eval --checkpoint {run} --data {data}" in errors[0] and "step_1.pt" in errors[0]
+    assert "Traceback" not in stderr
+    assert load_checkpoint(run)["step"] == 1
+    assert not (run / "eval").exists()  # nothing logged of the stopped evaluation
+    assert all(json.loads(line)["split"] == "train" for line in (run / "metrics.jsonl").read_text().splitlines())
+    # The resume trains nothing more and runs the missed evaluation.
+    result = run_hrm("train", "--resume", run, "eval_batch_size=400", "--json", check=True)
+    assert json.loads(result.stdout)["split"] == "test" and json.loads(result.stdout)["count"] == 4000
+    assert json.loads((run / "eval" / "step_1.json").read_text())["count"] == 4000
+    assert load_checkpoint(run)["last_eval"]["step"] == 1  # recorded: the next resume does not repeat it
+
+
+def test_the_evaluation_shows_its_progress(data, tmp_path, monkeypatch):
+    from hrm.common import SilentBar
+    from hrm.eval import inference
+
+    bars = []
+
+    class Bar(SilentBar):
+        def __init__(self, total=None, desc="", unit=""):
+            super().__init__()
+            self.total, self.desc, self.unit = total, desc, unit
+            bars.append(self)
+
+    monkeypatch.setattr(inference, "progress", Bar)
+    train(tiny(data, "max_steps=2"), tmp_path / "run")
+    assert [(bar.desc, bar.total, bar.n, bar.unit) for bar in bars] == [("eval step 2", 40, 40, "ex")]
+
+
 def test_a_second_signal_stops_at_once():
     """In one process the second Ctrl-C raises at once (no de-duplication window: that is for
     torchrun, which forwards the terminal's signal a second time)."""

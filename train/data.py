@@ -73,11 +73,14 @@ class TrainSampler:
     def _epoch_plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """The puzzles picked in `epoch` (in shuffled group order) and their cumulative sizes."""
         if self._cached is None or self._cached[0] != epoch:
-            rng = np.random.default_rng([self.seed, epoch])
-            order = rng.permutation(self.num_groups)
-            puzzles = rng.integers(self.group_lo[order], self.group_hi[order])
+            puzzles = self._epoch_puzzles(epoch)
             self._cached = (epoch, puzzles, np.cumsum(self.puzzle_size[puzzles]))
         return self._cached[1], self._cached[2]
+
+    def _epoch_puzzles(self, epoch: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(self.num_groups)
+        return rng.integers(self.group_lo[order], self.group_hi[order])
 
     def _subset(self, epoch: int, pos: int, puzzle: int, count: int) -> np.ndarray:
         rng = np.random.default_rng([self.seed, epoch, pos, 1])
@@ -86,6 +89,46 @@ class TrainSampler:
 
     def next_batch(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(example rows int64 [B], puzzle index int64 [B]) of the next batch, or None when done."""
+        taken = self._take()
+        return None if taken is None else self._rows(*taken)
+
+    def count_batches(self, limit: int | None = None) -> int:
+        """How many batches a run yields from its start (counting stops at `limit`): fewer than
+        epochs x examples per epoch / batch, as every batch skips the rest of the puzzle it ends
+        in and every pass drops its last partial batch. next_batch's walk on puzzle sizes only
+        (this sampler does not move); a few seconds for the ARC presets' 100,000 epochs."""
+        size = self.puzzle_size
+        if (size == size[0]).all():  # one size: every batch takes the same number of puzzles
+            per_batch = -(-self.batch_size // int(size[0]))
+            count = sum(min(self.epochs_per_pass, self.epochs - first) * self.num_groups // per_batch
+                        for first in range(0, self.epochs, self.epochs_per_pass))
+            return count if limit is None else min(count, limit)
+        # Versions of a group share their size (ARC): the shuffle alone decides the sizes in order.
+        uniform = (size == np.repeat(size[self.group_lo], self.group_hi - self.group_lo)).all()
+        group_size = size[self.group_lo] if uniform else None
+        count = 0
+        for first in range(0, self.epochs, self.epochs_per_pass):
+            need = self.batch_size  # examples the batch being filled still needs (a pass starts afresh)
+            for epoch in range(first, min(first + self.epochs_per_pass, self.epochs)):
+                if group_size is not None:
+                    sizes = group_size[np.random.default_rng([self.seed, epoch]).permutation(self.num_groups)]
+                else:
+                    sizes = size[self._epoch_puzzles(epoch)]
+                cumulative = np.cumsum(sizes)
+                base = 0  # examples of this epoch before the current batch's first puzzle here
+                while True:
+                    end = int(np.searchsorted(cumulative, base + need, side="left"))  # the puzzle that fills it
+                    if end == len(cumulative):  # the epoch runs out: the next one continues the batch
+                        need -= int(cumulative[-1]) - base
+                        break
+                    count, need, base = count + 1, self.batch_size, int(cumulative[end])
+                if limit is not None and count >= limit:
+                    return limit
+        return count
+
+    def _take(self) -> tuple[np.ndarray, tuple[int, int, int, int] | None] | None:
+        """The puzzles of the next batch taken whole, and the one it takes part of (epoch,
+        position, puzzle, examples); None when done. Moves the position past them."""
         while self.epoch < self.epochs:
             pass_end = min((self.epoch // self.epochs_per_pass + 1) * self.epochs_per_pass, self.epochs)
             self.last_pass = self.epoch // self.epochs_per_pass
@@ -116,7 +159,7 @@ class TrainSampler:
                 continue
             self.epoch, self.pos = epoch, pos
             self.batches += 1
-            return self._rows(np.concatenate(whole), partial)
+            return np.concatenate(whole), partial
         return None
 
     def _rows(self, whole: np.ndarray, partial: tuple[int, int, int, int] | None

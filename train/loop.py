@@ -80,6 +80,7 @@ class RunState:
     last_eval: dict[str, Any] | None = None
     last_train: dict[str, Any] | None = None  # the last metrics.jsonl train record
     stop_signal: int | None = None
+    evaluating: bool = False  # a signal now stops the evaluation (the checkpoint is saved already)
 
 
 @dataclass
@@ -95,7 +96,8 @@ class Trainer:
     optimizers: dict[str, torch.optim.Optimizer]
     loader: TrainLoader
     test_split: Split | None
-    total_steps: int
+    total_steps: int  # the learning-rate schedule's length (the reference's estimate)
+    run_steps: int    # the steps the run takes: the loader's batches, at most max_steps
     ema: Ema | None = None
     state: RunState = field(default_factory=RunState)
 
@@ -153,6 +155,7 @@ def build(config: TrainConfig, run_dir: Path, dist: DistInfo,
     return Trainer(config=config, run_dir=run_dir, dist=dist, dataset=dataset, signature=signature,
                    model=model, forward=forward, optimizers=optimizers, loader=loader,
                    test_split=test_split, total_steps=total_steps,
+                   run_steps=loader.sampler.count_batches(limit=config.max_steps or None),
                    ema=Ema(model, config.ema_rate) if config.ema else None,
                    state=RunState(sampler_state=loader.sampler.state_dict()))
 
@@ -300,11 +303,18 @@ def flush_metrics(t: Trainer, metrics_log: MetricsLog, seconds: float) -> dict[s
 
 
 def run_evaluation(t: Trainer, metrics_log: MetricsLog) -> dict[str, Any] | None:
-    if t.test_split is None:
-        return None
+    """Evaluate on the test split, log and return the record; None when a signal stopped it
+    (then nothing is logged)."""
     batch_size = t.config.eval_batch_size or t.config.global_batch_size
-    with (t.ema.swapped_in(t.model) if t.ema is not None else nullcontext()):
-        metrics = evaluate(t.model, t.test_split, batch_size, t.dist)
+    t.state.evaluating = True
+    try:
+        with (t.ema.swapped_in(t.model) if t.ema is not None else nullcontext()):
+            metrics = evaluate(t.model, t.test_split, batch_size, t.dist, desc=f"eval step {t.state.step}",
+                               stop=lambda: t.state.stop_signal is not None)
+    finally:
+        t.state.evaluating = False
+    if metrics is None:
+        return None
     result = {"step": t.state.step, "split": "test", **metrics, "time": round(t.state.elapsed, 3)}
     if t.dist.is_main:
         folder = t.run_dir / "eval"
@@ -338,8 +348,12 @@ def _stop_on_signals(t: Trainer) -> Iterator[None]:
                 raise KeyboardInterrupt
             return
         t.state.stop_signal, first[0] = signum, time.monotonic()
-        log(f"received {signal.Signals(signum).name}: saving a checkpoint after this step "
-            f"(again to stop at once, without one)")
+        if t.state.evaluating:
+            log(f"received {signal.Signals(signum).name}: stopping the evaluation after this batch "
+                f"(the checkpoint of step {t.state.step} is saved)")
+        else:
+            log(f"received {signal.Signals(signum).name}: saving a checkpoint after this step "
+                f"(again to stop at once, without one)")
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -494,7 +508,9 @@ def _train(config: TrainConfig, run_dir: Path, writer: RunWriter, *, resume: boo
     metrics_log = MetricsLog(run_dir, enabled=dist.is_main, logger=config.logger, config=config.to_dict(),
                              resume_step=t.state.step if resume else None)
     cpu_threads = f", {threads} CPU thread(s)" if dist.device.type == "cpu" else ""
-    log(f"training on {dist.device} ({dist.world_size} process(es){cpu_threads}); {t.total_steps} scheduled steps")
+    schedule = f", the learning-rate schedule spans {t.total_steps}" if t.total_steps != t.run_steps else ""
+    steps = f"{t.run_steps} step{'' if t.run_steps == 1 else 's'}"
+    log(f"training on {dist.device} ({dist.world_size} process(es){cpu_threads}); {steps}{schedule}")
     carry_bytes = tensor_bytes(t.model.initial_carry(_dummy_batch(t))) * dist.world_size  # the global batch's
     log(table_size_line(t.model, t.signature["num_puzzle_identifiers"], ema=t.ema is not None, carry_bytes=carry_bytes))
     deadline = started + config.time_budget if config.time_budget else None
@@ -534,7 +550,7 @@ def _budget_postfix(deadline: float, first_step: int, step: int, last_step: int,
 def _loop(t: Trainer, metrics_log: MetricsLog, deadline: float | None = None) -> None:
     cfg = t.config
     loop_start, first_step, budget_hit = time.monotonic(), t.state.step, False
-    last_step = min(t.total_steps, cfg.max_steps) if cfg.max_steps else t.total_steps
+    last_step = t.run_steps
     bar = progress(total=last_step, desc="train", unit="step")
     bar.update(min(t.state.step, last_step))
     window_start = time.perf_counter()
@@ -549,12 +565,21 @@ def _loop(t: Trainer, metrics_log: MetricsLog, deadline: float | None = None) ->
 
     def evaluate_and_save(closes_pass: bool) -> None:
         tick()
-        result = run_evaluation(t, metrics_log)
+        if t.test_split is not None:
+            # The checkpoint first: an evaluation can take hours, and a stop or a crash during it
+            # must not lose the steps before it (a resume from it runs the evaluation again).
+            path = save(t)
+            result = run_evaluation(t, metrics_log)
+            if result is None:
+                signum = t.state.stop_signal or signal.SIGTERM
+                raise TrainingInterrupted(signum, f"interrupted by {signal.Signals(signum).name} during the evaluation "
+                                          f"at step {t.state.step}; checkpoint {path}; evaluate it with `hrm eval "
+                                          f"--checkpoint {t.run_dir} --data {t.config.data_path}` or continue with "
+                                          f"`hrm train --resume {t.run_dir}` (which evaluates it first)")
+            bar.set_postfix(exact=f"{result['exact_accuracy']:.3f}")
         if closes_pass:  # an early stop (max_steps) evaluates without closing the interval
             t.state.evaluated_pass = t.state.last_pass
-        if result:
-            bar.set_postfix(exact=f"{result['exact_accuracy']:.3f}")
-        save(t)
+        save(t)  # again with the evaluation recorded, so that a resume does not repeat it
         tick()  # the window's examples/s counts training time only
 
     for item in batches:
