@@ -40,11 +40,11 @@ from hrm.analysis.participation import NestedSums
 from hrm.builders.dataset import Dataset, Split, open_dataset
 from hrm.common import HrmError, UsageError, log, progress
 from hrm.common.outputs import OutputKind, atomic_directory, check_output
-from hrm.eval.batches import as_torch
+from hrm.eval.batches import as_torch, eval_batches
 from hrm.eval.candidate_spec import CandidateSpec
 from hrm.eval.candidates import run_chunk
 from hrm.eval.inverse import SetFrames
-from hrm.eval.subset import Subset, choose_subset, subset_batches
+from hrm.eval.subset import Subset, choose_subset
 
 TABLE_FILE, SUMMARY_FILE = "trace.parquet", "summary.json"
 DEFAULT_ITEMS = 256
@@ -129,13 +129,12 @@ def run_traced(model: torch.nn.Module, batch: dict[str, torch.Tensor], segments:
     """`segments` segments of `batch` through hrm eval's loop with `recorder` observing; returns
     the loop's own predictions after every segment (what `hrm eval` scores)."""
     inner = model.inner
-    generator = torch.Generator(device=batch["inputs"].device)  # unused: no noise, no restarts
     inner.update_observer = recorder
     try:
         answers = []
-        for segment in run_chunk(model, batch, CandidateSpec(steps=segments), generator):
+        for segment in run_chunk(model, batch, CandidateSpec(steps=segments), generator=None):  # no noise
             recorder.end_segment()
-            answers.append(segment.predictions)
+            answers.append(segment.numpy().predictions)
         return answers
     finally:
         inner.update_observer = None
@@ -234,7 +233,7 @@ def trace(checkpoint: str | os.PathLike, data: str | os.PathLike, out: str | os.
     offsets = {name: 0 for name in traced.rows}
     chunks = []
     with progress(total=traced.num_rows, desc=f"trace {Path(checkpoint).name}", unit="ex") as bar:
-        for item in subset_batches(data_split, traced, batch_size, dist):
+        for item in eval_batches(data_split, batch_size, dist, rows=traced.rows):
             valid = item.mask
             start = offsets[item.set_name]
             offsets[item.set_name] += int(valid.sum())

@@ -15,7 +15,6 @@ from hrm.analysis.participation import CovarianceSums, NestedSums, nested_sizes
 from hrm.analysis.trace import STATE_OF, UpdateRecorder, run_traced
 from hrm.eval.candidate_spec import CandidateSpec
 from hrm.eval.candidates import run_chunk
-from hrm.eval.inference import run_batch
 from hrm.eval.metrics import sudoku_conflicts, sudoku_valid
 from hrm.eval.subset import choose_subset
 from hrm.models.hrm import HrmAct, HrmConfig
@@ -223,21 +222,24 @@ def test_trm_trace_equals_a_hand_unrolled_float64_recurrence():
 def test_tracing_leaves_the_trajectory_unchanged(build, config_class):
     """Every segment's predictions and q_halt equal hrm eval's loop without the observer; the
     decode at each segment's last update equals that segment's prediction; the final predictions
-    equal plain evaluation's (the ACT wrapper's forward, eval.inference.run_batch)."""
+    equal the ACT wrapper's own forward run for halt_max_steps segments in evaluation mode."""
     torch.manual_seed(0)
     model = build(config_class(**SHAPES, **TINY_ARCH)).eval()
     with torch.no_grad():
         model.inner.q_head.weight.normal_(0, 0.3)
     batch, segments = batch_of(2), 3
-    plain = list(run_chunk(model, batch, CandidateSpec(steps=segments), torch.Generator()))
+    plain = [answers.numpy() for answers in run_chunk(model, batch, CandidateSpec(steps=segments), None)]
     recorder, answers, _ = traced(model, batch, segments)
     assert len(recorder.segment_ends) == segments
     for segment, (expected, got, end) in enumerate(zip(plain, answers, recorder.segment_ends)):
         assert np.array_equal(expected.predictions, got), segment
         assert np.array_equal(recorder.updates[end]["tokens"].numpy(), expected.predictions)
         assert np.array_equal(recorder.updates[end]["q_halt"].float().numpy(), expected.q_halt)
-    final, _, _ = run_batch(model, batch)
-    assert torch.equal(recorder.updates[-1]["tokens"], final)
+    with torch.no_grad():
+        carry = model.initial_carry(batch)
+        for _ in range(model.config.halt_max_steps):  # == segments: every slot runs them all in eval mode
+            carry, outputs = model(carry, batch)
+    assert torch.equal(recorder.updates[-1]["tokens"], outputs["logits"].argmax(-1))
     assert model.inner.update_observer is None
     updates_per_segment = {HrmConfig: 2 * 2 + 2, TrmConfig: 3 * 7, TransformerConfig: 1}[config_class]
     assert len(recorder.updates) == segments * updates_per_segment
