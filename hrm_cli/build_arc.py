@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from typer.core import TyperCommand
 
 from hrm.common import set_quiet
-from hrm.cli.options import Force, Json, Out, Quiet, Seed, expand_multi_value_options, plural
+from hrm.cli.options import BuildCommand, Force, Json, Out, Quiet, Seed, expand_multi_value_options, plural
 
 EXAMPLE = (
     "Examples:\n\n"
@@ -26,7 +25,7 @@ EXAMPLE = (
 IMPORT_EXAMPLE = "Example: hrm build-data import-hrm ../HRM/data/arc-aug-1000 --out data/arc1-ref"
 
 
-class MultiValueCommand(TyperCommand):
+class MultiValueCommand(BuildCommand):
     """Accept `--input A B` and `--subsets X Y Z` as written in the docs (SPEC 1)."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
@@ -36,15 +35,15 @@ class MultiValueCommand(TyperCommand):
 def arc(
     out: Out,
     inputs: Annotated[Optional[list[str]], typer.Option(
-        "--input", "-i", help="Task sources, one or more: a folder (Kaggle files, or subset folders of "
+        "--input", "-i", metavar="SOURCE...", help="Task sources, one or more: a folder (Kaggle files, or subset folders of "
         "per-task JSON), a Kaggle prefix (DIR/arc-agi), one task JSON file, or NAME=PATH (subset NAME). "
         "Default: the ARC-AGI-1/2 + ConceptARC copy shipped with hrm.")] = None,
     subsets: Annotated[Optional[list[str]], typer.Option(
-        "--subsets", help="Subsets to use (Kaggle <prefix>_<subset>_* files or subset folders). "
+        "--subsets", metavar="SUBSET...", help="Subsets to use (Kaggle <prefix>_<subset>_* files or subset folders). "
                           "Default: those of training evaluation concept that --input holds (or every "
                           "subset it holds when none of them).", show_default=False)] = None,
     test_set: Annotated[Optional[str], typer.Option(
-        "--test-set", help="Subset whose test pairs form the test split (its train pairs still train). "
+        "--test-set", metavar="SUBSET", help="Subset whose test pairs form the test split (its train pairs still train). "
                            "Default: evaluation (or the only subset).", show_default=False)] = None,
     aug: Annotated[int, typer.Option("--aug", help="Augmented versions per task (dihedral + colour "
                                      "permutation); paper: 1000.")] = 1000,
@@ -83,10 +82,10 @@ def arc(
 
 
 def import_hrm_cmd(
-    src: Annotated[Path, typer.Argument(help="Dataset in the reference layout (train/, test/, identifiers.json).")],
+    src: Annotated[Path, typer.Argument(metavar="SRC", help="Dataset in the reference layout (train/, test/, identifiers.json).")],
     out: Out,
     task: Annotated[Optional[str], typer.Option(
-        "--task", help="One of sudoku, maze, arc; default: inferred from seq_len and vocab_size.")] = None,
+        "--task", metavar="[sudoku|maze|arc]", help="One of sudoku, maze, arc; default: inferred from seq_len and vocab_size.")] = None,
     force: Force = False,
     quiet: Quiet = False,
     as_json: Json = False,

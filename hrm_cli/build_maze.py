@@ -34,7 +34,7 @@ def maze(
                               "alternatives; imported: others are dropped).")] = False,
     seed: Seed = 0,
     from_csv: Annotated[Optional[Path], typer.Option(
-        help="Import DIR/train.csv and DIR/test.csv (reference layout source,question,answer,rating) "
+        metavar="DIR", help="Import DIR/train.csv and DIR/test.csv (reference layout source,question,answer,rating) "
              "instead of generating.", show_default=False)] = None,
     skip_invalid: Annotated[bool, typer.Option(
         "--skip-invalid", help="With --from-csv: drop invalid rows (logged) instead of failing.")] = False,

@@ -13,8 +13,8 @@ EXAMPLE = "Example: hrm inspect data/sudoku --split test --index 3"
 
 
 def inspect(
-    path: Annotated[Path, typer.Argument(help="Dataset directory.")],
-    split: Annotated[Optional[str], typer.Option(help="Split whose example is rendered (default: test).")] = None,
+    path: Annotated[Path, typer.Argument(metavar="DATASET", help="Dataset directory.")],
+    split: Annotated[Optional[str], typer.Option(metavar="SPLIT", help="Split whose example is rendered (default: test).")] = None,
     index: Annotated[int, typer.Option(help="Row of the rendered example.")] = 0,
     as_json: Json = False,
     quiet: Quiet = False,

@@ -4,18 +4,22 @@ count form of `--aug` in every builder, `--quiet` and `--json` where a user expe
 lines that do not break the progress bar, ARC `--input` given one task file."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from hrm.builders.arc import build_arc
 from hrm.builders.dataset import open_dataset
 from hrm.builders.maze import build_maze
-from hrm.common import log, progress, set_quiet
+from hrm.common import HrmError, UsageError, log, progress, set_quiet
 from tests.conftest import assert_one_line_error, run_hrm
 from tests.eval_helpers import random_arc_tasks, write_arc_dataset
 
@@ -29,21 +33,100 @@ def small_arc(tmp_path_factory) -> Path:
     return root / "arc"
 
 
-@pytest.mark.parametrize("args", [
+def hrm_in_process(*args: str | Path) -> subprocess.CompletedProcess:
+    """`hrm ARGS` through the real entry point (hrm.cli.app.main), in this process: the cases
+    below each cost a parse, not an interpreter and torch start-up."""
+    from hrm.cli.app import main
+
+    argv, sys.argv = sys.argv, ["hrm", *map(str, args)]
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+    finally:
+        sys.argv = argv
+        set_quiet(False)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+USAGE_MISTAKES = [
     ("eval", "--predictions", "p.parquet", "--data", "DATA", "--vote", "0"),
     ("eval", "--checkpoint", "c.pt", "--data", "DATA", "--batch-size", "0"),
     ("eval", "--checkpoint", "c.pt", "--data", "DATA", "--max-items", "0"),
+    ("eval", "--checkpoint", "c.pt", "--data", "DATA", "--samples", "0"),
+    ("eval", "--checkpoint", "c.pt", "--data", "DATA", "--restarts", "0"),
+    ("eval", "--checkpoint", "c.pt", "--data", "DATA", "--steps", "0"),
+    ("eval", "--checkpoint", "c.pt", "--data", "DATA", "--noise", "-1"),
+    ("eval", "--checkpoint", "c.pt", "--data", "DATA", "--init-std", "-1"),
+    ("eval", "--checkpoint", "c.pt", "--data", "DATA", "--halt", "maybe"),
+    ("eval", "--checkpoint", "c.pt", "--data", "DATA", "--rank", "foo"),
+    ("eval", "--predictions", "p.parquet", "--data", "DATA", "--pool", "0"),
     ("train", "--data", "DATA", "--out", "RUN", "lr"),                 # an override without =
+    ("train", "--data", "DATA", "--out", "RUN", "lr=abc"),             # a value of the wrong type
+    ("train", "--data", "DATA", "--out", "RUN", "foo=1"),              # a key that does not exist
+    ("train", "--data", "DATA", "--out", "RUN", "max_steps=-5"),       # out of range
+    ("train", "--data", "DATA", "--out", "RUN", "global_batch_size=0"),
+    ("train", "--data", "DATA", "--out", "RUN", "arch.foo=1"),         # arch keys too
+    ("train", "--data", "DATA", "--out", "RUN", "arch.hidden_size=abc"),
+    ("train", "--data", "DATA", "--out", "RUN", "arch.name=nope"),
+    ("train", "--data", "DATA", "--out", "RUN", "--seed", "1", "seed=2"),  # one key set twice
+    ("train", "--data", "DATA", "--out", "RUN", "--device", "cpu", "device=cpu"),
+    ("train", "--data", "DATA"),                                       # no --out
+    ("train", "--resume", "RUN", "--out", "RUN"),                      # --resume with --out
     ("build-data", "maze", "--out", "OUT", "--aug", "8"),             # 7 other versions at most
     ("eval", "-c", "c.pt", "--data", "DATA"),                          # -c is --config, in train only
-])
+]
+
+
+@pytest.mark.parametrize("args", USAGE_MISTAKES)
 def test_usage_mistakes_exit_2_with_one_line(tmp_path, small_arc, args):
     args = [str(small_arc) if a == "DATA" else str(tmp_path / a) if a in ("RUN", "OUT", "p.parquet", "c.pt")
             else a for a in args]
-    result = run_hrm(*args)
+    result = hrm_in_process(*args)
     assert result.returncode == 2, result.stderr
     assert_one_line_error(result)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_usage_mistake_exits_2_from_the_installed_command(tmp_path, small_arc):
+    """The same through a real process (what a shell script sees)."""
+    result = run_hrm("train", "--data", small_arc, "--out", tmp_path / "run", "max_steps=-5")
+    assert result.returncode == 2 and result.stderr.startswith("error: config key 'max_steps' must be positive")
+    assert_one_line_error(result)
+
+
+def test_config_file_mistakes_are_usage_errors_but_a_checkpoint_config_is_bad_input(tmp_path, small_arc):
+    """A config file is a written-down command line: a bad key or value in it exits 2 like the
+    same override. A missing or unreadable file is bad input (1), and so is a bad config inside a
+    checkpoint (a file hrm did not get from the command line)."""
+    from hrm.train.config import config_from_dict
+
+    preset = tmp_path / "preset.yaml"
+    for text, fragment in (("foo: 1\n", "unknown config key 'foo'"), ("lr: abc\n", "'lr' expects float"),
+                           ("max_steps: -5\n", "'max_steps' must be positive"),
+                           ("arch:\n  hidden_size: -3\n", "arch.hidden_size must be positive")):
+        preset.write_text(text)
+        result = hrm_in_process("train", "--data", small_arc, "--out", tmp_path / "run", "--config", preset)
+        assert result.returncode == 2, result.stderr
+        assert_one_line_error(result, fragment)
+    result = hrm_in_process("train", "--data", small_arc, "--out", tmp_path / "run", "--config", tmp_path / "no.yaml")
+    assert result.returncode == 1 and "does not exist" in result.stderr
+    with pytest.raises(HrmError) as error:
+        config_from_dict({"max_steps": -5})
+    assert not isinstance(error.value, UsageError) and "'max_steps' must be positive" in str(error.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_options_that_set_config_keys_add_overrides_and_refuse_a_key_set_twice():
+    from hrm.train.config import option_overrides
+
+    assert option_overrides(["lr=1e-3"], {"seed": 3, "device": None, "compile": False, "init_from": Path("c.pt")}) \
+        == ["lr=1e-3", "seed=3", "compile=false", "init_from=c.pt"]
+    with pytest.raises(UsageError, match="--init-from and the override init_from="):
+        option_overrides(["init_from=a.pt"], {"init_from": Path("b.pt")})
 
 
 @pytest.mark.parametrize("args", [
@@ -108,10 +191,15 @@ def test_train_prints_a_readable_line_or_json(tmp_path):
             "--aug", "1", "--out", data, "--quiet", check=True)
     tiny = ["global_batch_size=8", "arch.hidden_size=16", "arch.num_heads=2", "arch.H_layers=1", "arch.L_layers=1",
             "arch.halt_max_steps=2", "arch.puzzle_emb_ndim=0", "max_steps=2", "--device", "cpu", "--quiet"]
-    text = run_hrm("train", "--data", data, "--out", tmp_path / "a", *tiny, check=True).stdout
+    text = run_hrm("train", "--data", data, "--out", tmp_path / "a", *tiny, "--seed", "3", check=True).stdout
     assert text.startswith(f"{tmp_path / 'a'}: step 2, test exact accuracy") and "{" not in text
     as_json = run_hrm("train", "--data", data, "--out", tmp_path / "b", *tiny, "--json", check=True).stdout
     assert json.loads(as_json)["step"] == 2
+    # --seed is the config key seed, as in every command that draws
+    seeds = [yaml.safe_load((tmp_path / run / "config.yaml").read_text())["seed"] for run in ("a", "b")]
+    assert seeds == [3, 0]
+    refused = run_hrm("train", "--resume", tmp_path / "a", "--seed", "4")
+    assert refused.returncode == 2 and "cannot change 'seed' when resuming" in refused.stderr
 
 
 def test_log_lines_go_through_an_active_bar(monkeypatch, capsys):
