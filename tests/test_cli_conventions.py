@@ -159,6 +159,101 @@ def test_help_is_printed_once_with_examples_and_flags_show_no_type():
     assert "--quiet" in run_hrm("inspect", "--help").stdout and "--json" in train_help
 
 
+# ----------------------------------------------------------------------------- --help pages
+
+COMMANDS = [["build-data", "sudoku"], ["build-data", "maze"], ["build-data", "arc"], ["build-data", "import-hrm"],
+            ["inspect"], ["show"], ["train"], ["eval"], ["compare"], ["score-submission"]]
+
+
+def help_page(monkeypatch, *command: str) -> str:
+    monkeypatch.setenv("COLUMNS", "80")  # what a terminal (and a pipe, by default) gives click
+    result = hrm_in_process(*command, "--help")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    return result.stdout
+
+
+def help_section(page: str, title: str) -> list[str]:
+    """The lines of one section (`Options:`, `Commands:`, ...) of a help page: up to the blank
+    line that ends it (the epilog's examples follow)."""
+    lines = page.splitlines()
+    start = lines.index(f"{title}:") + 1
+    end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
+    return lines[start:end]
+
+
+def option_entries(page: str) -> list[tuple[list[str], list[str]]]:
+    """(option names, placeholders) of each entry of the Options section: `-d, --data DIR` gives
+    (["-d", "--data"], ["DIR"]); continuation lines of help text are skipped."""
+    entries = []
+    for line in help_section(page, "Options"):
+        if not line.startswith("  -"):
+            continue
+        first_column = re.split(r"\s{2,}", line.strip())[0]
+        tokens = first_column.replace(",", " ").replace(" / ", " ").split()
+        entries.append(([t for t in tokens if t.startswith("-")], [t for t in tokens if not t.startswith("-")]))
+    return entries
+
+
+def test_root_help_lists_the_commands_in_workflow_order_each_on_one_whole_line(monkeypatch):
+    section = help_section(help_page(monkeypatch), "Commands")
+    names = [line.split()[0] for line in section]
+    assert names == ["build-data", "inspect", "show", "train", "eval", "compare", "score-submission"]
+    for line in section:  # one line each (no wrapped continuation), not cut off with "..."
+        assert re.match(r"^  \S+\s{2,}\S", line) and not line.rstrip().endswith("..."), line
+        assert len(line) <= 80
+    builders = help_section(help_page(monkeypatch, "build-data"), "Commands")
+    assert [line.split()[0] for line in builders] == ["sudoku", "maze", "arc", "import-hrm"]
+    assert not any(line.rstrip().endswith("...") for line in builders)
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_help_placeholders_name_what_is_expected(monkeypatch, command):
+    """DIR, FILE, N, KEY=VALUE, [a|b]: never Python's types (<list[Path]>, <int range>, <str>)."""
+    page = help_page(monkeypatch, *command)
+    assert not re.search(r"<[a-z][^>]*>", page.split("Options:")[0] + "\n".join(help_section(page, "Options"))
+                         .replace("<prefix>_<subset>", "")), page
+    usage = page.splitlines()[0]
+    assert "{" not in usage and not re.search(r"\b[a-z]+\.\.\.", usage), usage  # RUN..., not {path}
+    placeholder = re.compile(r"^(\[[a-z0-9_]+(\|[a-z0-9_]+)+\]|[A-Z][A-Z0-9_=,.\[\]]*)$")
+    for names, placeholders in option_entries(page):
+        for token in placeholders:
+            assert placeholder.match(token), (names, token)
+    if "Arguments:" in page:
+        for line in help_section(page, "Arguments"):
+            if not line.startswith("   "):
+                assert re.match(r"^  [A-Z][A-Z_=]*(\.\.\.)?\s{2,}", line), line
+
+
+def test_rank_and_halt_show_their_choices_which_are_the_librarys(monkeypatch):
+    from hrm.eval.candidate_spec import HALT_RULES
+    from hrm.eval.vote import RANKERS
+
+    placeholders = {names[-1]: values for names, values in option_entries(help_page(monkeypatch, "eval"))}
+    assert placeholders["--rank"] == ["[" + "|".join(RANKERS) + "]"]
+    assert placeholders["--halt"] == ["[" + "|".join(HALT_RULES) + "]"]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_shared_options_close_every_page_in_one_order(monkeypatch, command):
+    """--threads, --force, --json, -q/--quiet, -h/--help: last, in this order, wherever present."""
+    shared = ["--threads", "--force", "--json", "--quiet", "--help"]
+    names = [entry[0][-1] for entry in option_entries(help_page(monkeypatch, *command))]
+    present = [name for name in shared if name in names]
+    assert names[-len(present):] == present, names
+    assert {"--json", "--quiet", "--help"} <= set(present)
+
+
+def test_seed_is_one_option_with_one_meaning_wherever_a_command_draws(monkeypatch):
+    """Every command that draws randomness takes --seed N, described the same way."""
+    drawing = [["build-data", "sudoku"], ["build-data", "maze"], ["build-data", "arc"], ["train"], ["eval"]]
+    texts = set()
+    for command in drawing:
+        page = help_page(monkeypatch, *command)
+        entry = next(line for line in help_section(page, "Options") if line.startswith("  --seed N "))
+        texts.add(" ".join(entry.split()[2:6]))
+    assert texts == {"Random seed of everything"}
+
+
 def test_inspect_quiet_prints_nothing_on_stderr(small_arc):
     result = run_hrm("inspect", small_arc, "--quiet", check=True)
     assert result.stderr == "" and "arc" in result.stdout
