@@ -297,6 +297,95 @@ def test_train_prints_a_readable_line_or_json(tmp_path):
     assert refused.returncode == 2 and "cannot change 'seed' when resuming" in refused.stderr
 
 
+def terminal_lines(stream: str) -> list[str]:
+    """What a terminal shows for `stream`: each carriage return goes back to the line's start and
+    what follows overwrites what was there (tqdm's way of redrawing and erasing a bar)."""
+    screen = []
+    for raw in stream.replace("\r\n", "\n").split("\n"):
+        line: list[str] = []
+        for part_index, part in enumerate(raw.split("\r")):
+            column = 0
+            for char in part:
+                if column < len(line):
+                    line[column] = char
+                else:
+                    line.append(char)
+                column += 1
+        screen.append("".join(line).rstrip())
+    return screen
+
+
+def test_ctrl_c_in_any_command_is_one_line_and_exit_130(monkeypatch, small_arc):
+    """Typer would turn it into a silent exit 130."""
+    import hrm.builders.inspect
+
+    def interrupted(path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hrm.builders.inspect, "describe", interrupted)
+    result = hrm_in_process("inspect", small_arc)
+    assert (result.returncode, result.stderr, result.stdout) == (130, "error: interrupted\n", "")
+
+
+def test_interrupted_training_prints_its_error_on_a_line_of_its_own(tmp_path):
+    """On a terminal the progress bar is drawn; Ctrl-C's error line starts a line, not the bar's end."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import signal
+    import struct
+    import termios
+    import time
+
+    from tests.conftest import REPO
+    from tests.sudoku4_data import write_sudoku4
+    from tests.train_helpers import TINY
+
+    data = write_sudoku4(tmp_path / "s4", train_size=100, test_size=20, blanks=6)
+    run = tmp_path / "run"
+    primary, secondary = pty.openpty()  # stderr a terminal of 100 columns: hrm draws its bar
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "hrm", "train", "--data", str(data), "--out", str(run),
+                                *TINY, "epochs=500", "max_steps=5000"],
+                               env=env, stdout=subprocess.PIPE, stderr=secondary, stdin=subprocess.DEVNULL)
+    os.close(secondary)
+    stream = b""
+
+    def read_for(seconds: float) -> bool:
+        """Collect the terminal's output; False once the process has closed it."""
+        nonlocal stream
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if select.select([primary], [], [], 0.1)[0]:
+                try:
+                    chunk = os.read(primary, 65536)
+                except OSError:  # EIO: the process closed the terminal
+                    return False
+                if not chunk:
+                    return False
+                stream += chunk
+        return True
+
+    try:
+        deadline = time.monotonic() + 180
+        while b"step/s" not in stream and b"s/step" not in stream:  # the bar is on screen, with a rate
+            assert time.monotonic() < deadline and read_for(0.2), stream.decode(errors="replace")
+        process.send_signal(signal.SIGINT)
+        while read_for(1.0):
+            pass
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(primary)
+    text = stream.decode(errors="replace")
+    assert process.returncode == 128 + signal.SIGINT, text
+    errors = [line for line in terminal_lines(text) if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("error: interrupted by SIGINT"), errors
+
+
 def test_log_lines_go_through_an_active_bar(monkeypatch, capsys):
     """On a terminal a log line clears the bar, prints whole on its own line and the bar comes
     back; without a terminal logs are kept and bars dropped."""
