@@ -68,17 +68,19 @@ def arc(
     set_quiet(quiet)
     summary = build_arc(out, inputs=inputs, subsets=subsets or None, test_set=test_set, aug=aug, seed=seed,
                         skip_invalid=skip_invalid, force=force, no_solutions=no_solutions)
-    if as_json:
-        typer.echo(json.dumps(summary))
-        return
-    subset_text = ", ".join(f"{name} {count}" for name, count in summary["subsets"].items())
-    typer.echo(f"wrote {summary['out']}: {plural(summary['tasks'], 'task')} ({subset_text}), "
-               f"{plural(summary['puzzle_identifiers'] - 1, 'version')}, train "
-               f"{plural(summary['train_examples'], 'example')}, test {plural(summary['test_examples'], 'example')} "
-               f"({plural(summary['test_tasks'], summary['test_set'] + ' task')}"
-               f"{'' if summary['has_solutions'] else ', no solutions: nothing scored'}), "
-               f"{plural(summary['shortfall_tasks'], 'task')} short of {plural(summary['aug'], 'version')}, "
-               f"{summary['seconds']} s")
+    typer.echo(json.dumps(summary) if as_json else _text(summary))
+
+
+def _text(summary: dict[str, Any]) -> str:
+    """`wrote data/arc1: 960 tasks (training 400, ...), 3,633,400 examples ...`: one line."""
+    subset_text = ", ".join(f"{name} {count:,}" for name, count in summary["subsets"].items())
+    return (f"wrote {summary['out']}: {plural(summary['tasks'], 'task')} ({subset_text}), "
+            f"{plural(summary['puzzle_identifiers'] - 1, 'version')}, train "
+            f"{plural(summary['train_examples'], 'example')}, test {plural(summary['test_examples'], 'example')} "
+            f"({plural(summary['test_tasks'], summary['test_set'] + ' task')}"
+            f"{'' if summary['has_solutions'] else ', no solutions: nothing scored'}), "
+            f"{plural(summary['shortfall_tasks'], 'task')} short of {plural(summary['aug'], 'version')}, "
+            f"{summary['seconds']} s")
 
 
 def import_hrm_cmd(
@@ -98,6 +100,6 @@ def import_hrm_cmd(
     if as_json:
         typer.echo(json.dumps(summary))
         return
-    examples = ", ".join(f"{name} {count}" for name, count in summary["examples"].items())
+    examples = ", ".join(f"{name} {count:,}" for name, count in summary["examples"].items())
     typer.echo(f"wrote {summary['out']}: {summary['task']} dataset, {examples} examples, "
-               f"{summary['puzzle_identifiers']} puzzle identifiers, {summary['seconds']} s")
+               f"{plural(summary['puzzle_identifiers'], 'puzzle identifier')}, {summary['seconds']} s")

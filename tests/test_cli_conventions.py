@@ -449,3 +449,72 @@ def test_arc_without_subsets_builds_the_default_subsets_present(tmp_path):
     assert_one_line_error(missing, "holds none of the subsets concept", "training", "evaluation")
     summary = build_arc(tmp_path / "f", inputs=[str(tmp_path / "arc" / "training")], aug=0)
     assert summary["subsets"] == {"training": 3} and summary["test_set"] == "training"
+
+
+# ----------------------------------------------------------------------------- what it prints
+
+
+def test_counts_read_as_numbers_with_the_word_in_its_form():
+    from hrm.common import plural
+
+    assert plural(1, "version") == "1 version" and plural(1.0, "version") == "1 version"
+    assert plural(0, "task") == "0 tasks" and plural(2.5, "version") == "2.5 versions"
+    assert plural(3633400, "example") == "3,633,400 examples"  # was 3.6334e+06
+    assert plural(1001.0, "version") == "1,001 versions" and plural(5 / 3, "version") == "1.67 versions"
+    assert plural(2, "box", "boxes") == "2 boxes"
+
+
+def test_build_summaries_print_large_counts_in_full():
+    from hrm.cli import build_arc, build_sudoku
+
+    arc = build_arc._text({"out": "data/arc1", "tasks": 960, "subsets": {"training": 400, "evaluation": 400,
+                                                                         "concept": 160},
+                           "puzzle_identifiers": 960 * 1001 + 1, "train_examples": 3633400, "test_examples": 419419,
+                           "test_tasks": 400, "test_set": "evaluation", "has_solutions": True, "shortfall_tasks": 1,
+                           "aug": 1000, "seconds": 57.1})
+    assert "train 3,633,400 examples, test 419,419 examples" in arc and "e+0" not in arc
+    assert "1 task short of 1,000 versions" in arc
+    sudoku = build_sudoku._text({"out": "data/s", "seconds": 1.0, "splits": {
+        "train": {"groups": 1000, "puzzles": 1001000, "examples": 1001000, "rating_mean": 3.0},
+        "test": {"groups": 1, "puzzles": 1, "examples": 1, "rating_mean": 3.0}}})
+    assert "train 1,000 puzzles x 1,001 versions = 1,001,000 examples" in sudoku
+    assert "test 1 puzzle x 1 version = 1 example" in sudoku
+
+
+def test_eval_protocol_line_says_the_subset_in_words():
+    from hrm.eval.run import format_protocol
+
+    line = format_protocol({"split": "test", "items": 40, "versions_per_group": 8.0, "ranker": "votes",
+                            "subset": {"items": 40, "of_items": 400, "max_versions": 1, "seed": 0}})
+    assert "{" not in line and "'" not in line, line  # was (subset: {'items': 40, 'of_items': ...})
+    assert line.startswith("protocol: test split, 40 items (a subset: 40 of 400, at most 1 version each, seed 0);")
+    whole = format_protocol({"split": "test", "items": 400, "versions_per_group": 8.0, "ranker": "votes",
+                             "subset": None})
+    assert whole.startswith("protocol: test split, 400 items (all);")
+
+
+def test_a_damaged_checkpoint_is_named_for_what_is_wrong(tmp_path):
+    """torch's errors for a cut or foreign file are a bare number (`KeyError: '101'`), an opcode or
+    zip internals; the message says truncated or not a checkpoint file instead."""
+    import types
+
+    import torch
+
+    from hrm.models.checkpoints import torch_load_weights
+
+    torch.save({"weights": torch.zeros(1000)}, tmp_path / "good.pt")
+    whole = (tmp_path / "good.pt").read_bytes()
+    cases = {"empty": (b"", "empty or truncated"), "cut": (whole[:len(whole) // 2], "truncated or damaged"),
+             "cut_end": (whole[:-10], "truncated or damaged"), "head": (whole[:10], "truncated, or not a file"),
+             "text": (b"hello world, not a checkpoint", "truncated, or not a file torch.save wrote"),
+             "bytes": (bytes(range(256)) * 4, "truncated, or not a file torch.save wrote")}
+    for name, (content, reason) in cases.items():
+        (tmp_path / f"{name}.pt").write_bytes(content)
+        with pytest.raises(HrmError) as error:
+            torch_load_weights(tmp_path / f"{name}.pt")
+        message = str(error.value)
+        assert reason in message and "\n" not in message, (name, message)
+        assert not re.search(r"\(\d+\)|operand|miniz", message), (name, message)
+    torch.save({"payload": types.SimpleNamespace(x=1)}, tmp_path / "foreign.pt")  # a pickle of other objects
+    with pytest.raises(HrmError, match="not a weights-only file.*SimpleNamespace"):
+        torch_load_weights(tmp_path / "foreign.pt")
