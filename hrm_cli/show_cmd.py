@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from hrm.common import HrmError, log, set_quiet
+from hrm.common import HrmError, UsageError, log, set_quiet
 from hrm.cli.options import Force, Json, Quiet
 
 if TYPE_CHECKING:
@@ -58,27 +58,27 @@ def show(
     """Look at things: a dataset example or ARC task, a model's predictions, a run's training curves."""
     set_quiet(quiet)
     if index is not None and task is not None:
-        raise HrmError("give --index or --task, not both")
+        raise UsageError("give --index or --task, not both")
     if predictions is not None:
         data = data or target
         if data is None:
-            raise HrmError("--predictions needs --data DIR, the dataset the predictions were made on")
+            raise UsageError("--predictions needs --data DIR, the dataset the predictions were made on")
         from hrm.eval.show import prediction_figure
         _output(prediction_figure(predictions, data, split=split, index=index, task=task), png, as_json, force)
         return
     target = target or data
     if target is None:
-        raise HrmError("give a dataset or run directory to show (see hrm show --help)")
+        raise UsageError("give a dataset or run directory to show (see hrm show --help)")
     kind = _kind(target)
     if kind == "eval":
         if index is not None or task is not None or split is not None:
-            raise HrmError(f"--split/--index/--task apply to datasets; {target} is an eval output")
+            raise UsageError(f"--split/--index/--task apply to datasets; {target} is an eval output")
         folder = target if target.is_dir() else target.parent
         _segment_curve(target, png or folder / "segments.png", as_json, force=force or png is None)
         return
     if kind == "run":
         if index is not None or task is not None or split is not None:
-            raise HrmError(f"--split/--index/--task apply to datasets; {target} is a run directory")
+            raise UsageError(f"--split/--index/--task apply to datasets; {target} is a run directory")
         # The run's own RUN/curves.png is redrawn each time (it is hrm's, and the run is live);
         # a picture the user names follows the rule of every output.
         _curves(target, png or target / "curves.png", as_json, force=force or png is None)

@@ -78,6 +78,9 @@ USAGE_MISTAKES = [
     ("train", "--resume", "RUN", "--out", "RUN"),                      # --resume with --out
     ("build-data", "maze", "--out", "OUT", "--aug", "8"),             # 7 other versions at most
     ("eval", "-c", "c.pt", "--data", "DATA"),                          # -c is --config, in train only
+    ("show", "DATA", "--index", "0", "--task", "x"),                   # options that exclude each other
+    ("show", "--predictions", "p.parquet"),                            # no --data
+    ("show",),                                                         # nothing to show
 ]
 
 
