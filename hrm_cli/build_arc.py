@@ -35,16 +35,18 @@ class MultiValueCommand(BuildCommand):
 def arc(
     out: Out,
     inputs: Annotated[Optional[list[str]], typer.Option(
-        "--input", "-i", metavar="SOURCE...", help="Task sources, one or more: a folder (Kaggle files, or subset folders of "
-        "per-task JSON), a Kaggle prefix (DIR/arc-agi), one task JSON file, or NAME=PATH (subset NAME). "
-        "Default: the ARC-AGI-1/2 + ConceptARC copy shipped with hrm.")] = None,
+        "--input", "-i", metavar="SOURCE...",
+        help="Task sources, one or more: a folder (Kaggle files, or subset folders of per-task JSON), a Kaggle "
+             "prefix (DIR/arc-agi), one task JSON file, or NAME=PATH (subset NAME). Default: the ARC-AGI-1/2 + "
+             "ConceptARC copy shipped with hrm.")] = None,
     subsets: Annotated[Optional[list[str]], typer.Option(
-        "--subsets", metavar="SUBSET...", help="Subsets to use (Kaggle <prefix>_<subset>_* files or subset folders). "
-                          "Default: those of training evaluation concept that --input holds (or every "
-                          "subset it holds when none of them).", show_default=False)] = None,
+        "--subsets", metavar="SUBSET...", show_default=False,
+        help="Subsets to use (Kaggle <prefix>_<subset>_* files or subset folders). Default: those of training "
+             "evaluation concept that --input holds (or every subset it holds when none of them).")] = None,
     test_set: Annotated[Optional[str], typer.Option(
-        "--test-set", metavar="SUBSET", help="Subset whose test pairs form the test split (its train pairs still train). "
-                           "Default: evaluation (or the only subset).", show_default=False)] = None,
+        "--test-set", metavar="SUBSET", show_default=False,
+        help="Subset whose test pairs form the test split (its train pairs still train). Default: evaluation "
+             "(or the only subset).")] = None,
     aug: Annotated[int, typer.Option("--aug", help="Augmented versions per task (dihedral + colour "
                                      "permutation); paper: 1000.")] = 1000,
     seed: Seed = 0,
@@ -84,10 +86,12 @@ def _text(summary: dict[str, Any]) -> str:
 
 
 def import_hrm_cmd(
-    src: Annotated[Path, typer.Argument(metavar="SRC", help="Dataset in the reference layout (train/, test/, identifiers.json).")],
+    src: Annotated[Path, typer.Argument(
+        metavar="SRC", help="Dataset in the reference layout (train/, test/, identifiers.json).")],
     out: Out,
     task: Annotated[Optional[str], typer.Option(
-        "--task", metavar="[sudoku|maze|arc]", help="One of sudoku, maze, arc; default: inferred from seq_len and vocab_size.")] = None,
+        "--task", metavar="[sudoku|maze|arc]",
+        help="One of sudoku, maze, arc; default: inferred from seq_len and vocab_size.")] = None,
     force: Force = False,
     quiet: Quiet = False,
     as_json: Json = False,

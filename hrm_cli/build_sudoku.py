@@ -30,8 +30,8 @@ def sudoku(
              "instead of hard minimal puzzles; 0 = off.")] = 0,
     seed: Seed = 0,
     from_csv: Annotated[Optional[Path], typer.Option(
-        metavar="DIR", help="Folder with train.csv and test.csv in the reference layout (source,question,answer,rating) "
-             "to import instead of generating.")] = None,
+        metavar="DIR", help="Folder with train.csv and test.csv in the reference layout "
+                            "(source,question,answer,rating) to import instead of generating.")] = None,
     skip_invalid: Annotated[bool, typer.Option(
         "--skip-invalid", help="Skip (and report) invalid CSV rows instead of failing.")] = False,
     force: Force = False,

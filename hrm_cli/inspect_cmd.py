@@ -14,7 +14,8 @@ EXAMPLE = "Example: hrm inspect data/sudoku --split test --index 3"
 
 def inspect(
     path: Annotated[Path, typer.Argument(metavar="DATASET", help="Dataset directory.")],
-    split: Annotated[Optional[str], typer.Option(metavar="SPLIT", help="Split whose example is rendered (default: test).")] = None,
+    split: Annotated[Optional[str], typer.Option(
+        metavar="SPLIT", help="Split whose example is rendered (default: test).")] = None,
     index: Annotated[int, typer.Option(help="Row of the rendered example.")] = 0,
     as_json: Json = False,
     quiet: Quiet = False,

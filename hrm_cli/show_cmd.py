@@ -42,15 +42,20 @@ def _kind(target: Path) -> str:
 
 def show(
     target: Annotated[Optional[Path], typer.Argument(
-        metavar="TARGET", help="A dataset directory, a run directory, or an `hrm eval --out` folder (its per-segment curve).")] = None,
+        metavar="TARGET",
+        help="A dataset directory, a run directory, or an `hrm eval --out` folder (its per-segment curve).")] = None,
     split: Annotated[Optional[str], typer.Option(metavar="SPLIT", help="Split of the example (default: test).")] = None,
     index: Annotated[Optional[int], typer.Option(help="Example row in the split (default: 0).")] = None,
-    task: Annotated[Optional[str], typer.Option(metavar="TASK", help="ARC task (identifier name): all its pairs.")] = None,
+    task: Annotated[Optional[str], typer.Option(
+        metavar="TASK", help="ARC task (identifier name): all its pairs.")] = None,
     predictions: Annotated[Optional[Path], typer.Option(
-        metavar="FILE", help="Predictions table from `hrm eval --predictions`: show the answers beside the truth.")] = None,
-    data: Annotated[Optional[Path], typer.Option("--data", "-d", metavar="DIR", help="Dataset of the predictions.")] = None,
+        metavar="FILE",
+        help="Predictions table from `hrm eval --predictions`: show the answers beside the truth.")] = None,
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", "-d", metavar="DIR", help="Dataset of the predictions.")] = None,
     png: Annotated[Optional[Path], typer.Option(
-        metavar="FILE", help="Also write a PNG here (runs: default RUN/curves.png; eval folders: EVAL/segments.png).")] = None,
+        metavar="FILE",
+        help="Also write a PNG here (runs: default RUN/curves.png; eval folders: EVAL/segments.png).")] = None,
     as_json: Json = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --png picture (only one that hrm drew).")] = False,
     quiet: Quiet = False,
