@@ -230,7 +230,7 @@ def validate(config: TrainConfig) -> None:
         raise UsageError(f"config key 'ema_rate' must be in [0, 1], got {config.ema_rate}")
     if config.compile_mode not in COMPILE_MODES:
         raise UsageError(f"config key 'compile_mode' must be one of {', '.join(COMPILE_MODES)}, "
-                       f"got {config.compile_mode!r}")
+                         f"got {config.compile_mode!r}")
     if config.logger not in LOGGERS:
         raise UsageError(f"config key 'logger' must be wandb or tensorboard, got {config.logger!r}")
     if not isinstance(config.arch, dict) or "name" not in config.arch:
