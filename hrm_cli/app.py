@@ -37,7 +37,7 @@ app.command("inspect", cls=HrmCommand, epilog=inspect_cmd.EXAMPLE,
             short_help="Describe a dataset: splits, counts, one example.")(inspect_cmd.inspect)
 app.command("show", cls=HrmCommand, epilog=show_cmd.EXAMPLE,
             short_help="Draw a dataset example, predictions, a run's curves.")(show_cmd.show)
-app.command("train", cls=HrmCommand, epilog=train_cmd.EXAMPLE,
+app.command("train", cls=train_cmd.TrainCommand, epilog=train_cmd.EXAMPLE,
             short_help="Train HRM, TRM or a transformer; resume a run.")(train_cmd.train)
 app.command("eval", cls=HrmCommand, epilog=eval_cmd.EXAMPLE,
             short_help="Score checkpoints: voting, pass@K, test-time compute.")(eval_cmd.eval_command)

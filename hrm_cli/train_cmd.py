@@ -3,16 +3,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from hrm.common import UsageError, print_error, set_quiet
-from hrm.cli.options import Force, Json, Quiet, Threads
+from hrm.cli.options import Force, HrmCommand, Json, Quiet, Threads
 
 EXAMPLE = ("Example: hrm train --data data/sudoku --out runs/sudoku --config examples/sudoku_extreme_1k.yaml "
            "arch.L_cycles=8 lr=7e-5    |    hrm train --resume runs/sudoku    |    "
            "torchrun --nproc-per-node 2 -m hrm train ... (see README, Training)")
+
+
+class TrainCommand(HrmCommand):
+    """The first Ctrl-C stops training after the step with a checkpoint (train.loop says so); a
+    second one stops at once, which this line says."""
+
+    def interrupted_message(self, ctx: Any) -> str:
+        return "interrupted: stopped at once, without a checkpoint of the step in progress"
 
 
 def train(

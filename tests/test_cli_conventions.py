@@ -330,6 +330,21 @@ def test_ctrl_c_in_any_command_is_one_line_and_exit_130(monkeypatch, small_arc):
     assert (result.returncode, result.stderr, result.stdout) == (130, "error: interrupted\n", "")
 
 
+def test_a_second_ctrl_c_in_training_says_it_stopped_without_a_checkpoint(monkeypatch, tmp_path):
+    import hrm.train.loop
+    from tests.sudoku4_data import write_sudoku4
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # what train.loop's handler raises on a second signal
+
+    monkeypatch.setattr(hrm.train.loop, "train", interrupted)
+    data = write_sudoku4(tmp_path / "s4", train_size=20, test_size=4, blanks=6)
+    result = hrm_in_process("train", "--data", data, "--out", tmp_path / "run", "arch.hidden_size=16",
+                            "arch.num_heads=2")
+    assert result.returncode == 130
+    assert result.stderr == "error: interrupted: stopped at once, without a checkpoint of the step in progress\n"
+
+
 def test_interrupted_training_prints_its_error_on_a_line_of_its_own(tmp_path):
     """On a terminal the progress bar is drawn; Ctrl-C's error line starts a line, not the bar's end."""
     import fcntl
