@@ -58,6 +58,26 @@ def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+def plural(count: float, word: str, many: str | None = None) -> str:
+    """`1 task`, `3 tasks`, `3,633,400 examples`, `2.5 versions`: a count for people (thousands
+    separated, never in exponent notation) with the word in the form the count takes."""
+    if float(count).is_integer():
+        number = f"{int(count):,}"
+    else:  # a mean (e.g. versions per puzzle): two decimals at most
+        number = f"{count:,.2f}".rstrip("0").rstrip(".")
+    return f"{number} {word if count == 1 else (many or word + 's')}"
+
+
+def print_error(message: str) -> None:
+    """`error: MESSAGE` on stderr, on a line of its own: a progress bar still drawn (the command
+    stopped inside its loop) is cleared first rather than having the message glued to its end."""
+    tqdm_module = sys.modules.get("tqdm")
+    if tqdm_module is not None:
+        for bar in list(getattr(tqdm_module.tqdm, "_instances", ())):
+            bar.close()  # hrm's bars do not stay on screen (leave=False): closing erases the line
+    print(f"error: {message}", file=sys.stderr, flush=True)
+
+
 def format_bytes(num_bytes: float) -> str:
     """A byte count for people: "1.7 GiB", "62.5 KiB", "150 MiB", "512 B" (binary units; one decimal
     below 100 of a unit, none above)."""

@@ -1,5 +1,6 @@
 """What `hrm eval --samples/--noise/--restarts/--init-std/--steps/--halt/--seed` asks for: the
-candidate generators' settings, validated before any model loads (numpy only, no torch).
+candidate generators' settings, validated before any model loads (numpy only, no torch): a bad
+value is a usage error (exit 2).
 eval.candidates runs them; see its docstring for what each generator does."""
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from hrm.common import HrmError
+from hrm.common import UsageError
 
 HALT_RULES = ("all", "q")
 
@@ -29,16 +30,16 @@ class CandidateSpec:
         for name in ("samples", "restarts"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise HrmError(f"--{name} must be a whole number of at least 1, got {value!r}")
+                raise UsageError(f"--{name} must be a whole number of at least 1, got {value!r}")
         for name, option in (("noise", "--noise"), ("init_std", "--init-std")):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
-                raise HrmError(f"{option} must be a finite number >= 0, got {value!r}")
+                raise UsageError(f"{option} must be a finite number >= 0, got {value!r}")
         if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, int)
                                        or self.steps < 1):
-            raise HrmError(f"--steps must be a whole number of at least 1, got {self.steps!r}")
+            raise UsageError(f"--steps must be a whole number of at least 1, got {self.steps!r}")
         if self.halt not in HALT_RULES:
-            raise HrmError(f"--halt must be one of {', '.join(HALT_RULES)}, got {self.halt!r}")
+            raise UsageError(f"--halt must be one of {', '.join(HALT_RULES)}, got {self.halt!r}")
 
     @property
     def per_example(self) -> int:

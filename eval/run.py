@@ -24,7 +24,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pyarrow.parquet as pq
 
-from hrm.common import HrmError, UsageError, log, progress
+from hrm.common import HrmError, UsageError, log, plural, progress
 from hrm.common.outputs import OutputKind, check_output, output_file
 from hrm.builders.dataset import Dataset, open_dataset
 from hrm.eval.candidate_spec import CandidateSpec
@@ -290,7 +290,7 @@ def _log_subset(scorer: Scorer) -> None:
     if subset is None:
         log("the subset options select the whole split: scoring everything")
         return
-    versions = f", at most {subset.max_versions} versions each" if subset.max_versions else ""
+    versions = f", at most {plural(subset.max_versions, 'version')} each" if subset.max_versions else ""
     log(f"scoring a subset: {subset.items} of {subset.of_items} items{versions} "
         f"({subset.num_rows:,} examples, seed {subset.seed})")
 
@@ -329,7 +329,7 @@ def _protocol(split: str, summary: dict[str, Any], made: dict[str, Any], rank: s
 def format_protocol(protocol: dict[str, Any]) -> str:
     """One line: the protocol as the readable table shows it."""
     parts = [f"{protocol['split']} split, {protocol['items']:,} items"
-             + (_subset_text(protocol["subset"]) if protocol.get("subset") else " (all)"),
+             + (_subset_text(protocol.get("subset")) or " (all)"),
              f"{protocol['versions_per_group']:.3g} version{'' if protocol['versions_per_group'] == 1 else 's'} "
              f"per puzzle"]
     samples, restarts = protocol.get("samples"), protocol.get("restarts")
@@ -392,5 +392,5 @@ def format_result(summary: dict[str, Any]) -> str:
 def _subset_text(subset: dict[str, Any] | None) -> str:
     if not subset:
         return ""
-    versions = f", at most {subset['max_versions']} versions each" if subset["max_versions"] else ""
+    versions = f", at most {plural(subset['max_versions'], 'version')} each" if subset["max_versions"] else ""
     return f" (a subset: {subset['items']:,} of {subset['of_items']:,}{versions}, seed {subset['seed']})"

@@ -5,17 +5,18 @@ import sys
 from typing import Annotated, Optional
 
 import typer
-from typer.core import TyperOption
 
-from hrm.common import HrmError, UsageError, storage_error
+from hrm.common import HrmError, UsageError, print_error, storage_error
 from hrm.cli import (build_arc, build_maze, build_sudoku, compare_cmd, eval_cmd, inspect_cmd, score_cmd, show_cmd,
                      trace_cmd, train_cmd)
+from hrm.cli.options import BuildCommand, CommandInterrupted, HrmCommand, HrmGroup, install_help_format
 
 app = typer.Typer(
     name="hrm",
     help="Build reasoning-puzzle datasets, train the Hierarchical Reasoning Model, score checkpoints.\n\n"
          "Example: hrm build-data sudoku --out data/sudoku && hrm inspect data/sudoku",
     no_args_is_help=True,
+    cls=HrmGroup,
     pretty_exceptions_enable=False,
     # Plain help, not Rich panels: importing rich for them doubled `hrm --help`'s start-up
     # (~0.15 CPU-s of ~0.3; target < 0.3 s wall on 2 busy cores, benchmarks/bench_startup.py).
@@ -28,20 +29,33 @@ build_app = typer.Typer(
            "--aug 7  |  hrm build-data arc --out data/arc1  |  hrm build-data import-hrm "
            "../HRM/data/sudoku-extreme-1k-aug-1000 --out data/sudoku-ref   (each: --help for its options)",
     no_args_is_help=True,
+    cls=HrmGroup,
 )
-app.add_typer(build_app, name="build-data")
-app.command("inspect", epilog=inspect_cmd.EXAMPLE)(inspect_cmd.inspect)
-build_app.command("sudoku", epilog=build_sudoku.EXAMPLE)(build_sudoku.sudoku)
-build_app.command("maze", epilog=build_maze.EXAMPLE)(build_maze.maze)
-build_app.command("arc", cls=build_arc.MultiValueCommand, epilog=build_arc.EXAMPLE)(build_arc.arc)
-build_app.command("import-hrm", epilog=build_arc.IMPORT_EXAMPLE)(build_arc.import_hrm_cmd)
-app.command("train", epilog=train_cmd.EXAMPLE)(train_cmd.train)
-app.command("eval", epilog=eval_cmd.EXAMPLE)(eval_cmd.eval_command)
-app.command("show", epilog=show_cmd.EXAMPLE)(show_cmd.show)
-app.command("score-submission", epilog=score_cmd.EXAMPLE)(score_cmd.score_submission_command)
-app.command("compare", epilog=compare_cmd.EXAMPLE)(compare_cmd.compare)
-app.command("trace", epilog=trace_cmd.EXAMPLE)(trace_cmd.trace_command)
-
+# `hrm --help` lists the commands in the order of the workflow (HrmGroup.ORDER), each with this
+# line: short enough to stay whole on an 80-column terminal.
+app.add_typer(build_app, name="build-data", short_help="Build a dataset: sudoku, maze, arc, or import-hrm.")
+app.command("inspect", cls=HrmCommand, epilog=inspect_cmd.EXAMPLE,
+            short_help="Describe a dataset: splits, counts, one example.")(inspect_cmd.inspect)
+app.command("show", cls=HrmCommand, epilog=show_cmd.EXAMPLE,
+            short_help="Draw a dataset example, predictions, a run's curves.")(show_cmd.show)
+app.command("train", cls=train_cmd.TrainCommand, epilog=train_cmd.EXAMPLE,
+            short_help="Train HRM, TRM or a transformer; resume a run.")(train_cmd.train)
+app.command("eval", cls=HrmCommand, epilog=eval_cmd.EXAMPLE,
+            short_help="Score checkpoints: voting, pass@K, test-time compute.")(eval_cmd.eval_command)
+app.command("trace", cls=HrmCommand, epilog=trace_cmd.EXAMPLE,
+            short_help="Look inside the recurrence: residuals, answers by update.")(trace_cmd.trace_command)
+app.command("compare", cls=HrmCommand, epilog=compare_cmd.EXAMPLE,
+            short_help="Compare runs: differing config, metrics, curves.")(compare_cmd.compare)
+app.command("score-submission", cls=HrmCommand, epilog=score_cmd.EXAMPLE,
+            short_help="Score an ARC submission against a solutions file.")(score_cmd.score_submission_command)
+build_app.command("sudoku", cls=BuildCommand, epilog=build_sudoku.EXAMPLE,
+                  short_help="Sudoku-Extreme: hard puzzles, augmented.")(build_sudoku.sudoku)
+build_app.command("maze", cls=BuildCommand, epilog=build_maze.EXAMPLE,
+                  short_help="Maze-Hard: 30x30 mazes with a shortest path.")(build_maze.maze)
+build_app.command("arc", cls=build_arc.MultiValueCommand, epilog=build_arc.EXAMPLE,
+                  short_help="ARC-AGI from task JSON (default: the packaged copy).")(build_arc.arc)
+build_app.command("import-hrm", cls=BuildCommand, epilog=build_arc.IMPORT_EXAMPLE,
+                  short_help="Convert a dataset built by the reference HRM code.")(build_arc.import_hrm_cmd)
 
 def _print_version(value: bool) -> None:
     if value:
@@ -59,9 +73,7 @@ def root(
     """Build reasoning-puzzle datasets, train the Hierarchical Reasoning Model, score checkpoints."""
 
 
-# A flag takes no value: show no type (Typer labels every option, flags as <bool>).
-_display_type_rich = TyperOption.display_type_rich
-TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else _display_type_rich(self, ctx)
+install_help_format()
 
 # Typer's base exception for usage errors (click's, or the copy newer Typer versions vendor).
 _ClickException = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
@@ -73,16 +85,19 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except HrmError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print_error(str(error))
         sys.exit(2 if isinstance(error, UsageError) else 1)
+    except CommandInterrupted as stop:  # Ctrl-C inside a command (a second one, in `hrm train`)
+        print_error(str(stop))
+        sys.exit(130)
     except OSError as error:  # the storage's errors that no command turned into a sentence
         replacement = storage_error(error)
         if replacement is None:
             raise
-        print(f"error: {replacement}", file=sys.stderr)
+        print_error(replacement)
         sys.exit(1)
-    except KeyboardInterrupt:  # a second Ctrl-C, or one outside a command's own handling
-        print("error: interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C while the command line is read
+        print_error("interrupted")
         sys.exit(130)
     except _ClickException as error:
         context = getattr(error, "ctx", None)
@@ -92,7 +107,7 @@ def main() -> None:
             sys.exit(error.exit_code)
         hint = f" (see '{context.command_path} --help')" if context is not None else ""
         message = " ".join(error.format_message().split())
-        print(f"error: {message}{hint}", file=sys.stderr)
+        print_error(f"{message}{hint}")
         sys.exit(error.exit_code)
     # A command that stops with an exit code (e.g. `hrm train` after a signal: 128 + signum)
     # has printed its own one line.

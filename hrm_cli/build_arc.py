@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from typer.core import TyperCommand
 
 from hrm.common import set_quiet
-from hrm.cli.options import Force, Json, Out, Quiet, Seed, expand_multi_value_options, plural
+from hrm.cli.options import BuildCommand, Force, Json, Out, Quiet, Seed, expand_multi_value_options, plural
 
 EXAMPLE = (
     "Examples:\n\n"
@@ -26,7 +25,7 @@ EXAMPLE = (
 IMPORT_EXAMPLE = "Example: hrm build-data import-hrm ../HRM/data/arc-aug-1000 --out data/arc1-ref"
 
 
-class MultiValueCommand(TyperCommand):
+class MultiValueCommand(BuildCommand):
     """Accept `--input A B` and `--subsets X Y Z` as written in the docs (SPEC 1)."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
@@ -36,16 +35,18 @@ class MultiValueCommand(TyperCommand):
 def arc(
     out: Out,
     inputs: Annotated[Optional[list[str]], typer.Option(
-        "--input", "-i", help="Task sources, one or more: a folder (Kaggle files, or subset folders of "
-        "per-task JSON), a Kaggle prefix (DIR/arc-agi), one task JSON file, or NAME=PATH (subset NAME). "
-        "Default: the ARC-AGI-1/2 + ConceptARC copy shipped with hrm.")] = None,
+        "--input", "-i", metavar="SOURCE...",
+        help="Task sources, one or more: a folder (Kaggle files, or subset folders of per-task JSON), a Kaggle "
+             "prefix (DIR/arc-agi), one task JSON file, or NAME=PATH (subset NAME). Default: the ARC-AGI-1/2 + "
+             "ConceptARC copy shipped with hrm.")] = None,
     subsets: Annotated[Optional[list[str]], typer.Option(
-        "--subsets", help="Subsets to use (Kaggle <prefix>_<subset>_* files or subset folders). "
-                          "Default: those of training evaluation concept that --input holds (or every "
-                          "subset it holds when none of them).", show_default=False)] = None,
+        "--subsets", metavar="SUBSET...", show_default=False,
+        help="Subsets to use (Kaggle <prefix>_<subset>_* files or subset folders). Default: those of training "
+             "evaluation concept that --input holds (or every subset it holds when none of them).")] = None,
     test_set: Annotated[Optional[str], typer.Option(
-        "--test-set", help="Subset whose test pairs form the test split (its train pairs still train). "
-                           "Default: evaluation (or the only subset).", show_default=False)] = None,
+        "--test-set", metavar="SUBSET", show_default=False,
+        help="Subset whose test pairs form the test split (its train pairs still train). Default: evaluation "
+             "(or the only subset).")] = None,
     aug: Annotated[int, typer.Option("--aug", help="Augmented versions per task (dihedral + colour "
                                      "permutation); paper: 1000.")] = 1000,
     seed: Seed = 0,
@@ -69,24 +70,28 @@ def arc(
     set_quiet(quiet)
     summary = build_arc(out, inputs=inputs, subsets=subsets or None, test_set=test_set, aug=aug, seed=seed,
                         skip_invalid=skip_invalid, force=force, no_solutions=no_solutions)
-    if as_json:
-        typer.echo(json.dumps(summary))
-        return
-    subset_text = ", ".join(f"{name} {count}" for name, count in summary["subsets"].items())
-    typer.echo(f"wrote {summary['out']}: {plural(summary['tasks'], 'task')} ({subset_text}), "
-               f"{plural(summary['puzzle_identifiers'] - 1, 'version')}, train "
-               f"{plural(summary['train_examples'], 'example')}, test {plural(summary['test_examples'], 'example')} "
-               f"({plural(summary['test_tasks'], summary['test_set'] + ' task')}"
-               f"{'' if summary['has_solutions'] else ', no solutions: nothing scored'}), "
-               f"{plural(summary['shortfall_tasks'], 'task')} short of {plural(summary['aug'], 'version')}, "
-               f"{summary['seconds']} s")
+    typer.echo(json.dumps(summary) if as_json else _text(summary))
+
+
+def _text(summary: dict[str, Any]) -> str:
+    """`wrote data/arc1: 960 tasks (training 400, ...), 3,633,400 examples ...`: one line."""
+    subset_text = ", ".join(f"{name} {count:,}" for name, count in summary["subsets"].items())
+    return (f"wrote {summary['out']}: {plural(summary['tasks'], 'task')} ({subset_text}), "
+            f"{plural(summary['puzzle_identifiers'] - 1, 'version')}, train "
+            f"{plural(summary['train_examples'], 'example')}, test {plural(summary['test_examples'], 'example')} "
+            f"({plural(summary['test_tasks'], summary['test_set'] + ' task')}"
+            f"{'' if summary['has_solutions'] else ', no solutions: nothing scored'}), "
+            f"{plural(summary['shortfall_tasks'], 'task')} short of {plural(summary['aug'], 'version')}, "
+            f"{summary['seconds']} s")
 
 
 def import_hrm_cmd(
-    src: Annotated[Path, typer.Argument(help="Dataset in the reference layout (train/, test/, identifiers.json).")],
+    src: Annotated[Path, typer.Argument(
+        metavar="SRC", help="Dataset in the reference layout (train/, test/, identifiers.json).")],
     out: Out,
     task: Annotated[Optional[str], typer.Option(
-        "--task", help="One of sudoku, maze, arc; default: inferred from seq_len and vocab_size.")] = None,
+        "--task", metavar="[sudoku|maze|arc]",
+        help="One of sudoku, maze, arc; default: inferred from seq_len and vocab_size.")] = None,
     force: Force = False,
     quiet: Quiet = False,
     as_json: Json = False,
@@ -99,6 +104,6 @@ def import_hrm_cmd(
     if as_json:
         typer.echo(json.dumps(summary))
         return
-    examples = ", ".join(f"{name} {count}" for name, count in summary["examples"].items())
+    examples = ", ".join(f"{name} {count:,}" for name, count in summary["examples"].items())
     typer.echo(f"wrote {summary['out']}: {summary['task']} dataset, {examples} examples, "
-               f"{summary['puzzle_identifiers']} puzzle identifiers, {summary['seconds']} s")
+               f"{plural(summary['puzzle_identifiers'], 'puzzle identifier')}, {summary['seconds']} s")

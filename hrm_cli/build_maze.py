@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from hrm.common import set_quiet
-from hrm.cli.options import Force, Json, Out, Quiet, Seed
+from hrm.cli.options import Force, Json, Out, Quiet, Seed, plural
 
 EXAMPLE = ("Example: hrm build-data maze --out data/maze --aug 7   "
            "(smoke test: hrm build-data maze --out data/maze-small --size 10 --min-path 15 "
@@ -34,7 +34,7 @@ def maze(
                               "alternatives; imported: others are dropped).")] = False,
     seed: Seed = 0,
     from_csv: Annotated[Optional[Path], typer.Option(
-        help="Import DIR/train.csv and DIR/test.csv (reference layout source,question,answer,rating) "
+        metavar="DIR", help="Import DIR/train.csv and DIR/test.csv (reference layout source,question,answer,rating) "
              "instead of generating.", show_default=False)] = None,
     skip_invalid: Annotated[bool, typer.Option(
         "--skip-invalid", help="With --from-csv: drop invalid rows (logged) instead of failing.")] = False,
@@ -57,7 +57,7 @@ def _text(summary: dict[str, Any]) -> str:
              f"({'from ' + summary['source'] if summary['source'] != 'generated' else 'generated'}) "
              f"in {summary['seconds']:.1f} s"]
     for split, stats in summary["splits"].items():
-        line = f"  {split}: {stats['mazes']} mazes, {stats['examples']} examples"
+        line = f"  {split}: {plural(stats['mazes'], 'maze')}, {plural(stats['examples'], 'example')}"
         if "path_length" in stats:
             lengths, paths = stats["path_length"], stats["num_shortest_paths"]
             line += (f"; path length min {lengths['min']} mean {lengths['mean']:.1f} max {lengths['max']}; "

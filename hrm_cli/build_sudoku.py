@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -30,8 +30,8 @@ def sudoku(
              "instead of hard minimal puzzles; 0 = off.")] = 0,
     seed: Seed = 0,
     from_csv: Annotated[Optional[Path], typer.Option(
-        help="Folder with train.csv and test.csv in the reference layout (source,question,answer,rating) "
-             "to import instead of generating.")] = None,
+        metavar="DIR", help="Folder with train.csv and test.csv in the reference layout "
+                            "(source,question,answer,rating) to import instead of generating.")] = None,
     skip_invalid: Annotated[bool, typer.Option(
         "--skip-invalid", help="Skip (and report) invalid CSV rows instead of failing.")] = False,
     force: Force = False,
@@ -45,12 +45,14 @@ def sudoku(
     result = build_sudoku(out, train_size=train_size, test_size=test_size, min_difficulty=min_difficulty,
                           aug=aug, test_aug=test_aug, box=box, seed=seed, from_csv=from_csv,
                           skip_invalid=skip_invalid, force=force, blanks=blanks)
-    if as_json:
-        typer.echo(json.dumps(result))
-        return
+    typer.echo(json.dumps(result) if as_json else _text(result))
+
+
+def _text(result: dict[str, Any]) -> str:
+    """`wrote data/sudoku: train 1,000 puzzles x 1,001 versions = 1,001,000 examples, ...`."""
     parts = []
     for name, split in result["splits"].items():
         versions = split["puzzles"] / max(1, split["groups"])
         parts.append(f"{name} {plural(split['groups'], 'puzzle')} x {plural(versions, 'version')} = "
                      f"{plural(split['examples'], 'example')}, mean rating {split['rating_mean']}")
-    typer.echo(f"wrote {result['out']}: " + "; ".join(parts) + f" ({result['seconds']:.1f} s)")
+    return f"wrote {result['out']}: " + "; ".join(parts) + f" ({result['seconds']:.1f} s)"

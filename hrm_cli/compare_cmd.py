@@ -24,11 +24,14 @@ EXAMPLE = """Examples:
 
 def compare(
     runs: Annotated[list[Path], typer.Argument(
-        metavar="RUN", help="Run folders written by `hrm train --out` (config.yaml + metrics.jsonl).", show_default=False)],
+        metavar="RUN", show_default=False,
+        help="Run folders written by `hrm train --out` (config.yaml + metrics.jsonl).")],
     metric: Annotated[str, typer.Option(
+        metavar="METRIC",
         help="Test metric of the 'best' columns and of the curves (lowest wins for a loss).")] = "exact_accuracy",
     out: Annotated[Optional[Path], typer.Option(
-        "--out", "-o", help="Also write OUT/compare.csv (the table, raw numbers) and OUT/curves.png.")] = None,
+        "--out", "-o", metavar="DIR",
+        help="Also write OUT/compare.csv (the table, raw numbers) and OUT/curves.png.")] = None,
     mean_over: Annotated[Optional[str], typer.Option(
         "--mean-over", metavar="KEY", show_default=False,
         help="Group the runs by every differing config key but KEY (e.g. seed) and report each figure "

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from hrm.common import set_quiet
-from hrm.cli.options import Data, Force, Json, Quiet, Threads
+from hrm.cli.options import HALT_RULES, RANKERS, Data, Force, Json, Quiet, Seed, Threads, choices
 
 EXAMPLE = ("Examples: hrm eval --checkpoint runs/arc --data data/arc1 --vote 2 --out runs/arc/eval "
            "--submission submission.json  |  hrm eval --checkpoint runs/arc --data data/arc1 --max-items 40 "
@@ -22,18 +22,22 @@ EXAMPLE = ("Examples: hrm eval --checkpoint runs/arc --data data/arc1 --vote 2 -
 def eval_command(
     data: Data,
     checkpoint: Annotated[Optional[list[Path]], typer.Option(
-        "--checkpoint", help="Checkpoint (.pt) or run directory (its latest checkpoint), or a reference "
-                                   "HRM/TRM checkpoint (weights file with all_config.yaml beside it); repeat "
-                                   "to ensemble: all checkpoints vote together.")] = None,
-    vote: Annotated[int, typer.Option("--vote", min=1, help="Report pass@1..pass@K after voting over the "
-                                                     "augmented versions (ARC adds pass@5/10/100/1000 when reached).")] = 2,
+        "--checkpoint", metavar="CHECKPOINT",
+        help="Checkpoint (.pt) or run directory (its latest checkpoint), or a reference HRM/TRM checkpoint "
+             "(weights file with all_config.yaml beside it); repeat to ensemble: all checkpoints vote "
+             "together.")] = None,
+    vote: Annotated[int, typer.Option(
+        "--vote", min=1, metavar="K", help="Report pass@1..pass@K after voting over the augmented versions (ARC "
+                                           "adds pass@5/10/100/1000 when reached).")] = 2,
     out: Annotated[Optional[Path], typer.Option(
-        "--out", "-o", help="Directory for predictions.parquet, results.parquet (per task/puzzle) and metrics.json.")] = None,
+        "--out", "-o", metavar="DIR",
+        help="Directory for predictions.parquet, results.parquet (per task/puzzle) and metrics.json.")] = None,
     predictions: Annotated[Optional[list[Path]], typer.Option(
-        "--predictions", help="Without --checkpoint: predictions table(s) to score (repeat to ensemble). "
-                              "With --checkpoint: where to write the table.")] = None,
+        "--predictions", metavar="FILE", help="Without --checkpoint: predictions table(s) to score (repeat to "
+                                              "ensemble). With --checkpoint: where to write the table.")] = None,
     submission: Annotated[Optional[Path], typer.Option(
-        "--submission", help="Write the Kaggle ARC submission JSON (attempt_1/attempt_2 per test pair).")] = None,
+        "--submission", metavar="FILE",
+        help="Write the Kaggle ARC submission JSON (attempt_1/attempt_2 per test pair).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, show_default=False,
                                                       help="Examples per forward pass.")] = None,
     max_items: Annotated[Optional[int], typer.Option(
@@ -42,27 +46,30 @@ def eval_command(
     max_versions: Annotated[Optional[int], typer.Option(
         "--max-versions", min=1, show_default=False,
         help="At most N versions per task/puzzle: the original plus N-1 seeded augmented ones.")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the --max-items / --max-versions draw and of "
-                                                     "the test-time candidates' noise.")] = 0,
+    seed: Seed = 0,  # the --max-items / --max-versions draw, the --pool draws, the candidates' noise
     threads: Threads = None,
-    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1, mps (default: best available).")] = None,
-    split: Annotated[str, typer.Option("--split", help="Split to score.")] = "test",
+    device: Annotated[Optional[str], typer.Option(
+        "--device", metavar="DEVICE", help="cpu, cuda, cuda:1, mps (default: best available).")] = None,
+    split: Annotated[str, typer.Option("--split", metavar="SPLIT", help="Split to score.")] = "test",
     samples: Annotated[int, typer.Option(
-        "--samples", help="Test-time candidates: K noisy trajectories per version (with --noise).")] = 1,
+        "--samples", metavar="K", help="Test-time candidates: K noisy trajectories per version (with --noise).")] = 1,
     noise: Annotated[float, typer.Option(
-        "--noise", help="Std of the Gaussian noise added to the latent states after every update.")] = 0.0,
+        "--noise", metavar="STD", help="Std of the Gaussian noise added to the latent states after every "
+                                       "update.")] = 0.0,
     restarts: Annotated[int, typer.Option(
-        "--restarts", help="Test-time candidates: K random restarts per version (with --init-std); "
-                           "K = samples x restarts candidates in all.")] = 1,
+        "--restarts", metavar="K", help="Test-time candidates: K random restarts per version (with --init-std); "
+                                        "K = samples x restarts candidates in all.")] = 1,
     init_std: Annotated[float, typer.Option(
-        "--init-std", help="Std of the noise added to the initial states of each restart.")] = 0.0,
+        "--init-std", metavar="STD", help="Std of the noise added to the initial states of each restart.")] = 0.0,
     steps: Annotated[Optional[int], typer.Option(
-        "--steps", help="Segments at inference (default: the trained halt_max_steps).")] = None,
+        "--steps", metavar="N", help="Segments at inference (default: the trained halt_max_steps).")] = None,
     halt: Annotated[str, typer.Option(
-        "--halt", help="all: run every segment; q: stop each candidate where its Q head says halt.")] = "all",
+        "--halt", metavar=choices(HALT_RULES),
+        help="all: run every segment; q: stop each candidate where its Q head says halt.")] = "all",
     rank: Annotated[str, typer.Option(
-        "--rank", help="Ranker of the candidates: votes (count, ties by mean q), max_q, mean_q, "
-                       "residual (smallest fixed-point residual), q_votes (q-weighted votes).")] = "votes",
+        "--rank", metavar=choices(RANKERS),
+        help="Ranker of the candidates: votes (count, ties by mean q), max_q, mean_q, residual (smallest "
+             "fixed-point residual), q_votes (q-weighted votes).")] = "votes",
     pool: Annotated[Optional[str], typer.Option(
         "--pool", metavar="N[,N...]", show_default=False,
         help="Vote-pool curve: also score each item voting with only N of its versions (seeded draws), "

@@ -13,8 +13,9 @@ EXAMPLE = "Example: hrm inspect data/sudoku --split test --index 3    |    hrm i
 
 
 def inspect(
-    path: Annotated[Path, typer.Argument(help="Dataset directory.")],
-    split: Annotated[Optional[str], typer.Option(help="Split whose example is rendered (default: test).")] = None,
+    path: Annotated[Path, typer.Argument(metavar="DATASET", help="Dataset directory.")],
+    split: Annotated[Optional[str], typer.Option(
+        metavar="SPLIT", help="Split whose example is rendered (default: test).")] = None,
     index: Annotated[int, typer.Option(help="Row of the rendered example.")] = 0,
     verify: Annotated[bool, typer.Option(
         "--verify", help="Read every chunk of every array first and report damage (exit 1), e.g. "

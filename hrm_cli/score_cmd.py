@@ -15,10 +15,11 @@ EXAMPLE = ("Example: hrm score-submission runs/ttt/submission.json --solutions "
 
 
 def score_submission_command(
-    submission: Annotated[Path, typer.Argument(help="Submission JSON ({task: [{attempt_1, attempt_2}, ...]}), "
-                                                    "from hrm eval --submission or any other tool.")],
-    solutions: Annotated[Path, typer.Option("--solutions", help="Kaggle solutions JSON ({task: [grid, ...]}); "
-                                                               ".gz/.xz read too.")],
+    submission: Annotated[Path, typer.Argument(
+        metavar="SUBMISSION", help="Submission JSON ({task: [{attempt_1, attempt_2}, ...]}), from hrm eval "
+                                   "--submission or any other tool.")],
+    solutions: Annotated[Path, typer.Option(
+        "--solutions", metavar="FILE", help="Kaggle solutions JSON ({task: [grid, ...]}); .gz/.xz read too.")],
     as_json: Json = False,
     quiet: Quiet = False,
 ) -> None:

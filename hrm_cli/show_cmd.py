@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from hrm.common import HrmError, log, set_quiet
+from hrm.common import HrmError, UsageError, log, set_quiet
 from hrm.cli.options import Force, Json, Quiet
 
 if TYPE_CHECKING:
@@ -46,15 +46,20 @@ def _kind(target: Path) -> str:
 
 def show(
     target: Annotated[Optional[Path], typer.Argument(
+        metavar="TARGET",
         help="A dataset directory, a run directory, an `hrm eval --out` folder (its per-segment curve) or an "
              "`hrm trace --out` folder (its pictures).")] = None,
-    split: Annotated[Optional[str], typer.Option(help="Split of the example (default: test).")] = None,
+    split: Annotated[Optional[str], typer.Option(metavar="SPLIT", help="Split of the example (default: test).")] = None,
     index: Annotated[Optional[int], typer.Option(help="Example row in the split (default: 0).")] = None,
-    task: Annotated[Optional[str], typer.Option(help="ARC task (identifier name): all its pairs.")] = None,
+    task: Annotated[Optional[str], typer.Option(
+        metavar="TASK", help="ARC task (identifier name): all its pairs.")] = None,
     predictions: Annotated[Optional[Path], typer.Option(
+        metavar="FILE",
         help="Predictions table from `hrm eval --predictions`: show the answers beside the truth.")] = None,
-    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Dataset of the predictions.")] = None,
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", "-d", metavar="DIR", help="Dataset of the predictions.")] = None,
     png: Annotated[Optional[Path], typer.Option(
+        metavar="FILE",
         help="Also write a picture here, in the format its name ends in: .png, .svg or .pdf (runs: default "
              "RUN/curves.png; eval folders: EVAL/segments.png).")] = None,
     as_json: Json = False,
@@ -70,17 +75,17 @@ def show(
             picture_suffix(png)
         check_output(png, PICTURE_OUTPUT, force=force)
     if index is not None and task is not None:
-        raise HrmError("give --index or --task, not both")
+        raise UsageError("give --index or --task, not both")
     if predictions is not None:
         data = data or target
         if data is None:
-            raise HrmError("--predictions needs --data DIR, the dataset the predictions were made on")
+            raise UsageError("--predictions needs --data DIR, the dataset the predictions were made on")
         from hrm.eval.show import prediction_figure
         _output(prediction_figure(predictions, data, split=split, index=index, task=task), png, as_json, force)
         return
     target = target or data
     if target is None:
-        raise HrmError("give a dataset or run directory to show (see hrm show --help)")
+        raise UsageError("give a dataset or run directory to show (see hrm show --help)")
     kind = _kind(target)
     if kind == "trace":
         if task is not None or split is not None or png is not None:
@@ -90,13 +95,13 @@ def show(
         return
     if kind == "eval":
         if index is not None or task is not None or split is not None:
-            raise HrmError(f"--split/--index/--task apply to datasets; {target} is an eval output")
+            raise UsageError(f"--split/--index/--task apply to datasets; {target} is an eval output")
         folder = target if target.is_dir() else target.parent
         _segment_curve(target, png or folder / "segments.png", as_json, force=force or png is None)
         return
     if kind == "run":
         if index is not None or task is not None or split is not None:
-            raise HrmError(f"--split/--index/--task apply to datasets; {target} is a run directory")
+            raise UsageError(f"--split/--index/--task apply to datasets; {target} is a run directory")
         # The run's own RUN/curves.png is redrawn each time (it is hrm's, and the run is live);
         # a picture the user names follows the rule of every output.
         _curves(target, png or target / "curves.png", as_json, force=force or png is None)

@@ -6,6 +6,7 @@ code). Writing them, and the training state they carry, is train/checkpoint.py's
 """
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import re
@@ -61,15 +62,27 @@ def resolve_checkpoint(where: str | os.PathLike) -> Path:
 def load_error_reason(error: BaseException) -> str:
     """Why torch.load(weights_only=True) refused a file, in a few words. torch's own message for
     a file holding other objects advises retrying with weights_only=False, i.e. unpickling it,
-    which runs whatever code the file carries: never passed on (checkpoints travel)."""
+    which runs whatever code the file carries: never passed on (checkpoints travel). A file cut
+    short or not written by torch at all fails deeper down, with messages that say neither (an
+    EOFError, zip's "central directory", the first byte taken as a pickle opcode: `KeyError: '101'`,
+    "Unsupported operand 110"): those are named for what they are."""
     text = str(error).strip()
+    not_torch = "truncated, or not a file torch.save wrote (neither its zip archive nor its pickle)"
+    if isinstance(error, EOFError):
+        return "empty or truncated file"
+    if "central directory" in text or (isinstance(error, OSError) and error.errno == errno.EINVAL):
+        return "truncated or damaged file (its zip archive is incomplete)"
+    if "not a ZIP archive" in text or "Invalid magic number" in text or isinstance(error, (KeyError, IndexError)):
+        return not_torch
     if "Weights only load failed" in text or isinstance(error, pickle.UnpicklingError):
         detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0] if "WeightsUnpickler error:" in text else ""
         detail = detail.split(". ")[0].rstrip(".")  # torch goes on to say how to allow-list it
+        if detail.startswith("Unsupported operand"):  # the first byte is no pickle opcode torch writes
+            return not_torch
         return ("not a weights-only file" + (f": {detail}" if detail else "")
                 + "; hrm loads tensors and plain values only and never unpickles other objects")
-    if not text:
-        return type(error).__name__
+    if not text or not any(char.isalpha() for char in text):
+        return f"{not_torch} ({type(error).__name__}{': ' + text if text else ''})"
     first = text.splitlines()[0]
     return first.split(". ")[0].rstrip(".")  # torch appends paragraphs of speculation
 
@@ -81,7 +94,7 @@ def torch_load_weights(path: Path, what: str = "a loadable checkpoint") -> Any:
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for damaged or foreign files
-        raise HrmError(f"{path}: not {what} ({load_error_reason(error)})") from None
+        raise HrmError(f"{path}: not {what}: {load_error_reason(error)}") from None
 
 
 def load_checkpoint(where: str | os.PathLike) -> dict[str, Any]:

@@ -94,6 +94,8 @@ def test_interrupted_build_leaves_no_dataset(tmp_path):
         if process.poll() is None:
             process.kill()
     assert process.returncode == 130 and "Traceback" not in stderr
+    # one line says so, even with --quiet (an error is not a log line)
+    assert stderr.splitlines() == [f"error: interrupted: nothing written to {out}"], stderr
     assert list(tmp_path.iterdir()) == []  # neither the dataset nor its temporary sibling
 
 

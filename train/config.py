@@ -5,8 +5,11 @@
 Top-level keys keep the names of the reference code's config (global_batch_size, epochs,
 eval_interval, lr, ...) so that published recipes carry over; `arch` is an open mapping whose keys
 the model registry validates (issue 6 adds architectures with keys of their own). Values of
-overrides are parsed as YAML scalars (`lr=7e-5` is a float, `compile=false` a bool). Unknown
-top-level keys are user errors naming the key.
+overrides are parsed as YAML scalars (`lr=7e-5` is a float, `compile=false` a bool). A key that
+does not exist, a value of the wrong type or out of range is a usage error (exit 2) naming the
+key, whether it comes from an override, a config file or a resumed run's config.yaml: the checks
+run on the merged config, and a config file is a written-down command line. A file that is missing
+or not YAML is bad input (exit 1), as is a checkpoint's config (`config_from_dict`).
 """
 from __future__ import annotations
 
@@ -80,14 +83,14 @@ _HINTS = typing.get_type_hints(TrainConfig)
 
 
 def _check_type(key: str, value: Any) -> Any:
-    """Coerce `value` to the declared type of `key` or raise HrmError naming both."""
+    """Coerce `value` to the declared type of `key` or raise UsageError naming both."""
     hint = _HINTS[key]
     optional = typing.get_origin(hint) is typing.Union and type(None) in typing.get_args(hint)
     base = next(t for t in typing.get_args(hint) if t is not type(None)) if optional else hint
     if value is None:
         if optional:
             return None
-        raise HrmError(f"config key {key!r} may not be null")
+        raise UsageError(f"config key {key!r} may not be null")
     if base in (int, float) and isinstance(value, str):
         try:  # PyYAML (YAML 1.1) reads 1e-4 without a dot as a string
             value = float(value)
@@ -107,7 +110,7 @@ def _check_type(key: str, value: Any) -> Any:
     elif base is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-    raise HrmError(f"config key {key!r} expects {getattr(base, '__name__', base)}, got {value!r}")
+    raise UsageError(f"config key {key!r} expects {getattr(base, '__name__', base)}, got {value!r}")
 
 
 def _parse_scalar(text: str) -> Any:
@@ -122,7 +125,7 @@ def _flatten(mapping: dict[str, Any], where: str) -> list[tuple[str, Any]]:
     items = []
     for key, value in mapping.items():
         if not isinstance(key, str):
-            raise HrmError(f"{where}: config keys must be strings, got {key!r}")
+            raise UsageError(f"{where}: config keys must be strings, got {key!r}")
         if key == "arch" and isinstance(value, dict):
             items += [(f"arch.{k}", v) for k, v in value.items()]
         else:
@@ -147,12 +150,15 @@ def _set(values: dict[str, Any], key: str, value: Any, where: str, explicit: set
     if key.startswith("arch."):
         name = key[len("arch."):]
         if not name or "." in name:
-            raise HrmError(f"{where}: unknown config key {key!r} (arch keys are one level deep)")
+            raise UsageError(f"{where}: unknown config key {key!r} (arch keys are one level deep)")
         if name == "name" and value != values["arch"].get("name"):
             # A different architecture starts from its own defaults, keeping the keys this file
             # or these overrides set that it also has (`arch.name=trm` on an HRM preset keeps the
             # preset's sizes), but not the previous architecture's defaults.
-            fresh = arch_defaults(str(value))
+            try:
+                fresh = arch_defaults(str(value))
+            except HrmError as error:  # an unknown arch name
+                raise UsageError(f"{where}: {error}") from None
             kept = {k: v for k, v in values["arch"].items() if k in explicit and k in fresh}
             values["arch"] = {**fresh, **kept}
         values["arch"][name] = value
@@ -160,7 +166,7 @@ def _set(values: dict[str, Any], key: str, value: Any, where: str, explicit: set
         return
     if key not in _HINTS or key == "arch":
         known = ", ".join(k for k in _HINTS if k != "arch")
-        raise HrmError(f"{where}: unknown config key {key!r} (known: {known}, arch.*)")
+        raise UsageError(f"{where}: unknown config key {key!r} (known: {known}, arch.*)")
     values[key] = _check_type(key, value)
 
 
@@ -201,6 +207,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] 
         _set(values, key, value, "override", explicit)
     config = TrainConfig(**values)
     validate(config)
+    check_arch(config.arch)
     return config
 
 
@@ -208,28 +215,57 @@ def validate(config: TrainConfig) -> None:
     positive = ["global_batch_size", "epochs", "eval_interval", "log_interval", "loader_cache_mb"]
     for key in positive:
         if getattr(config, key) <= 0:
-            raise HrmError(f"config key {key!r} must be positive, got {getattr(config, key)}")
+            raise UsageError(f"config key {key!r} must be positive, got {getattr(config, key)}")
     for key in ["max_steps", "eval_batch_size"]:
         if getattr(config, key) is not None and getattr(config, key) <= 0:
-            raise HrmError(f"config key {key!r} must be positive, got {getattr(config, key)}")
+            raise UsageError(f"config key {key!r} must be positive, got {getattr(config, key)}")
     for key in ["lr_warmup_steps", "checkpoint_interval", "keep_checkpoints", "lr", "puzzle_emb_lr", "threads"]:
         if (getattr(config, key) or 0) < 0:
-            raise HrmError(f"config key {key!r} must not be negative, got {getattr(config, key)}")
+            raise UsageError(f"config key {key!r} must not be negative, got {getattr(config, key)}")
     if config.init_new_puzzle_emb not in ("mean", "zero"):
-        raise HrmError(f"config key 'init_new_puzzle_emb' must be mean or zero, got {config.init_new_puzzle_emb!r}")
+        raise UsageError(f"config key 'init_new_puzzle_emb' must be mean or zero, got {config.init_new_puzzle_emb!r}")
     if config.time_budget is not None and config.time_budget <= 0:
-        raise HrmError(f"config key 'time_budget' must be positive (seconds), got {config.time_budget}")
+        raise UsageError(f"config key 'time_budget' must be positive (seconds), got {config.time_budget}")
     if not 0.0 <= config.ema_rate <= 1.0:
-        raise HrmError(f"config key 'ema_rate' must be in [0, 1], got {config.ema_rate}")
+        raise UsageError(f"config key 'ema_rate' must be in [0, 1], got {config.ema_rate}")
     if config.compile_mode not in COMPILE_MODES:
-        raise HrmError(f"config key 'compile_mode' must be one of {', '.join(COMPILE_MODES)}, "
-                       f"got {config.compile_mode!r}")
+        raise UsageError(f"config key 'compile_mode' must be one of {', '.join(COMPILE_MODES)}, "
+                         f"got {config.compile_mode!r}")
     if config.logger not in LOGGERS:
-        raise HrmError(f"config key 'logger' must be wandb or tensorboard, got {config.logger!r}")
+        raise UsageError(f"config key 'logger' must be wandb or tensorboard, got {config.logger!r}")
     if not isinstance(config.arch, dict) or "name" not in config.arch:
-        raise HrmError("config key 'arch' must be a mapping with a 'name'")
+        raise UsageError("config key 'arch' must be a mapping with a 'name'")
     if config.arch.get("puzzle_emb_ndim", 0) is None and "hidden_size" in config.arch:
         config.arch["puzzle_emb_ndim"] = config.arch["hidden_size"]
+
+
+def check_arch(arch: dict[str, Any]) -> None:
+    """The arch keys and values the model registry accepts, checked when the config is read (a
+    usage error, before a run folder or a model exists) rather than when the model is built."""
+    from hrm.models.registry import ARCH_CONFIGS, config_from_arch  # torch: loaded by arch_defaults already
+
+    name = arch.get("name", "hrm")
+    if name not in ARCH_CONFIGS:
+        raise UsageError(f"unknown arch name {name!r} (available: {', '.join(sorted(ARCH_CONFIGS))})")
+    try:  # the dataset's shapes are not known yet: any valid ones do
+        config_from_arch(ARCH_CONFIGS[name], arch, seq_len=1, vocab_size=2, num_puzzle_identifiers=1, batch_size=1)
+    except HrmError as error:
+        raise UsageError(str(error)) from None
+
+
+def option_overrides(overrides: Iterable[str], options: dict[str, Any]) -> list[str]:
+    """`overrides` plus `key=value` for each command-line option that sets a config key and was
+    given (`--seed 3` is `seed=3`); a key set both ways is a usage error."""
+    given = {item.partition("=")[0].strip() for item in overrides}
+    extra = list(overrides)
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key in given:
+            option = "--" + key.replace("_", "-")
+            raise UsageError(f"{option} and the override {key}= both set {key}: give one of them")
+        extra.append(f"{key}={str(value).lower() if isinstance(value, bool) else value}")
+    return extra
 
 
 def save_config(config: TrainConfig, path: str | os.PathLike) -> None:
@@ -243,8 +279,11 @@ def config_from_dict(values: dict[str, Any], where: str = "checkpoint") -> Train
     unknown = set(values) - set(_HINTS)
     if unknown:
         raise HrmError(f"{where}: unknown config key {sorted(unknown)[0]!r}")
-    config = TrainConfig(**{k: _check_type(k, v) if k != "arch" else dict(v) for k, v in values.items()})
-    validate(config)
+    try:  # a file's content, not the command line: bad input
+        config = TrainConfig(**{k: _check_type(k, v) if k != "arch" else dict(v) for k, v in values.items()})
+        validate(config)
+    except UsageError as error:
+        raise HrmError(f"{where}: {error}") from None
     return config
 
 
@@ -279,7 +318,7 @@ def resume_config(run_dir: Path, overrides: list[str], data: str | None = None) 
     for item in overrides:
         key = item.partition("=")[0].strip()
         if key not in RESUMABLE_KEYS:
-            raise HrmError(f"cannot change {key!r} when resuming (allowed: {', '.join(sorted(RESUMABLE_KEYS))})")
+            raise UsageError(f"cannot change {key!r} when resuming (allowed: {', '.join(sorted(RESUMABLE_KEYS))})")
     if data is None and not Path(saved.data_path).exists():
         raise HrmError(f"the dataset of {run_dir}, {saved.data_path}, does not exist (moved, or a relative "
                        f"path from another folder?); pass --data DIR to resume on it where it is now")
