@@ -193,13 +193,13 @@ def evaluate(checkpoints: Sequence[str | os.PathLike] = (), data: str | os.PathL
     if rank not in RANKERS:
         raise UsageError(f"--rank must be one of {', '.join(RANKERS)}, got {rank!r}")
     if candidates is not None and not checkpoints and candidates != CandidateSpec(seed=candidates.seed):
-        raise HrmError("--samples/--noise/--restarts/--init-std/--steps/--halt make candidates with a model: "
-                       "give --checkpoint (a predictions table holds answers already made)")
+        raise UsageError("--samples/--noise/--restarts/--init-std/--steps/--halt make candidates with a model: "
+                         "give --checkpoint (a predictions table holds answers already made)")
     candidates = candidates or CandidateSpec()
     if not checkpoints and not tables:
-        raise HrmError("nothing to score: give --checkpoint CKPT (run a model) or --predictions FILE (score a table)")
+        raise UsageError("nothing to score: give --checkpoint CKPT (run a model) or --predictions FILE (score a table)")
     if checkpoints and len(tables) > 1:
-        raise HrmError("with --checkpoint, --predictions names the one table to write; give it once")
+        raise UsageError("with --checkpoint, --predictions names the one table to write; give it once")
     dataset = open_dataset(data)
     out = Path(out) if out is not None else None
     if submission is not None and dataset.task != "arc":

@@ -64,6 +64,9 @@ USAGE_MISTAKES = [
     ("eval", "--checkpoint", "c.pt", "--data", "DATA", "--halt", "maybe"),
     ("eval", "--checkpoint", "c.pt", "--data", "DATA", "--rank", "foo"),
     ("eval", "--predictions", "p.parquet", "--data", "DATA", "--pool", "0"),
+    ("eval", "--predictions", "p.parquet", "--data", "DATA", "--samples", "2"),  # candidates need a model
+    ("eval", "--data", "DATA"),                                        # nothing to score
+    ("eval", "--checkpoint", "c.pt", "--data", "DATA", "--predictions", "p.parquet", "--predictions", "c.pt"),
     ("train", "--data", "DATA", "--out", "RUN", "lr"),                 # an override without =
     ("train", "--data", "DATA", "--out", "RUN", "lr=abc"),             # a value of the wrong type
     ("train", "--data", "DATA", "--out", "RUN", "foo=1"),              # a key that does not exist
@@ -165,7 +168,7 @@ def test_help_is_printed_once_with_examples_and_flags_show_no_type():
 # ----------------------------------------------------------------------------- --help pages
 
 COMMANDS = [["build-data", "sudoku"], ["build-data", "maze"], ["build-data", "arc"], ["build-data", "import-hrm"],
-            ["inspect"], ["show"], ["train"], ["eval"], ["compare"], ["score-submission"]]
+            ["inspect"], ["show"], ["train"], ["eval"], ["trace"], ["compare"], ["score-submission"]]
 
 
 def help_page(monkeypatch, *command: str) -> str:
