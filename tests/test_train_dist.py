@@ -49,7 +49,7 @@ def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
 
 
 def records(run: Path) -> list[dict]:
-    drop = ("time", "examples_per_s")
+    drop = ("time", "examples_per_s", "peak_memory")  # of the machine, not of the run
     return [{k: v for k, v in json.loads(line).items() if k not in drop}
             for line in (run / "metrics.jsonl").read_text().splitlines()]
 

@@ -230,6 +230,9 @@ def validate(config: TrainConfig) -> None:
         raise HrmError("config key 'arch' must be a mapping with a 'name'")
     if config.arch.get("puzzle_emb_ndim", 0) is None and "hidden_size" in config.arch:
         config.arch["puzzle_emb_ndim"] = config.arch["hidden_size"]
+    from hrm.models.registry import check_depth  # imports torch (the model classes): only here
+
+    check_depth(config.arch)  # arch.bptt and depth schedules: a UsageError naming the key
 
 
 def save_config(config: TrainConfig, path: str | os.PathLike) -> None:
