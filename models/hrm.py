@@ -5,9 +5,9 @@ Two recurrent modules of the same shape reason over the whole puzzle at once:
   z_high - the slow, high-level state, updated from (z_high, z_low) after every L_cycles low steps
 where x is the embedded input. One call of `HrmInner` is one *segment*: H_cycles * L_cycles low
 steps and H_cycles high steps, of which only the last low and the last high step carry gradient
-(the one-step gradient approximation) unless `arch.bptt` asks for more (models/depth.py). `HrmAct` runs segments over a batch of slots, halting each
-slot when its Q head says so (Q-learning on "is the answer right yet?"), and refills halted slots
-with new examples.
+(the one-step gradient approximation) unless `arch.bptt` asks for more (models/depth.py).
+`HrmAct` runs segments over a batch of slots, halting each slot when its Q head says so
+(Q-learning on "is the answer right yet?"), and refills halted slots with new examples.
 
 The module tree (inner.H_level.layers.N.self_attn.qkv_proj.weight, inner.embed_tokens...,
 inner.H_init, ...) is the reference implementation's, so its checkpoints load by stripping the

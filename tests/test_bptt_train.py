@@ -81,14 +81,24 @@ def test_the_switch_is_logged(data, tmp_path, capsys):
     assert [(r["step"], r["arch.bptt"]) for r in records(tmp_path / "run")] == [(5, 1), (7, 1), (8, "all")]
 
 
-@pytest.mark.parametrize("stop", [BPTT_SWITCH - 1, BPTT_SWITCH], ids=["before the switch", "at the switch"])
-def test_a_run_resumed_across_a_switch_is_the_uninterrupted_run(scheduled_run, data, tmp_path, stop):
-    run = tmp_path / "run"
-    train(config(data, *SCHEDULE, f"max_steps={stop}", "log_interval=3"), run)
+@pytest.mark.parametrize("stop", [BPTT_SWITCH - 1, BPTT_SWITCH, H_SWITCH],
+                         ids=["before a switch", "at a switch", "at a switch and an evaluation"])
+def test_a_run_resumed_across_a_switch_is_the_uninterrupted_run(data, tmp_path, stop):
+    # eval_interval 1: an evaluation every 6 steps, one of them at H_SWITCH, where the resumed run
+    # evaluates before its first step, at the depth the weights were trained at (H_cycles 1).
+    # log_interval 3: the switch at 7 flushes a window; the stops are where a line is due anyway
+    # (a run stopped elsewhere logs its last steps early, with or without a schedule).
+    run, whole = tmp_path / "run", tmp_path / "whole"
+    train(config(data, *SCHEDULE, f"max_steps={stop}", "log_interval=3", "eval_interval=1"), run)
     train(resume_config(run, ["max_steps=14"]), run, resume=True)
-    whole = tmp_path / "whole"
-    train(config(data, *SCHEDULE, "max_steps=14", "log_interval=3"), whole)
+    train(config(data, *SCHEDULE, "max_steps=14", "log_interval=3", "eval_interval=1"), whole)
     assert records(run) == records(whole)
+    # Tests: the early stop adds an evaluation at `stop`, the same as the one at `stop` if any.
+    resumed_tests, whole_tests = records(run, "test"), records(whole, "test")
+    assert [r for r in resumed_tests if r["step"] != stop] == [r for r in whole_tests if r["step"] != stop]
+    at_stop = [r for r in resumed_tests if r["step"] == stop] + [r for r in whole_tests if r["step"] == stop]
+    assert all(r == at_stop[0] for r in at_stop)
+    assert [r["step"] for r in whole_tests] == [6, 12, 14]
     a, b = load_checkpoint(whole), load_checkpoint(run)
     assert a["step"] == b["step"] == 14 and a["depth"] == b["depth"] == {"bptt": "all", "H_cycles": 2, "L_cycles": 2}
     for key in a["model"]:

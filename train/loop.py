@@ -444,6 +444,9 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, for
     if state is not None:
         restore(t, state)
         log(f"resuming {run_dir} from step {t.state.step}")
+    # A depth schedule's stage of the last step trained (the model is built at the last stage), for
+    # an evaluation before the next step; the loop enters each step's stage (enter_depth_stage).
+    t.model.config.set_depth(**values_at_step(config.arch, max(t.state.step - 1, 0), t.total_steps))
     if dist.is_main and resume:
         save_config(config, run_dir / "config.yaml")  # records changed max_steps etc.
     metrics_log = MetricsLog(run_dir, enabled=dist.is_main, logger=config.logger, config=config.to_dict(),
