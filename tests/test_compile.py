@@ -116,3 +116,16 @@ def test_a_depth_schedule_recompiles_once_per_new_stage_and_matches_eager():
             torch.testing.assert_close(logits(compiled), logits(model))
         compiles.append(counter.frame_count)
     assert compiles == [1, 2, 2]
+
+
+def test_a_long_depth_schedule_may_keep_a_graph_per_stage(monkeypatch):
+    from types import SimpleNamespace
+
+    from hrm.train.compiled import CompiledForward, compiled_forward
+
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)
+    stages = [[i / 12, i + 1] for i in range(12)]
+    model = build_model(ARCH, seq_len=16, vocab_size=6, num_puzzle_identifiers=5, batch_size=4)
+    config = SimpleNamespace(compile=True, compile_mode="default", arch={**ARCH, "H_cycles": stages})
+    assert isinstance(compiled_forward(model, config, torch.device("cpu"), steps=10), CompiledForward)
+    assert torch._dynamo.config.recompile_limit >= 13
