@@ -148,3 +148,17 @@ def test_backpropagating_through_the_whole_segment_needs_more_memory(data, tmp_p
         first_line = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
         peaks[bptt] = first_line["peak_memory"]
     assert peaks["all"] > peaks[1] + 30 * 2**20, peaks
+
+
+def test_init_from_takes_the_gradient_depth_from_the_config():
+    """bptt changes how the weights are trained, not their shapes: a run started from a checkpoint
+    (also one of an hrm older than the key) backpropagates as its own config says."""
+    from hrm.train.config import arch_defaults
+    from hrm.train.init_from import init_arch
+
+    pretrained = arch_defaults("hrm") | {"hidden_size": 16, "puzzle_emb_ndim": 16}
+    older = {k: v for k, v in pretrained.items() if k != "bptt"}
+    for checkpoint_arch in (pretrained, older):
+        assert init_arch(checkpoint_arch, arch_defaults("hrm") | {"bptt": "all"})["bptt"] == "all"
+        assert init_arch(checkpoint_arch, arch_defaults("hrm") | {"hidden_size": 32})["hidden_size"] == 16
+    assert init_arch(pretrained | {"bptt": 2}, arch_defaults("hrm"))["bptt"] == 2  # the config left it at its default
