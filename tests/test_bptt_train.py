@@ -135,6 +135,25 @@ def test_peak_memory_is_recorded_and_never_decreases(scheduled_run):
     assert peaks == sorted(peaks)
 
 
+def test_the_peak_is_this_process_s_own_not_its_parent_s():
+    """Linux keeps getrusage's ru_maxrss across exec: a run started by a process that once held
+    ~1 GB would report at least that. The peak read is the child's own (well below), and a tensor
+    this process allocates raises its own."""
+    import subprocess
+    import sys
+
+    from hrm.train.resources import peak_memory
+
+    cpu = torch.device("cpu")
+    ballast = torch.ones(256 << 20, dtype=torch.float32)  # 1 GiB, touched
+    parent = peak_memory(cpu)
+    assert parent >= 1 << 30
+    child = subprocess.run([sys.executable, "-c", "import torch; from hrm.train.resources import peak_memory; "
+                            "print(peak_memory(torch.device('cpu')))"], capture_output=True, text=True, check=True)
+    assert int(child.stdout) < parent - (512 << 20)
+    del ballast
+
+
 def test_backpropagating_through_the_whole_segment_needs_more_memory(data, tmp_path):
     """The same preset at bptt 1 and all, each in its own process (the peak is per process): 3 x 3
     cycles of 64 sequences x 17 positions at hidden 64 keep ~10 more blocks' activations, ~80 MB

@@ -202,10 +202,18 @@ def multi_gpu_recipe(config: Any, counts: ModelCounts) -> str | None:
 
 def peak_memory(device: torch.device) -> int | None:
     """Bytes at this process's peak so far: on CUDA the allocator's peak (tensors only); elsewhere
-    the process's peak resident set (Python, torch and the data included), which the OS reports
-    in KiB on Linux and in bytes on macOS. None where neither is known (Windows)."""
+    the process's peak resident set (Python, torch and the data included). On Linux that is
+    /proc/self/status's VmHWM, not getrusage's ru_maxrss: Linux keeps ru_maxrss across exec, so
+    a run started from a large process (a test runner, a notebook) would report that one's peak.
+    Elsewhere ru_maxrss (bytes on macOS); None where neither is known (Windows)."""
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import resource
     except ImportError:
