@@ -89,7 +89,8 @@ def check_depth(arch: dict[str, Any]) -> None:
         parse_schedule(key, arch.get(key))
     defaults = {f.name: f.default for f in fields(config_class) if f.name in SCHEDULABLE_KEYS}
     for fraction in stage_fractions(arch):
-        stage = {**defaults, **{k: arch[k] for k in SCHEDULABLE_KEYS if k in arch}, **values_at_fraction(arch, fraction)}
+        plain = {k: arch[k] for k in SCHEDULABLE_KEYS if k in arch}
+        stage = {**defaults, **plain, **values_at_fraction(arch, fraction)}
         cycles = (stage["H_cycles"], stage["L_cycles"])
         if not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in cycles):
             return

@@ -74,7 +74,8 @@ def model_forward(inner, z_high, z_low, batch):
     return inner(z_high, z_low, batch)
 
 
-@pytest.mark.parametrize("arch", [dict(TINY), dict(TINY_TRM), dict(TINY, damping=0.7)], ids=["hrm", "trm", "hrm-damped"])
+@pytest.mark.parametrize("arch", [dict(TINY), dict(TINY_TRM), dict(TINY, damping=0.7)],
+                         ids=["hrm", "trm", "hrm-damped"])
 def test_bptt_1_gives_the_gradients_of_the_code_before_it_bit_for_bit(arch):
     model = tiny_model(**arch, bptt=1).float().train()
     before = trm_forward_before_bptt if arch.get("name") == "trm" else hrm_forward_before_bptt
@@ -124,7 +125,8 @@ def hand_unrolled_trm(w, rows, batch, answer, latent, first_with_grad):
     cfg = TINY_TRM
     x = h_embed(w, rows, batch["inputs"], cfg["hidden_size"], cfg["puzzle_emb_len"], learned=False)
     for recursion in range(3):
-        before_window = lambda z: z.detach() if first_with_grad is not None and recursion < first_with_grad else z  # noqa: E731
+        no_grad = first_with_grad is not None and recursion < first_with_grad
+        before_window = lambda z: z.detach() if no_grad else z  # noqa: E731
         latent = before_window(h_net(latent, answer + x, w, cfg))
         latent = before_window(h_net(latent, answer + x, w, cfg))
         answer = before_window(h_net(answer, latent, w, cfg))
