@@ -22,6 +22,8 @@ What each figure is:
   segment by segment.
 - `examples_per_s`: the mean of the train records' `examples_per_s` (training throughput over
   the log windows; evaluations are not counted).
+- `peak_memory`: the largest `peak_memory` of the train records, in bytes (CUDA: the allocator's
+  peak; CPU: the training process's peak resident set); "-" for runs of an hrm that did not log it.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import yaml
 
-from hrm.common import HrmError
+from hrm.common import HrmError, format_bytes
 from hrm.common.outputs import OutputKind, atomic_directory
 from hrm.analysis.curves import METRICS, _series, is_number, last_values, read_metrics
 from hrm.show.charts import fraction_axis, mean_band, new_figure, plot_line, run_styles, save_figure, set_scale
@@ -45,6 +47,7 @@ CSV_NAME, PNG_NAME = "compare.csv", "curves.png"
 NOT_METRICS = ("step", "split", "time", "count")  # record fields that are not a test metric
 FIRST_METRICS = ("exact_accuracy", "accuracy")
 MISSING = object()  # a config key the run's config does not have (shown "-"), unlike a null value
+RUN_FIGURES = ("steps", "wall_time", "examples_per_s", "peak_memory")  # one number per run, after the metrics
 
 
 def is_compare_folder(path: Path) -> bool:
@@ -142,7 +145,7 @@ def best_value(records: list[dict[str, Any]], metric: str) -> dict[str, Any]:
 
 def summarise_run(records: list[dict[str, Any]], metric: str) -> dict[str, Any]:
     """One run's figures from its metrics records (see the module doc): final, best, steps,
-    wall_time, examples_per_s."""
+    wall_time, examples_per_s, peak_memory."""
     last_test = last_values(records).get("test")
     final: dict[str, Any] = {}
     if last_test is not None:
@@ -152,10 +155,12 @@ def summarise_run(records: list[dict[str, Any]], metric: str) -> dict[str, Any]:
         final.update(sorted(metrics.items(), key=lambda item: rank.get(item[0], len(rank))))
     throughputs = [float(r["examples_per_s"]) for r in records
                    if r["split"] == "train" and is_number(r.get("examples_per_s"))]
+    peaks = [int(r["peak_memory"]) for r in records if r["split"] == "train" and is_number(r.get("peak_memory"))]
     return {"final": final, "best": best_value(records, metric),
             "steps": max((r["step"] for r in records), default=None),
             "wall_time": wall_time(records),
-            "examples_per_s": sum(throughputs) / len(throughputs) if throughputs else None}
+            "examples_per_s": sum(throughputs) / len(throughputs) if throughputs else None,
+            "peak_memory": max(peaks, default=None)}
 
 
 def _read_records(run: str) -> list[dict[str, Any]]:
@@ -184,7 +189,7 @@ def read_runs(runs: list[str]) -> tuple[list[dict[str, Any]], list[list[dict[str
 def compare_runs(runs: list[str], configs: list[dict[str, Any]], records: list[list[dict[str, Any]]],
                  metric: str = "exact_accuracy") -> dict[str, Any]:
     """{"differing_keys": [...], "runs": [{"run", "config", "final", "best", "steps", "wall_time",
-    "examples_per_s"}, ...]}: one entry per run, in the order given (`read_runs` reads the
+    "examples_per_s", "peak_memory"}, ...]}: one entry per run, in the order given (`read_runs` reads the
     configs and records). A run's `config` holds the differing keys its config.yaml has (a key
     it lacks is left out)."""
     tested = [r for rs in records for r in rs if r["split"] == "test"]
@@ -218,7 +223,7 @@ def columns(summary: dict[str, Any]) -> list[str]:
     """The columns of the table and of compare.csv."""
     metric = _metric_name(summary)
     return ["run", *summary["differing_keys"], *(f"final.{m}" for m in final_metrics(summary)),
-            f"best.{metric}", "best.step", "steps", "wall_time", "examples_per_s"]
+            f"best.{metric}", "best.step", *RUN_FIGURES]
 
 
 def raw_rows(summary: dict[str, Any]) -> list[list[Any]]:
@@ -229,7 +234,7 @@ def raw_rows(summary: dict[str, Any]) -> list[list[Any]]:
         row += [run["final"].get(m, MISSING) for m in final_metrics(summary)]
         best = run["best"]
         row += [MISSING if best["value"] is None else best["value"], MISSING if best["step"] is None else best["step"]]
-        row += [MISSING if run[k] is None else run[k] for k in ("steps", "wall_time", "examples_per_s")]
+        row += [MISSING if run[k] is None else run[k] for k in RUN_FIGURES]
         rows.append(row)
     return rows
 
@@ -245,7 +250,7 @@ def _config_text(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, (list, dict)):
-        return json.dumps(value)
+        return json.dumps(value, separators=(",", ":"))  # one word: a depth schedule [[0,1],[0.5,"all"]]
     return str(value)
 
 
@@ -268,6 +273,8 @@ def _value_text(column: str, value: Any) -> str:
         return _duration(value)
     if column == "examples_per_s":
         return f"{value:.1f}"
+    if column == "peak_memory":
+        return format_bytes(value).replace(" ", "")  # one word per cell, like the wall time's 4m05s
     if "accuracy" in column:
         return f"{value:.2%}"
     return f"{value:.4g}"
@@ -396,7 +403,7 @@ def group_runs(summary: dict[str, Any], key: str) -> dict[str, Any]:
     """The runs grouped by every differing key but `key` (e.g. "seed"), with each figure as
     {"mean", "std", "min", "max", "n"} over the group's runs: {"mean_over", "keys", "groups": [
     {"config", "runs", "final": {metric: stats}, "best": {"metric", "value": stats, "step": stats},
-    "steps", "wall_time", "examples_per_s"}]} in the order each group first appears."""
+    "steps", "wall_time", "examples_per_s", "peak_memory"}]} in the order each group first appears."""
     keys = [k for k in summary["differing_keys"] if k != key]
     groups: dict[str, dict[str, Any]] = {}
     for run in summary["runs"]:
@@ -411,7 +418,7 @@ def group_runs(summary: dict[str, Any], key: str) -> dict[str, Any]:
                     "final": {m: _stats([run["final"].get(m) for run in members]) for m in names},
                     "best": {"metric": metric, "value": _stats([run["best"]["value"] for run in members]),
                              "step": _stats([run["best"]["step"] for run in members])},
-                    **{k: _stats([run[k] for run in members]) for k in ("steps", "wall_time", "examples_per_s")}})
+                    **{k: _stats([run[k] for run in members]) for k in RUN_FIGURES}})
     return {"mean_over": key, "keys": keys, "groups": out}
 
 
@@ -430,7 +437,8 @@ def group_columns(grouped: dict[str, Any]) -> tuple[list[str], list[str]]:
     """(config keys, figure columns) of the grouped table."""
     finals = metric_order(m for g in grouped["groups"] for m in g["final"])
     metric = grouped["groups"][0]["best"]["metric"] if grouped["groups"] else "exact_accuracy"
-    return grouped["keys"], [*(f"final.{m}" for m in finals), f"best.{metric}", "wall_time", "examples_per_s"]
+    return grouped["keys"], [*(f"final.{m}" for m in finals), f"best.{metric}", "wall_time", "examples_per_s",
+                             "peak_memory"]
 
 
 def _group_figure(group: dict[str, Any], column: str) -> dict[str, Any] | None:

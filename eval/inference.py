@@ -80,7 +80,9 @@ def load_for_inference(checkpoint: str | os.PathLike, device: str | torch.device
     config = {**state["config"], "dataset": state["dataset"], "step": state["step"], "checkpoint": state["path"]}
     if dataset is not None:
         check_dataset_matches(config, dataset)
-    model = build_for_dataset(config["arch"], state["dataset"], config.get("global_batch_size", REFERENCE_BATCH_SIZE))
+    # A depth schedule's stage as trained at this checkpoint (hrm before arch.bptt: the arch's own).
+    arch = {**config["arch"], **state.get("depth", {})}
+    model = build_for_dataset(arch, state["dataset"], config.get("global_batch_size", REFERENCE_BATCH_SIZE))
     model.load_state_dict(state["model"])
     if config.get("ema") and state.get("ema"):
         model.load_state_dict(state["ema"], strict=False)  # the averaged tensors, by state_dict key

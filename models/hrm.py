@@ -5,9 +5,9 @@ Two recurrent modules of the same shape reason over the whole puzzle at once:
   z_high - the slow, high-level state, updated from (z_high, z_low) after every L_cycles low steps
 where x is the embedded input. One call of `HrmInner` is one *segment*: H_cycles * L_cycles low
 steps and H_cycles high steps, of which only the last low and the last high step carry gradient
-(the one-step gradient approximation). `HrmAct` runs segments over a batch of slots, halting each
-slot when its Q head says so (Q-learning on "is the answer right yet?"), and refills halted slots
-with new examples.
+(the one-step gradient approximation) unless `arch.bptt` asks for more (models/depth.py).
+`HrmAct` runs segments over a batch of slots, halting each slot when its Q head says so
+(Q-learning on "is the answer right yet?"), and refills halted slots with new examples.
 
 The module tree (inner.H_level.layers.N.self_attn.qkv_proj.weight, inner.embed_tokens...,
 inner.H_init, ...) is the reference implementation's, so its checkpoints load by stripping the
@@ -15,6 +15,7 @@ inner.H_init, ...) is the reference implementation's, so its checkpoints load by
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, fields
 from typing import Callable, ClassVar, Iterable
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hrm.common import HrmError
+from hrm.models.depth import SCHEDULABLE_KEYS, resolve_bptt
 from hrm.models.layers import (CastedEmbedding, CastedLinear, CosSin, RotaryEmbedding, SparsePuzzleEmbedding,
                           TransformerBlock, attention_backend, trunc_normal_)
 
@@ -42,6 +44,10 @@ class HrmConfig:
     name: str = "hrm"
     H_cycles: int = 2
     L_cycles: int = 2
+    # Gradient depth (models/depth.py): the final low-level steps of a segment that carry
+    # gradient, with every high-level update among them; 1 = the one-step gradient, "all" = the
+    # whole segment (backpropagation through H_cycles x L_cycles low and H_cycles high updates).
+    bptt: int | str = 1
     H_layers: int = 4
     L_layers: int = 4
     hidden_size: int = 512
@@ -76,6 +82,8 @@ class HrmConfig:
         kinds = {"int": ((int,), "an integer"), "float": ((int, float), "a number"), "str": ((str,), "a string"),
                  "bool": ((bool,), "true or false")}
         for f in fields(self):
+            if f.name == "bptt":
+                continue  # checked against the segment's length below
             value = getattr(self, f.name)
             types, what = kinds[f.type]
             if (isinstance(value, bool) and f.type != "bool") or not isinstance(value, types):
@@ -100,6 +108,26 @@ class HrmConfig:
         for key, allowed in self.CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise HrmError(f"arch.{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
+        resolve_bptt(self.bptt, *self.gradient_units(self.H_cycles, self.L_cycles))
+
+    @staticmethod
+    def gradient_units(H_cycles: int, L_cycles: int) -> tuple[int, str]:
+        """(how many units arch.bptt counts in a segment, what they are): HRM's low-level steps."""
+        return H_cycles * L_cycles, f"low-level steps of a segment (H_cycles {H_cycles} x L_cycles {L_cycles})"
+
+    @property
+    def gradient_steps(self) -> int:
+        """arch.bptt as a count of `gradient_units` ("all" resolved)."""
+        units, _ = self.gradient_units(self.H_cycles, self.L_cycles)
+        return units if self.bptt == "all" else self.bptt
+
+    def set_depth(self, **values: int | str) -> None:
+        """Switch to a stage of a depth schedule (H_cycles, L_cycles, bptt), checked as a whole.
+        Model and ACT wrapper share this config, so the next segment runs at the new depth."""
+        changed = {**{key: getattr(self, key) for key in SCHEDULABLE_KEYS}, **values}
+        resolve_bptt(changed["bptt"], *self.gradient_units(changed["H_cycles"], changed["L_cycles"]))
+        for key, value in values.items():
+            setattr(self, key, value)
 
     @property
     def puzzle_emb_len(self) -> int:
@@ -115,6 +143,12 @@ class HrmCarry:
     steps: torch.Tensor       # [B] int32: segments run on the current example
     halted: torch.Tensor      # [B] bool: the slot finished; the next call refills it
     current_data: Batch       # the example each slot is working on (a batch's keys)
+
+
+def gradient_if(enabled: bool) -> contextlib.AbstractContextManager:
+    """No gradient unless `enabled`; never turns gradient on inside an outer no_grad (evaluation,
+    the no-grad forward for the Q target)."""
+    return contextlib.nullcontext() if enabled else torch.no_grad()
 
 
 def transformer_blocks(config: HrmConfig, num_layers: int) -> list[TransformerBlock]:
@@ -244,19 +278,18 @@ class HrmInner(InnerModel):
         cos_sin = self.rotary()
         x = self.input_embeddings(batch["inputs"], batch["puzzle_identifiers"])
 
-        # All but the last low step and the last high step run without gradient ...
-        with torch.no_grad():
-            for h_step in range(cfg.H_cycles):
-                for l_step in range(cfg.L_cycles):
-                    is_last_low_step = h_step == cfg.H_cycles - 1 and l_step == cfg.L_cycles - 1
-                    if not is_last_low_step:
-                        z_low = self.update(z_low, self.L_level(z_low, z_high + x, cos_sin), "low")
-                if h_step != cfg.H_cycles - 1:
-                    z_high = self.update(z_high, self.H_level(z_high, z_low, cos_sin), "high")
-        # ... and these two carry it (the one-step gradient): d loss / d params flows through
-        # one L and one H update and into x, never back through the earlier steps or segments.
-        z_low = self.update(z_low, self.L_level(z_low, z_high + x, cos_sin), "low")
-        z_high = self.update(z_high, self.H_level(z_high, z_low, cos_sin), "high")
+        # Gradient depth (arch.bptt): the last `gradient_steps` low steps carry gradient, and so
+        # does every high update after one of them; everything before runs without. With 1 (the
+        # one-step gradient) d loss / d params flows through one L and one H update and into x;
+        # never, whatever the depth, back into earlier segments (the carry is detached).
+        first_step_with_grad = cfg.H_cycles * cfg.L_cycles - cfg.gradient_steps
+        for h_step in range(cfg.H_cycles):
+            for l_step in range(cfg.L_cycles):
+                low_step = h_step * cfg.L_cycles + l_step
+                with gradient_if(low_step >= first_step_with_grad):
+                    z_low = self.update(z_low, self.L_level(z_low, z_high + x, cos_sin), "low")
+            with gradient_if(low_step >= first_step_with_grad):  # the low step just before it had gradient
+                z_high = self.update(z_high, self.H_level(z_high, z_low, cos_sin), "high")
 
         return z_high.detach(), z_low.detach(), *self.heads(z_high)
 

@@ -3,6 +3,7 @@
 "hrm" (default), "trm" (models/trm.py) and "transformer" (models/transformer.py). Each entry takes
 the arch dict (reference key names) plus the dataset shapes and returns an nn.Module with the
 HrmAct interface (initial_carry, forward(carry, batch) -> (carry, outputs), puzzle_emb).
+A depth schedule (models/depth.py) builds the model at its last stage; the trainer switches stages.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any, Callable
 from torch import nn
 
 from hrm.common import HrmError
+from hrm.models.depth import SCHEDULABLE_KEYS, final_arch, parse_schedule, resolve_bptt, scheduled_keys, \
+    stage_fractions, values_at_fraction
 from hrm.models.hrm import HrmAct, HrmConfig
 from hrm.models.transformer import TransformerConfig, transformer_model
 from hrm.models.trm import TrmConfig, trm_model
@@ -66,10 +69,30 @@ def build_model(arch: dict[str, Any], *, seq_len: int, vocab_size: int, num_puzz
     name = arch.get("name", "hrm")
     if name not in ARCHITECTURES:
         raise HrmError(f"unknown arch name {name!r} (available: {', '.join(sorted(ARCHITECTURES))})")
-    return ARCHITECTURES[name](dict(arch), seq_len=seq_len, vocab_size=vocab_size,
+    return ARCHITECTURES[name](final_arch(arch), seq_len=seq_len, vocab_size=vocab_size,
                                num_puzzle_identifiers=num_puzzle_identifiers, batch_size=batch_size)
 
 
 def build_for_dataset(arch: dict[str, Any], signature: dict[str, Any], batch_size: int) -> nn.Module:
     return build_model(arch, seq_len=signature["seq_len"], vocab_size=signature["vocab_size"],
                        num_puzzle_identifiers=signature["num_puzzle_identifiers"], batch_size=batch_size)
+
+
+def check_depth(arch: dict[str, Any]) -> None:
+    """A UsageError naming the key for a malformed depth schedule, or an arch.bptt that the
+    segment of some stage cannot take (more steps than it has, a value the architecture lacks).
+    Other keys are left to the config classes (a bad H_cycles is reported when the model is built)."""
+    config_class = ARCH_CONFIGS.get(arch.get("name", "hrm"))
+    if config_class is None:
+        return
+    for key in SCHEDULABLE_KEYS:
+        parse_schedule(key, arch.get(key))
+    defaults = {f.name: f.default for f in fields(config_class) if f.name in SCHEDULABLE_KEYS}
+    for fraction in stage_fractions(arch):
+        plain = {k: arch[k] for k in SCHEDULABLE_KEYS if k in arch}
+        stage = {**defaults, **plain, **values_at_fraction(arch, fraction)}
+        cycles = (stage["H_cycles"], stage["L_cycles"])
+        if not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in cycles):
+            return
+        where = f" (from fraction {fraction:g} of training)" if scheduled_keys(arch) else ""
+        resolve_bptt(stage["bptt"], *config_class.gradient_units(*cycles), where)

@@ -7,7 +7,8 @@ of it. The state is carried between segments like HRM's z_high (detached, reset 
 refill), so what remains recurrent is only the ACT outer loop; z_low is carried unchanged (at
 L_init) so that every architecture has the same carry. Per segment it costs H_layers + L_layers
 block applications against HRM's H_cycles * (L_cycles * L_layers + H_layers): equal parameters,
-not equal compute. H_cycles and L_cycles are accepted (a preset can switch `arch.name`) and unused.
+not equal compute. H_cycles and L_cycles are accepted (a preset can switch `arch.name`) and unused;
+arch.bptt takes its one value (1, or "all": the same single pass).
 """
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ from hrm.models.hrm import Batch, HrmAct, HrmConfig, InnerModel, ReasoningModule
 @dataclass
 class TransformerConfig(HrmConfig):
     name: str = "transformer"
+
+    @staticmethod
+    def gradient_units(H_cycles: int, L_cycles: int) -> tuple[int, str]:
+        # One pass with gradient through all of it: arch.bptt 1 and "all" say the same.
+        return 1, "transformer baseline's one pass per segment"
 
 
 class TransformerInner(InnerModel):

@@ -6,7 +6,8 @@ and two states, carried in the slots HRM uses for its two levels:
   z - the latent reasoning state, carried as z_low (starts at L_init)
 One *recursion*: n = L_cycles latent updates z <- f(z, y + x), then one answer update y <- f(y, z).
 One *segment*: T = H_cycles recursions, the first T - 1 without gradient and the last with
-gradient through all of its n + 1 updates (no one-step approximation, unlike HRM). The ACT wrapper
+gradient through all of its n + 1 updates (no one-step approximation, unlike HRM); `arch.bptt`
+sets how many final recursions carry gradient (1 by default, `all` = every one). The ACT wrapper
 is HRM's (`HrmAct`: refill on halt, exploration, evaluation runs halt_max_steps segments), with
 TRM's halting: halt when q_halt > 0, trained by BCE(q_halt, answer correct) only; no continue
 loss and so no extra forward for its target (`no_ACT_continue`, as the reference's default).
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 
 from hrm.common import HrmError
-from hrm.models.hrm import Batch, HrmAct, HrmConfig, InnerModel, ReasoningModule, transformer_blocks
+from hrm.models.hrm import Batch, HrmAct, HrmConfig, InnerModel, ReasoningModule, gradient_if, transformer_blocks
 from hrm.models.layers import CosSin, SwiGLU, rms_norm
 
 
@@ -41,9 +42,14 @@ class TrmConfig(HrmConfig):
     puzzle_emb_len: int = 16
     mlp_t: bool = False           # mix positions with an MLP instead of attention (fixed small grids)
     no_ACT_continue: bool = True  # halt on q_halt alone; False: HRM's Q-learning of "continue"
+    # (arch.bptt, inherited: the final recursions with gradient; 1 = TRM's rule, "all" = all T.)
 
     POSITIVE_KEYS = tuple(key for key in HrmConfig.POSITIVE_KEYS if key != "H_layers")
     CHOICES = {**HrmConfig.CHOICES, "pos_encodings": ("rope", "learned", "none")}
+
+    @staticmethod
+    def gradient_units(H_cycles: int, L_cycles: int) -> tuple[int, str]:
+        return H_cycles, f"recursions of a segment (H_cycles {H_cycles})"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -101,12 +107,12 @@ class TrmInner(InnerModel):
         cos_sin = self.rotary()
         x = self.input_embeddings(batch["inputs"], batch["puzzle_identifiers"])
         answer, latent = z_high, z_low
-        # T - 1 recursions only improve the states: no gradient ("deep recursion") ...
-        with torch.no_grad():
-            for _ in range(self.config.H_cycles - 1):
+        # The first T - bptt recursions only improve the states: no gradient ("deep recursion");
+        # the last bptt (arch.bptt; 1 = TRM's rule) are backpropagated through all their updates.
+        first_recursion_with_grad = self.config.H_cycles - self.config.gradient_steps
+        for step in range(self.config.H_cycles):
+            with gradient_if(step >= first_recursion_with_grad):
                 answer, latent = self.recursion(answer, latent, x, cos_sin)
-        # ... and the last one is backpropagated through all of its n + 1 updates.
-        answer, latent = self.recursion(answer, latent, x, cos_sin)
         return answer.detach(), latent.detach(), *self.heads(answer)
 
 

@@ -25,9 +25,10 @@ def make_run(folder: Path, config: dict, records: list[dict], tail: str = "") ->
     return folder
 
 
-def train_line(step: int, time: float, lm_loss: float, examples_per_s: float) -> dict:
+def train_line(step: int, time: float, lm_loss: float, examples_per_s: float, peak_mib: int | None = None) -> dict:
+    peak = {} if peak_mib is None else {"peak_memory": peak_mib << 20}  # older runs log no peak
     return {"step": step, "split": "train", "lr": 1e-4, "lm_loss": lm_loss, "accuracy": 0.5,
-            "exact_accuracy": 0.0, "steps": 3.0, "count": 64, "examples_per_s": examples_per_s, "time": time}
+            "exact_accuracy": 0.0, "steps": 3.0, "count": 64, "examples_per_s": examples_per_s, **peak, "time": time}
 
 
 def eval_line(step: int, time: float, exact: float, accuracy: float, **more) -> dict:
@@ -36,10 +37,11 @@ def eval_line(step: int, time: float, exact: float, accuracy: float, **more) -> 
 
 
 
-# Run A: the best exact accuracy (0.75) at step 20, a worse last evaluation at 30.
-RECORDS_A = [train_line(10, 4.0, 2.0, 100.0), eval_line(10, 5.0, 0.5, 0.8, q_halt_accuracy=0.7, steps=4.0),
-             train_line(20, 9.0, 1.5, 200.0), eval_line(20, 10.0, 0.75, 0.9, q_halt_accuracy=0.8, steps=4.0),
-             train_line(30, 14.0, 1.0, 300.0), eval_line(30, 15.5, 0.6, 0.95, q_halt_accuracy=0.9, steps=3.5)]
+# Run A: the best exact accuracy (0.75) at step 20, a worse last evaluation at 30; its peak memory
+# is the largest logged, 150 MiB (the last line's is lower: a resumed process starts afresh).
+RECORDS_A = [train_line(10, 4.0, 2.0, 100.0, 100), eval_line(10, 5.0, 0.5, 0.8, q_halt_accuracy=0.7, steps=4.0),
+             train_line(20, 9.0, 1.5, 200.0, 150), eval_line(20, 10.0, 0.75, 0.9, q_halt_accuracy=0.8, steps=4.0),
+             train_line(30, 14.0, 1.0, 300.0, 120), eval_line(30, 15.5, 0.6, 0.95, q_halt_accuracy=0.9, steps=3.5)]
 # Run B: the best exact accuracy 0.25 reached twice (first at step 10), and a run that was resumed
 # under a log whose clock restarted: 10 + 12 seconds.
 RECORDS_B = [train_line(10, 5.0, 2.5, 50.0), eval_line(10, 10.0, 0.25, 0.6),
@@ -80,6 +82,7 @@ def test_final_and_best_metrics_steps_time_and_throughput(runs):
     assert a["final"] == {"step": 30, "exact_accuracy": 0.6, "accuracy": 0.95, "q_halt_accuracy": 0.9, "steps": 3.5}
     assert a["best"] == {"metric": "exact_accuracy", "value": 0.75, "step": 20}
     assert (a["steps"], a["wall_time"], a["examples_per_s"]) == (30, 15.5, 200.0)  # (100 + 200 + 300) / 3
+    assert a["peak_memory"] == 150 << 20 and b["peak_memory"] is None
     assert b["best"] == {"metric": "exact_accuracy", "value": 0.25, "step": 10}  # first time reached
     assert b["final"]["accuracy"] == 0.7 and b["wall_time"] == 10.0 + 12.0
     assert b["examples_per_s"] == 60.0
@@ -106,7 +109,8 @@ def test_a_single_run_differs_in_nothing(tmp_path):
     summary = compare_json(run)
     assert summary["differing_keys"] == [] and summary["runs"][0]["config"] == {}
     assert set(summary) == {"differing_keys", "runs"}
-    assert set(summary["runs"][0]) == {"run", "config", "final", "best", "steps", "wall_time", "examples_per_s"}
+    assert set(summary["runs"][0]) == {"run", "config", "final", "best", "steps", "wall_time", "examples_per_s",
+                                       "peak_memory"}
 
 
 def table_rows(text: str) -> list[dict[str, str]]:
@@ -119,7 +123,7 @@ def table_rows(text: str) -> list[dict[str, str]]:
 
 COLUMNS = ["run", "data_path", "seed", "ema", "max_steps", "arch.H_cycles", "arch.damping", "final.exact_accuracy",
            "final.accuracy", "final.q_halt_accuracy", "final.steps", "best.exact_accuracy", "best.step",
-           "steps", "wall_time", "examples_per_s"]
+           "steps", "wall_time", "examples_per_s", "peak_memory"]
 
 
 def test_the_table_shows_percentages_and_dashes(runs):
@@ -132,6 +136,7 @@ def test_the_table_shows_percentages_and_dashes(runs):
     assert (a["ema"], a["arch.damping"], c["ema"], c["arch.damping"]) == ("false", "-", "-", "0.9")
     assert (a["max_steps"], c["max_steps"]) == ("null", "-")
     assert (a["wall_time"], b["wall_time"], a["examples_per_s"]) == ("15.5s", "22.0s", "200.0")
+    assert (a["peak_memory"], b["peak_memory"]) == ("150MiB", "-")
     assert b["final.q_halt_accuracy"] == "-"  # b's test records have no q_halt_accuracy
     assert all(c[k] == "-" for k in COLUMNS[7:13])  # no test record yet
     # numbers are right-aligned: the columns end at the same place on every line
@@ -148,8 +153,8 @@ def test_out_writes_the_csv_and_the_png(runs, tmp_path):
         rows = list(csv.reader(handle))
     assert rows[0] == COLUMNS
     assert rows[1] == [str(runs[0]), "data/s9", "0", "false", "null", "2", "", "0.6", "0.95", "0.9", "3.5", "0.75", "20",
-                       "30", "15.5", "200.0"]
-    assert rows[3] == [str(runs[2]), "data/s9b", "0", "", "", "2", "0.9", "", "", "", "", "", "", "10", "3.0", "80.0"]
+                       "30", "15.5", "200.0", str(150 << 20)]
+    assert rows[3] == [str(runs[2]), "data/s9b", "0", "", "", "2", "0.9", "", "", "", "", "", "", "10", "3.0", "80.0", ""]
     assert len(rows) == 4 and result.stdout.splitlines()[0].split() == COLUMNS
 
     from hrm.show.charts import is_hrm_picture
@@ -284,7 +289,8 @@ def test_a_run_that_has_logged_nothing_yet_is_compared(tmp_path):
     fresh = make_run(tmp_path / "fresh", {**BASE, "lr": 3e-4}, [])
     a, b = compare_json(good, fresh)["runs"]
     assert b == {"run": str(fresh), "config": {"lr": 3e-4}, "final": {}, "steps": None, "wall_time": None,
-                 "examples_per_s": None, "best": {"metric": "exact_accuracy", "value": None, "step": None}}
+                 "examples_per_s": None, "peak_memory": None,
+                 "best": {"metric": "exact_accuracy", "value": None, "step": None}}
 
 
 def test_usage_without_runs_exits_2():
@@ -424,3 +430,14 @@ def test_the_mean_curve_has_a_band_of_one_sample_std(tmp_path):
         trm_line = next(line for line in ax.get_lines() if line.get_label() == "name=trm")
         assert trm_line.get_xydata().ravel().tolist() == pytest.approx(
             [10, as_plotted(0.2), 20, as_plotted(0.5), 30, as_plotted(0.7)])
+
+
+def test_gradient_depths_and_schedules_line_up_with_their_peak_memory(tmp_path):
+    """arch.bptt, plain or a schedule, is a config column of one cell; the peak memory follows."""
+    depths = {"one_step": 1, "all": "all", "growing": [[0, 1], [0.5, "all"]]}
+    folders = [make_run(tmp_path / name, {**BASE, "arch": {**BASE["arch"], "bptt": bptt}},
+                        [train_line(10, 2.0, 1.0, 100.0, 100 + 50 * i)])
+               for i, (name, bptt) in enumerate(depths.items())]
+    rows = table_rows(run_hrm("compare", *folders, check=True).stdout)
+    assert [(r["arch.bptt"], r["peak_memory"]) for r in rows] == [("1", "100MiB"), ("all", "150MiB"),
+                                                                  ('[[0,1],[0.5,"all"]]', "200MiB")]

@@ -54,6 +54,7 @@ def test_compile_defaults_cuda_always_cpu_for_long_runs_only():
 class Config:
     def __init__(self, compile, compile_mode="default"):
         self.compile, self.compile_mode = compile, compile_mode
+        self.arch = {"name": "hrm"}  # no depth schedule
 
 
 def test_compile_option_and_cuda_graph_mode_fall_back_cleanly(monkeypatch, capsys):
@@ -80,3 +81,52 @@ def test_compile_option_and_cuda_graph_mode_fall_back_cleanly(monkeypatch, capsy
     forward.compiled = user_error
     with pytest.raises(ValueError):
         forward(x)
+
+
+@pytest.mark.parametrize("bptt", [2, "all"])
+def test_a_deeper_gradient_compiles_to_one_graph_too(bptt, monkeypatch):
+    monkeypatch.setitem(ARCH, "bptt", bptt)
+    report = segment_report(True)
+    assert report.graph_break_count == 0, [str(reason.reason) for reason in report.break_reasons]
+    assert report.graph_count == 1
+
+
+def test_a_depth_schedule_recompiles_once_per_new_stage_and_matches_eager():
+    """The trainer switches stages by setting the shared config (HrmConfig.set_depth); dynamo
+    guards on those values, so a new stage compiles once, a stage seen before reuses its graph."""
+    from torch._dynamo.testing import CompileCounter
+
+    torch.manual_seed(0)
+    model = build_model(ARCH, seq_len=16, vocab_size=6, num_puzzle_identifiers=5, batch_size=4).train()
+    g = torch.Generator().manual_seed(0)
+    batch = {"inputs": torch.randint(0, 6, (4, 16), generator=g, dtype=torch.int32),
+             "labels": torch.randint(0, 6, (4, 16), generator=g),
+             "puzzle_identifiers": torch.randint(0, 5, (4,), generator=g, dtype=torch.int32)}
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    compiled = torch.compile(model, backend=counter)
+
+    def logits(forward):
+        torch.manual_seed(1)
+        return forward(model.initial_carry(batch), batch)[1]["logits"]
+
+    compiles = []
+    for stage in [dict(bptt=1, H_cycles=2), dict(bptt="all", H_cycles=3), dict(bptt=1, H_cycles=2)]:
+        model.config.set_depth(**stage)
+        for _ in range(2):
+            torch.testing.assert_close(logits(compiled), logits(model))
+        compiles.append(counter.frame_count)
+    assert compiles == [1, 2, 2]
+
+
+def test_a_long_depth_schedule_may_keep_a_graph_per_stage(monkeypatch):
+    from types import SimpleNamespace
+
+    from hrm.train.compiled import CompiledForward, compiled_forward
+
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)
+    stages = [[i / 12, i + 1] for i in range(12)]
+    model = build_model(ARCH, seq_len=16, vocab_size=6, num_puzzle_identifiers=5, batch_size=4)
+    config = SimpleNamespace(compile=True, compile_mode="default", arch={**ARCH, "H_cycles": stages})
+    assert isinstance(compiled_forward(model, config, torch.device("cpu"), steps=10), CompiledForward)
+    assert torch._dynamo.config.recompile_limit >= 13

@@ -115,5 +115,24 @@ def test_the_architecture_ablation_runs_end_to_end(tmp_path):
                      env={"SEEDS": "0", "TRAIN_ARGS": "max_steps=2"})
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "arch" / "compare.json").read_text())
-    assert summary["differing_keys"][:3] == ["arch.name", "arch.H_layers", "arch.L_layers"]
-    assert [g["config"]["arch.name"] for g in summary["grouped"]["groups"]] == ["hrm", "transformer", "trm"]
+    assert summary["differing_keys"][:4] == ["arch.name", "arch.bptt", "arch.H_layers", "arch.L_layers"]
+    assert [(g["config"]["arch.name"], g["config"]["arch.bptt"]) for g in summary["grouped"]["groups"]] == \
+        [("hrm", "all"), ("hrm", 1), ("transformer", 1), ("trm", 1)]  # runs/* in name order: hrm_bpttall, hrm, ...
+
+
+@pytest.mark.slow
+def test_the_gradient_depth_ablation_runs_end_to_end(tmp_path):
+    # grad.sh: HRM at bptt 1, 2, all; TRM at 1, all; a depth curriculum, and the fixed depth with its
+    # epochs scaled to the curriculum's wall time; one seed, 2 steps per run.
+    result = _script(REPO / "examples" / "ablations" / "grad.sh", tmp_path / "grad",
+                     env={"SEEDS": "0", "TRAIN_ARGS": "max_steps=2"}, timeout=1800)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "grad" / "compare.json").read_text())
+    settings = {(g["config"]["arch.name"], str(g["config"]["arch.bptt"]), str(g["config"]["arch.H_cycles"]),
+                 g["config"]["epochs"]) for g in summary["grouped"]["groups"]}
+    final_time = lambda run: json.loads((tmp_path / "grad" / "runs" / f"{run}.json").read_text())["time"]  # noqa: E731
+    equal_time_epochs = max(1, round(3000 * final_time("hrm_curriculum_s0") / final_time("hrm_bptt1_s0")))
+    assert settings == {("hrm", "1", "2", 3000), ("hrm", "2", "2", 3000), ("hrm", "all", "2", 3000),
+                        ("trm", "1", "2", 3000), ("trm", "all", "2", 3000), ("hrm", "1", "[[0, 1], [0.5, 2]]", 3000),
+                        ("hrm", "1", "2", equal_time_epochs)}
+    assert all(run["peak_memory"] > 0 for run in summary["runs"])

@@ -49,7 +49,7 @@ def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
 
 
 def records(run: Path) -> list[dict]:
-    drop = ("time", "examples_per_s")
+    drop = ("time", "examples_per_s", "peak_memory")  # of the machine, not of the run
     return [{k: v for k, v in json.loads(line).items() if k not in drop}
             for line in (run / "metrics.jsonl").read_text().splitlines()]
 
@@ -140,6 +140,22 @@ def test_a_one_process_run_continues_on_two_processes(one_process, tmp_path):
     run = resume_from_step_3(one_process, tmp_path / "run")
     torchrun(2, "--resume", str(run))
     assert_same_run(one_process, run, 6)
+
+
+# Of 24 scheduled steps (48 puzzles / 8 x 4 epochs): bptt "all" from step round(2.4) = 2, H_cycles 2
+# from round(4.8) = 5, so both switch within the 6 steps, one on each side of the checkpoint at 3.
+SCHEDULE = ["arch.bptt=[[0, 1], [0.1, all]]", "arch.H_cycles=[[0, 1], [0.2, 2]]"]
+
+
+def test_a_depth_schedule_switches_alike_on_one_and_two_processes(data, tmp_path):
+    one = tmp_path / "one"
+    train(load_config(None, [*CONFIG, *SCHEDULE, f"data_path={data}"]), one)
+    two = tmp_path / "two"
+    torchrun(2, "--data", str(data), "--out", str(two), *CONFIG, *SCHEDULE)
+    for step in (3, 6):
+        assert_same_run(one, two, step)
+    stages = [(r["arch.bptt"], r["arch.H_cycles"]) for r in records(two) if r["split"] == "train"]
+    assert stages == [(1, 1), (1, 1), ("all", 1), ("all", 1), ("all", 1), ("all", 2)]
 
 
 def segment_on_each_slice(make_model, batch: dict[str, torch.Tensor], seed: int) -> dict:

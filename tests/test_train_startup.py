@@ -20,11 +20,11 @@ from conftest import REPO, assert_one_line_error, run_hrm, wait_for_lines
 from sudoku4_data import write_sudoku4
 from hrm.train import loop as loop_module
 from hrm.models.checkpoints import list_checkpoints, load_checkpoint
-from hrm.train.config import load_config, resume_config
+from hrm.train.config import arch_defaults, load_config, resume_config
 from hrm.common.distributed import DistInfo
 from hrm.train.loop import train
 from hrm.common.distributed import DEFAULT_THREADS, resolve_threads
-from hrm.train.resources import count_model, estimate_memory, graph_passes, meta_model
+from hrm.train.resources import count_model, estimate_memory, graph_blocks, meta_model
 from tests.train_helpers import TINY, tiny
 
 
@@ -63,8 +63,29 @@ def test_memory_estimate_sums_its_parts_by_hand():
     assert estimate.activations == tokens * (13 * 4 + 4 * 256) * 3 * 4 + tokens * 7 * (4 + 24)
     assert estimate.total == 4000 + 16000 + 512 + estimate.activations + 100
     # TRM backpropagates through L_cycles + 1 applications of its blocks (models/trm.py)
-    trm = estimate_memory(counts, local_batch=3, vocab_size=7, ema=False, passes=graph_passes({"name": "trm", "L_cycles": 6}))
+    trm = estimate_memory(counts, local_batch=3, vocab_size=7, ema=False,
+                          grad_blocks=graph_blocks(arch_defaults("trm") | {"L_cycles": 6}))
     assert trm.activations == tokens * (13 * 4 + 4 * 256) * (2 * 7 + 1) * 4 + tokens * 7 * (4 + 24)
+
+
+def test_activations_kept_grow_with_the_gradient_depth():
+    """Block applications kept for the backward pass, counted by hand: HRM with H_cycles 2 x
+    L_cycles 3 and 1 L + 2 H layers runs L L L H L L L H; bptt k keeps the last k L updates
+    and the H updates after one of them."""
+    hrm = arch_defaults("hrm") | {"H_cycles": 2, "L_cycles": 3, "L_layers": 1, "H_layers": 2}
+    by_hand = {1: 1 + 2, 2: 2 + 2, 3: 3 + 2, 4: 4 + 2 * 2, "all": 6 + 2 * 2}
+    assert {bptt: graph_blocks(hrm | {"bptt": bptt}) for bptt in by_hand} == by_hand
+    # A schedule needs the memory of its deepest stage (here 3 x 3 cycles at bptt all).
+    schedule = hrm | {"H_cycles": [[0, 1], [0.5, 3]], "bptt": [[0, 1], [0.8, "all"]]}
+    assert graph_blocks(schedule) == 9 * 1 + 3 * 2
+    trm = arch_defaults("trm") | {"H_cycles": 3, "L_cycles": 4, "L_layers": 2}
+    assert [graph_blocks(trm | {"bptt": b}) for b in (1, 2, "all")] == [5 * 2, 2 * 5 * 2, 3 * 5 * 2]
+    assert graph_blocks(arch_defaults("transformer") | {"H_layers": 3, "L_layers": 3}) == 6
+    counts = types.SimpleNamespace(parameters=0, puzzle_rows=0, puzzle_dim=0, blocks=3, hidden_size=4,
+                                   mlp_width=8, positions=5)
+    kept = [estimate_memory(counts, local_batch=2, vocab_size=3, ema=False,
+                            grad_blocks=graph_blocks(hrm | {"bptt": b})).activations for b in by_hand]
+    assert kept == sorted(kept) and len(set(kept)) == len(kept)
 
 
 def test_first_log_line_names_the_model_and_the_memory_line_follows(data, tmp_path):

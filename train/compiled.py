@@ -10,6 +10,8 @@
   Python to queue kernels). The step has no host sync and fixed shapes, which CUDA graphs need.
   Untested here (no GPU on the machines this was written on); on another device it compiles in
   the default mode, with a log line.
+- A depth schedule (models/depth.py) compiles once per stage: dynamo guards on the depth values
+  that the trainer switches (tests/test_compile.py).
 - Any compiler failure (no C++ compiler or Triton, an unsupported op, a CUDA-graph capture
   error) logs one line and the run continues eagerly: compiling is an optimisation, never a
   reason for a run to stop.
@@ -22,6 +24,7 @@ import torch
 from torch import nn
 
 from hrm.common import log
+from hrm.models.depth import stage_fractions
 
 
 # On CPU (benchmarks/README.md, bench_train.py's compile_pays_after_steps, a loaded 2-core
@@ -67,6 +70,11 @@ def compiled_forward(model: nn.Module, config: Any, device: torch.device, steps:
     use = config.compile if config.compile is not None else compile_by_default(device, steps)
     if not use:
         return model
+    stages = len(stage_fractions(config.arch))
+    if stages + 1 > torch._dynamo.config.recompile_limit:
+        # A depth schedule compiles one graph per stage (dynamo guards on the depth); past the
+        # limit dynamo would silently run the later stages eagerly.
+        torch._dynamo.config.recompile_limit = stages + 1
     mode = config.compile_mode
     if mode == "reduce-overhead" and device.type != "cuda":
         log(f"compile_mode reduce-overhead uses CUDA graphs, which need CUDA: compiling in the default mode on {device.type}")

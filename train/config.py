@@ -237,18 +237,24 @@ def validate(config: TrainConfig) -> None:
         raise UsageError("config key 'arch' must be a mapping with a 'name'")
     if config.arch.get("puzzle_emb_ndim", 0) is None and "hidden_size" in config.arch:
         config.arch["puzzle_emb_ndim"] = config.arch["hidden_size"]
+    from hrm.models.registry import check_depth  # imports torch (the model classes): only here
+
+    check_depth(config.arch)  # arch.bptt and depth schedules: a UsageError naming the key
 
 
 def check_arch(arch: dict[str, Any]) -> None:
     """The arch keys and values the model registry accepts, checked when the config is read (a
     usage error, before a run folder or a model exists) rather than when the model is built."""
-    from hrm.models.registry import ARCH_CONFIGS, config_from_arch  # torch: loaded by arch_defaults already
+    from hrm.models.depth import final_arch
+    from hrm.models.registry import ARCH_CONFIGS, check_depth, config_from_arch  # torch: loaded by arch_defaults
 
     name = arch.get("name", "hrm")
     if name not in ARCH_CONFIGS:
         raise UsageError(f"unknown arch name {name!r} (available: {', '.join(sorted(ARCH_CONFIGS))})")
-    try:  # the dataset's shapes are not known yet: any valid ones do
-        config_from_arch(ARCH_CONFIGS[name], arch, seq_len=1, vocab_size=2, num_puzzle_identifiers=1, batch_size=1)
+    check_depth(arch)  # depth schedules first: their keys hold lists, which the config classes do not take
+    try:  # the dataset's shapes are not known yet: any valid ones do (a schedule at its last stage)
+        config_from_arch(ARCH_CONFIGS[name], final_arch(arch), seq_len=1, vocab_size=2, num_puzzle_identifiers=1,
+                         batch_size=1)
     except HrmError as error:
         raise UsageError(str(error)) from None
 

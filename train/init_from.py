@@ -19,8 +19,9 @@ NEW_PUZZLE_ROWS = ("mean", "zero")  # config key init_new_puzzle_emb
 
 
 # Arch keys that change how the weights are used, not their shapes: `init_from` takes them from
-# the config when set there (test-time training runs halt_max_steps 10 on a model pretrained at 16).
-RUNTIME_ARCH_KEYS = ("halt_max_steps", "halt_exploration_prob", "forward_dtype", "loss_type")
+# the config when set there (test-time training runs halt_max_steps 10 on a model pretrained at 16;
+# fine-tuning may backpropagate deeper than the pretraining did, arch.bptt).
+RUNTIME_ARCH_KEYS = ("halt_max_steps", "halt_exploration_prob", "forward_dtype", "loss_type", "bptt")
 
 
 def init_arch(checkpoint_arch: dict[str, Any], config_arch: dict[str, Any]) -> dict[str, Any]:
@@ -31,7 +32,8 @@ def init_arch(checkpoint_arch: dict[str, Any], config_arch: dict[str, Any]) -> d
     defaults = arch_defaults(str(checkpoint_arch.get("name", "hrm")))
     arch = dict(checkpoint_arch)
     for key in RUNTIME_ARCH_KEYS:
-        if key in config_arch and key in arch and config_arch[key] != defaults.get(key, config_arch[key]):
+        # (a key the checkpoint's arch lacks but its architecture has: written by an older hrm)
+        if key in config_arch and (key in arch or key in defaults) and config_arch[key] != defaults.get(key, config_arch[key]):
             arch[key] = config_arch[key]
     return arch
 

@@ -53,7 +53,9 @@ from hrm.train.metrics import MetricsLog, check_logger
 from hrm.train.optim import AdamAtan2, SparseSignSGD, lr_at
 from hrm.train.table_size import table_size_line, tensor_bytes
 from hrm.common.distributed import apply_threads
-from hrm.train.resources import available_memory, check_memory, count_model, describe_model, estimate_memory, graph_passes, meta_model, multi_gpu_recipe
+from hrm.models.depth import SCHEDULABLE_KEYS, describe_schedule, scheduled_keys, values_at_step
+from hrm.train.resources import (available_memory, check_memory, count_model, describe_model, estimate_memory,
+                                 graph_blocks, meta_model, multi_gpu_recipe, peak_memory)
 
 METRIC_KEYS = ("count", "lm_loss", "q_halt_loss", "q_continue_loss", "accuracy", "exact_accuracy",
                "q_halt_accuracy", "steps")
@@ -187,6 +189,8 @@ def _checkpoint_state(t: Trainer, carry: Any, window: dict[str, torch.Tensor]) -
             "sampler": t.state.sampler_state, "carry": carry, "window": window, "rng": ckpt.rng_state(),
             "elapsed": t.state.elapsed, "last_pass": t.state.last_pass, "evaluated_pass": t.state.evaluated_pass,
             "last_eval": t.state.last_eval, "config": t.config.to_dict(), "dataset": t.signature,
+            # the stage of a depth schedule the weights were trained at (inference builds it)
+            "depth": {key: getattr(t.model.config, key) for key in SCHEDULABLE_KEYS},
             # names, so that `init_from` onto other tasks can match puzzle rows by identifier
             "identifiers": identifier_names(t.dataset)}
 
@@ -296,10 +300,34 @@ def flush_metrics(t: Trainer, metrics_log: MetricsLog, seconds: float) -> dict[s
         record[key] = totals[key] / count
     record["count"] = int(totals["count"])
     record["examples_per_s"] = t.config.global_batch_size * steps_done / max(seconds, 1e-9)
+    peak = peak_memory(t.dist.device)  # rank 0's: each process holds the same model and batch share
+    if peak is not None:
+        record["peak_memory"] = peak
+    for key in scheduled_keys(t.config.arch):  # the stage these steps trained at
+        record[f"arch.{key}"] = getattr(t.model.config, key)
     record["time"] = round(t.state.elapsed, 3)
     metrics_log.write(record)
     t.state.last_train = record
     return record
+
+
+def enter_depth_stage(t: Trainer, metrics_log: MetricsLog, tick: Callable[[], float]) -> None:
+    """Set the model to the stage of the depth schedule (arch.bptt/H_cycles/L_cycles given as
+    [[fraction, value], ...]) that the next step trains at. Where a stage begins the log lines
+    before it are flushed (each line holds one stage's steps) and the switch is logged. The stage
+    is a function of the step alone, so every rank, and a resumed run, switches at the same step;
+    torch.compile guards on these values and recompiles once per new stage."""
+    arch, step = t.config.arch, t.state.step
+    values = values_at_step(arch, step, t.total_steps)
+    if not values:
+        return
+    before = values_at_step(arch, step - 1, t.total_steps) if step > 0 else values
+    if values != before:
+        if t.state.window:
+            flush_metrics(t, metrics_log, tick())
+        changes = ", ".join(f"arch.{key} {before[key]} -> {values[key]}" for key in values if values[key] != before[key])
+        log(f"step {step}: depth schedule: {changes}")
+    t.model.config.set_depth(**values)
 
 
 def run_evaluation(t: Trainer, metrics_log: MetricsLog) -> dict[str, Any] | None:
@@ -379,7 +407,7 @@ def check_before_start(config: TrainConfig, dist: DistInfo, threads: int) -> Non
     half = dist.device.type == "cuda" and config.arch.get("forward_dtype") in ("bfloat16", "float16")
     estimate = estimate_memory(counts, local_batch=local_batch, vocab_size=train_split.vocab_size,
                                ema=config.ema, activation_bytes=2 if half else 4, data_cache=cache,
-                               passes=graph_passes(config.arch))
+                               grad_blocks=graph_blocks(config.arch))
     where = f"{dist.device}" + (f", {threads} thread(s)" if dist.device.type == "cpu" else "")
     log(f"memory estimate per process at batch {local_batch} x {counts.positions} positions ({where}): "
         f"{estimate.describe()}")
@@ -502,6 +530,9 @@ def _train(config: TrainConfig, run_dir: Path, writer: RunWriter, *, resume: boo
     if state is not None:
         restore(t, state)
         log(f"resuming {run_dir} from step {t.state.step}")
+    # A depth schedule's stage of the last step trained (the model is built at the last stage), for
+    # an evaluation before the next step; the loop enters each step's stage (enter_depth_stage).
+    t.model.config.set_depth(**values_at_step(config.arch, max(t.state.step - 1, 0), t.total_steps))
     if dist.is_main and resume:
         save_config(config, run_dir / "config.yaml")  # records changed max_steps etc.
         _drop_newer_eval_results(run_dir, t.state.step)
@@ -513,6 +544,8 @@ def _train(config: TrainConfig, run_dir: Path, writer: RunWriter, *, resume: boo
     log(f"training on {dist.device} ({dist.world_size} process(es){cpu_threads}); {steps}{schedule}")
     carry_bytes = tensor_bytes(t.model.initial_carry(_dummy_batch(t))) * dist.world_size  # the global batch's
     log(table_size_line(t.model, t.signature["num_puzzle_identifiers"], ema=t.ema is not None, carry_bytes=carry_bytes))
+    for line in describe_schedule(config.arch, t.total_steps):
+        log(f"depth schedule: {line}")
     deadline = started + config.time_budget if config.time_budget else None
     if deadline is not None:
         log(f"time budget {config.time_budget:g} s: training stops by then with a checkpoint")
@@ -586,6 +619,7 @@ def _loop(t: Trainer, metrics_log: MetricsLog, deadline: float | None = None) ->
         if _interval_ended_unevaluated(t.state, item.pass_index):
             evaluate_and_save(closes_pass=True)
         batch = as_torch(item.batch, t.dist.device)
+        enter_depth_stage(t, metrics_log, tick)
         train_step(t, batch)
         # The loader's own sampler runs ahead in its thread; a checkpoint records where the
         # batches actually trained on end.

@@ -7,12 +7,13 @@
 
 Memory: the estimate counts what a training step keeps alive - float32 weights and their
 gradients, the optimiser's two moments, an EMA copy, the puzzle-embedding table, the activations
-that the one-step gradient keeps for the backward pass at this batch and sequence length, and the
-loader's cache - from the model built on the `meta` device (no memory is allocated for it).
+that the gradient depth (arch.bptt) keeps for the backward pass at this batch and sequence length,
+and the loader's cache - from the model built on the `meta` device (no memory is allocated for it).
 """
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,27 +98,49 @@ class MemoryEstimate:
                 f"activations {format_bytes(self.activations)}, data cache {format_bytes(self.data_cache)}")
 
 
-def graph_passes(arch: dict[str, Any]) -> int:
-    """How many times a training step runs the blocks with gradient: once for HRM (the one-step
-    gradient) and the transformer; L_cycles + 1 for TRM, which backpropagates through its whole
-    last recursion (L_cycles latent updates and one answer update of the same network)."""
-    return int(arch.get("L_cycles", 6)) + 1 if arch.get("name") == "trm" else 1
+def graph_blocks(arch: dict[str, Any]) -> int:
+    """How many block applications a training step keeps for the backward pass (arch.bptt,
+    models/depth.py), the most of any stage of a depth schedule. HRM: L_layers for each low step
+    with gradient and H_layers for each high step among them (one of each with the one-step
+    gradient); TRM: L_layers x (L_cycles + 1) per recursion with gradient; the transformer: all
+    its blocks once."""
+    from hrm.models.depth import resolve_bptt, stage_fractions, values_at_fraction
+    from hrm.models.registry import ARCH_CONFIGS
+
+    name = arch.get("name", "hrm")
+    config_class = ARCH_CONFIGS[name]
+    most = 0
+    for fraction in stage_fractions(arch):
+        stage = {**arch, **values_at_fraction(arch, fraction)}
+        high, low = int(stage["H_cycles"]), int(stage["L_cycles"])
+        with_grad = resolve_bptt(stage.get("bptt", 1), *config_class.gradient_units(high, low))
+        if name == "trm":
+            blocks = with_grad * (low + 1) * int(stage["L_layers"])
+        elif name == "hrm":
+            first = high * low - with_grad  # the first low step with gradient
+            highs = sum(1 for h in range(high) if (h + 1) * low - 1 >= first)  # high steps after one of them
+            blocks = with_grad * int(stage["L_layers"]) + highs * int(stage["H_layers"])
+        else:
+            blocks = int(stage["H_layers"]) + int(stage["L_layers"])
+        most = max(most, blocks)
+    return most
 
 
 def estimate_memory(counts: ModelCounts, *, local_batch: int, vocab_size: int, ema: bool,
-                    activation_bytes: int = 4, data_cache: int = 0, passes: int = 1) -> MemoryEstimate:
+                    activation_bytes: int = 4, data_cache: int = 0, grad_blocks: int | None = None) -> MemoryEstimate:
     """Bytes a training step needs on one process.
 
-    Activations: the one-step gradient keeps the graph of the last update of each module, i.e.
-    one pass through every block; per token and block that is the block input, q/k/v, the rotated
-    q and k, the attention output, the output projection, two residual sums and their norms
-    (13 x hidden), and the MLP's gate, up, SiLU and product (4 x MLP width). One more block's
-    worth covers the transient of the no-grad steps, and the logits are kept in float64 by the
-    stablemax loss (logits, shifted, normalised: 3 x 8 bytes per vocabulary entry). `passes`:
-    how many times the blocks run with gradient (`graph_passes`)."""
+    Activations: the graph of every block application with gradient (`grad_blocks`, from
+    `graph_blocks`; default one pass through every block, HRM's one-step gradient); per token
+    and block that is the block input, q/k/v, the rotated q and k, the attention output, the
+    output projection, two residual sums and their norms (13 x hidden), and the MLP's gate, up,
+    SiLU and product (4 x MLP width). One more block's worth covers the transient of the no-grad
+    steps, and the logits are kept in float64 by the stablemax loss (logits, shifted,
+    normalised: 3 x 8 bytes per vocabulary entry)."""
     tokens = local_batch * counts.positions
     per_token_block = 13 * counts.hidden_size + 4 * counts.mlp_width
-    activations = tokens * per_token_block * (counts.blocks * passes + 1) * activation_bytes
+    kept_blocks = counts.blocks if grad_blocks is None else grad_blocks
+    activations = tokens * per_token_block * (kept_blocks + 1) * activation_bytes
     activations += local_batch * counts.positions * vocab_size * (activation_bytes + 24)
     weights = counts.parameters * 4
     optimizer = counts.parameters * 4 * (3 + (1 if ema else 0))
@@ -175,3 +198,25 @@ def multi_gpu_recipe(config: Any, counts: ModelCounts) -> str | None:
                 f"{counts.hidden_size} is a multi-GPU recipe (the paper's presets); on a CPU a step "
                 f"takes minutes. For a CPU run start from examples/smoke.yaml")
     return None
+
+
+def peak_memory(device: torch.device) -> int | None:
+    """Bytes at this process's peak so far: on CUDA the allocator's peak (tensors only); elsewhere
+    the process's peak resident set (Python, torch and the data included). On Linux that is
+    /proc/self/status's VmHWM, not getrusage's ru_maxrss: Linux keeps ru_maxrss across exec, so
+    a run started from a large process (a test runner, a notebook) would report that one's peak.
+    Elsewhere ru_maxrss (bytes on macOS); None where neither is known (Windows)."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
