@@ -178,22 +178,37 @@ def teardown() -> None:
 # ----------------------------------------------------------------------------- CPU threads
 # PyTorch's default is one OpenMP thread per core. Its threads meet at a barrier after every
 # operation, so when another process holds one of the cores every operation waits for the thread
-# that was descheduled; on the 2-core machine one busy neighbour made training 5-11x slower than
-# one thread (benchmarks/bench_threads.py). hrm therefore uses DEFAULT_THREADS on a CPU unless told
-# otherwise (`--threads N`, config key `threads`; 0 = PyTorch's default, one per core).
+# that was descheduled: on the 2-core machine one busy neighbour made two threads 10-20x slower
+# than one, while on an idle machine two threads train the smoke preset about twice as fast as one
+# (benchmarks/README.md, threads). So hrm uses the cores that are idle when the command starts:
+# the cores less the 1-minute load average, rounded, at least one and at most PyTorch's own
+# default (one per physical core). `--threads N` (config key `threads`) sets it; 0 = PyTorch's
+# default. A neighbour that starts later is not seen: with one, give --threads 1.
 
-DEFAULT_THREADS = 1  # benchmarks/README.md (threads)
+
+# PyTorch's own default (one thread per physical core, or OMP_NUM_THREADS), read before hrm sets any.
+TORCH_DEFAULT_THREADS = torch.get_num_threads()
+
+
+def idle_cores(cores: int | None = None, load: float | None = None) -> int:
+    """The cores not taken by other work right now: `cores` (default: this process may use)
+    less the 1-minute load average (default: the system's; 0 where it has none), rounded, >= 1."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if load is None:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(1, min(cores, round(cores - load)))
 
 
 def resolve_threads(threads: int | None, device: torch.device) -> int | None:
     """The number of intra-op threads to use: `threads` when given (0: PyTorch's default, returned
-    as None), DEFAULT_THREADS on a CPU, None (leave PyTorch alone) on a GPU, whose work does not
-    run on CPU threads."""
+    as None); on a CPU the idle cores, at most PyTorch's default; None (leave PyTorch alone) on a
+    GPU, whose work does not run on CPU threads."""
     if threads is not None:
         if threads < 0:
             raise HrmError(f"threads must be 0 (PyTorch's default) or positive, got {threads}")
         return threads or None
-    return DEFAULT_THREADS if device.type == "cpu" else None
+    return min(idle_cores(), TORCH_DEFAULT_THREADS) if device.type == "cpu" else None
 
 
 def apply_threads(threads: int | None, device: torch.device) -> int:

@@ -12,7 +12,7 @@ from hrm.cli.options import Force, HrmCommand, Json, Quiet, Threads
 
 EXAMPLE = ("Example: hrm train --data data/sudoku --out runs/sudoku --config examples/sudoku_extreme_1k.yaml "
            "arch.L_cycles=8 lr=7e-5    |    hrm train --resume runs/sudoku    |    "
-           "torchrun --nproc-per-node 2 -m hrm train ... (see README, Training)")
+           "torchrun --nproc-per-node 2 -m hrm train ... (see docs/training.md)")
 
 
 class TrainCommand(HrmCommand):

@@ -23,7 +23,8 @@ from hrm.models.checkpoints import list_checkpoints, load_checkpoint
 from hrm.train.config import arch_defaults, load_config, resume_config
 from hrm.common.distributed import DistInfo
 from hrm.train.loop import train
-from hrm.common.distributed import DEFAULT_THREADS, resolve_threads
+from hrm.common import distributed
+from hrm.common.distributed import idle_cores, resolve_threads
 from hrm.train.resources import count_model, estimate_memory, graph_blocks, meta_model
 from tests.train_helpers import TINY, tiny
 
@@ -122,9 +123,18 @@ def test_a_multi_gpu_recipe_on_cpu_is_named(data, tmp_path, monkeypatch, capsys)
     assert "multi-GPU recipe" not in capsys.readouterr().err
 
 
-def test_threads_default_to_one_on_cpu_and_follow_the_option(data, tmp_path):
+def test_threads_default_to_the_idle_cores_on_cpu_and_follow_the_option(data, tmp_path, monkeypatch):
+    # the idle cores: the cores less the 1-minute load, rounded, at least one
+    assert [idle_cores(2, load) for load in (0.0, 0.4, 0.6, 1.2, 1.6, 9.0)] == [2, 2, 1, 1, 1, 1]
+    assert idle_cores(8, 0.3) == 8 and idle_cores(8, 3.4) == 5 and idle_cores(1, 0.0) == 1
     cpu = torch.device("cpu")
-    assert resolve_threads(None, cpu) == DEFAULT_THREADS == 1
+    monkeypatch.setattr(distributed, "TORCH_DEFAULT_THREADS", 2)
+    monkeypatch.setattr(distributed.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(distributed.os, "getloadavg", lambda: (0.1, 0.5, 0.9))
+    assert idle_cores() == 4 and resolve_threads(None, cpu) == 2  # never more than PyTorch's own default
+    monkeypatch.setattr(distributed.os, "getloadavg", lambda: (3.3, 0.5, 0.9))
+    assert idle_cores() == 1 and resolve_threads(None, cpu) == 1  # busy neighbours: one thread
+    assert resolve_threads(None, torch.device("meta")) is None  # not a CPU: left alone
     assert resolve_threads(3, cpu) == 3 and resolve_threads(0, cpu) is None  # 0: PyTorch's default
     result = run_hrm("train", "--data", data, "--out", tmp_path / "run", *TINY, "max_steps=1", "--threads", "2",
                      check=True)
