@@ -181,8 +181,9 @@ def teardown() -> None:
 # that was descheduled: on the 2-core machine one busy neighbour made two threads 10-20x slower
 # than one, while on an idle machine two threads train the smoke preset about twice as fast as one
 # (benchmarks/README.md, threads). So hrm uses the cores that are idle when the command starts:
-# the cores less the 1-minute load average, rounded, at least one and at most PyTorch's own
-# default (one per physical core). `--threads N` (config key `threads`) sets it; 0 = PyTorch's
+# the cores less those the 1-minute load average fills (its whole part: the average lags, and a
+# job that just ended still shows as a fraction), at least one and at most PyTorch's own default
+# (one per physical core). `--threads N` (config key `threads`) sets it; 0 = PyTorch's
 # default. A neighbour that starts later is not seen: with one, give --threads 1.
 
 
@@ -191,13 +192,14 @@ TORCH_DEFAULT_THREADS = torch.get_num_threads()
 
 
 def idle_cores(cores: int | None = None, load: float | None = None) -> int:
-    """The cores not taken by other work right now: `cores` (default: this process may use)
-    less the 1-minute load average (default: the system's; 0 where it has none), rounded, >= 1."""
+    """The cores not taken by other work right now: `cores` (default: those this process may use)
+    less the whole part of the 1-minute load average (default: the system's; 0 where it has none),
+    at least 1."""
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if load is None:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return max(1, min(cores, round(cores - load)))
+    return max(1, min(cores, cores - int(load)))
 
 
 def resolve_threads(threads: int | None, device: torch.device) -> int | None:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CPU smoke run: build 4x4 sudoku, train the small HRM of examples/smoke.yaml (~3 minutes on 2 cores),
+# CPU smoke run: build 4x4 sudoku, train the small HRM of examples/smoke.yaml (~4 minutes on 2 idle cores),
 # print the final test metrics as one JSON line (exact_accuracy, accuracy, ...).
 # Usage: examples/smoke.sh OUTDIR [key=value overrides for hrm train, e.g. seed=1]
 set -euo pipefail

@@ -20,8 +20,8 @@ Json = Annotated[bool, typer.Option("--json", help="Print the result as one JSON
 Data = Annotated[Path, typer.Option("--data", "-d", metavar="DIR", help="Dataset directory (from `hrm build-data`).")]
 Threads = Annotated[Optional[int], typer.Option(
     "--threads", min=0, show_default=False, metavar="N",
-    help="CPU threads for torch (default on a CPU: the cores idle when the command starts, as the load "
-         "average says, since threads collapse when another process shares the cores; 0 = PyTorch's "
+    help="CPU threads for torch (default on a CPU: the cores idle when the command starts, by the load "
+         "average, since threads collapse when another process shares the cores; 0 = PyTorch's "
          "default, one per core). See docs/training.md, CPU threads.")]
 OptionalPath = Optional[Path]
 

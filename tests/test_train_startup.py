@@ -124,8 +124,8 @@ def test_a_multi_gpu_recipe_on_cpu_is_named(data, tmp_path, monkeypatch, capsys)
 
 
 def test_threads_default_to_the_idle_cores_on_cpu_and_follow_the_option(data, tmp_path, monkeypatch):
-    # the idle cores: the cores less the 1-minute load, rounded, at least one
-    assert [idle_cores(2, load) for load in (0.0, 0.4, 0.6, 1.2, 1.6, 9.0)] == [2, 2, 1, 1, 1, 1]
+    # the idle cores: the cores less the whole part of the 1-minute load, at least one
+    assert [idle_cores(2, load) for load in (0.0, 0.4, 0.9, 1.0, 1.6, 9.0)] == [2, 2, 2, 1, 1, 1]
     assert idle_cores(8, 0.3) == 8 and idle_cores(8, 3.4) == 5 and idle_cores(1, 0.0) == 1
     cpu = torch.device("cpu")
     monkeypatch.setattr(distributed, "TORCH_DEFAULT_THREADS", 2)
