@@ -8,8 +8,9 @@ One JSON line per run, then one summary line per rung:
 
     python benchmarks/bench_ladder.py [--rung sudoku4|maze6] [--seeds 0 1 2] [--parallel 2] [--out DIR]
 
---parallel N trains N seeds at a time (each on one CPU thread, the trainer's default on a CPU); the
-wall times then include the sharing of the cores, as `load` says.
+--parallel N trains N seeds at a time, each on one CPU thread (`threads=1`: the trainer's default,
+the cores idle at start-up, would give runs started together every core each); the wall times then
+include the sharing of the cores, as `load` says.
 """
 from __future__ import annotations
 
@@ -34,11 +35,12 @@ def load_average() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def train_seed(rung: str, seed: int, out: Path) -> dict:
+def train_seed(rung: str, seed: int, out: Path, one_thread: bool = False) -> dict:
     start, load_before = time.perf_counter(), load_average()
     env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
     result = subprocess.run(["bash", str(REPO / "examples" / "ladder.sh"), "train", rung, str(out / f"seed{seed}"),
-                             f"seed={seed}"], capture_output=True, text=True, env=env)
+                             f"seed={seed}", *(["threads=1"] if one_thread else [])],
+                            capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise SystemExit(f"error: the {rung} run of seed {seed} failed: {result.stderr.strip()[-400:]}")
     final = json.loads(result.stdout.strip().splitlines()[-1])
@@ -57,7 +59,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-            rows = list(pool.map(lambda seed: train_seed(args.rung, seed, out), args.seeds))
+            rows = list(pool.map(lambda seed: train_seed(args.rung, seed, out, args.parallel > 1), args.seeds))
     for row in rows:
         emit(**row)
     exact = [row["exact_accuracy"] for row in rows]

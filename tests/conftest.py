@@ -16,7 +16,10 @@ SHARED_ARC = REPO.parent / "shared" / "data" / "arc"
 def run_hrm(*args: str | os.PathLike, check: bool = False, timeout: float = 600,
             cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
     """`hrm ARGS...` in a subprocess (stdout/stderr captured, text, in `cwd`); `check` asserts exit 0."""
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    # One torch thread per CLI subprocess (unless a test passes --threads): the suite runs a worker
+    # per core (pytest-xdist), and threads beyond the cores stall each other (docs/training.md).
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-m", "hrm", *map(str, args)], capture_output=True,
                             text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL, cwd=cwd)
     if check and result.returncode != 0:
