@@ -11,7 +11,7 @@ import torch
 import zarr
 
 from hrm.common import HrmError
-from hrm.builders.dataset import Split
+from hrm.builders.dataset import Split, checked_read
 from hrm.common.distributed import DistInfo
 
 IGNORE_LABEL_ID = -100  # the label value the losses and the accuracy rules skip (ignore_index)
@@ -88,11 +88,16 @@ def eval_batches(split: Split, batch_size: int, dist: DistInfo,
 
 
 def read_rows(array: zarr.Array, rows: np.ndarray) -> np.ndarray:
-    """array[rows] for sorted-ish row numbers, reading one contiguous range when that is cheap."""
+    """array[rows] for sorted-ish row numbers, reading one contiguous range when that is cheap. A
+    chunk that does not decode raises DatasetDamaged naming it, as every dataset read does."""
     if not len(rows):
         return np.zeros((0, *array.shape[1:]), array.dtype)
     lo, hi = int(rows.min()), int(rows.max()) + 1
     if hi - lo <= 2 * len(rows) + 4096:  # tables are written in row order: almost always a range
-        return array[lo:hi][rows - lo]
+        return checked_read(array, lo, hi)[rows - lo]
     unique, inverse = np.unique(rows, return_inverse=True)
-    return array.oindex[unique][inverse]
+    try:
+        return array.oindex[unique][inverse]
+    except Exception:  # a codec's error: find the damaged chunk among the rows asked for, and name it
+        checked_read(array, lo, hi)
+        raise

@@ -230,7 +230,7 @@ class Scorer:
                 puzzle_set = self.split.set(set_name)
                 ids = puzzle_set.puzzle_identifiers[frames.identity_puzzles()]
                 unique, inverse = np.unique(ids, return_inverse=True)
-                found = self.dataset.root["identifiers"].oindex[unique] if len(unique) else np.zeros(0, object)
+                found = read_rows(self.dataset.root["identifiers"], unique)
                 names += [parse_version_name(str(found[i]))[0] for i in inverse]
             else:
                 names += [f"{set_name}/{g}" for g in range(frames.num_groups)]

@@ -182,3 +182,8 @@ def test_damage_in_a_dataset_without_checksums_is_named_too(tmp_path):
     message = str(error.value)
     assert "inputs chunk 2 (rows 2048-3071, file inputs/c/1/0) does not decode" in message, message
     assert "rebuild" in message and "\n" not in message
+    # evaluation's reader of chosen rows (subsets, scoring) names it the same way
+    from hrm.eval.batches import read_rows
+    assert np.array_equal(read_rows(array, np.array([5, 2000])), rows[[5, 2000]])
+    with pytest.raises(DatasetDamaged, match="inputs chunk 2 .*does not decode"):
+        read_rows(array, np.array([5, 2500]))
