@@ -1,8 +1,15 @@
-"""What every benchmark script shares: peak memory and the one-JSON-line-per-measurement output."""
+"""What every benchmark script shares: peak memory, the one-JSON-line-per-measurement output, and
+a small trained model to measure with."""
 from __future__ import annotations
 
 import json
+import os
 import resource
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def peak_rss_mb() -> float:
@@ -13,3 +20,18 @@ def peak_rss_mb() -> float:
 def emit(**row) -> None:
     """Print one measurement as a JSON line, with the peak RSS at the time."""
     print(json.dumps({**row, "peak_rss_mb": round(peak_rss_mb(), 1)}), flush=True)
+
+
+def smoke_model(root: Path, build_args: list[str], train_args: list[str]) -> tuple[Path, Path]:
+    """(run folder, dataset): 4x4 sudoku (`hrm build-data sudoku --box 2 --seed 0` + build_args)
+    and the smoke preset trained on it (examples/smoke.yaml + train_args), in subprocesses of one
+    torch thread, under `root`."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    hrm = [sys.executable, "-m", "hrm"]
+    data, run = root / "data", root / "run"
+    subprocess.run([*hrm, "build-data", "sudoku", "--box", "2", "--out", str(data), "--seed", "0", "--quiet",
+                    *build_args], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run([*hrm, "train", "--data", str(data), "--out", str(run), "--config",
+                    str(REPO / "examples" / "smoke.yaml"), "--device", "cpu", "--quiet", *train_args],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    return run, data

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,26 +27,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import emit  # noqa: E402
+from benchmarks._common import emit, smoke_model  # noqa: E402
 from hrm.analysis.trace import trace  # noqa: E402
 from hrm.common import set_quiet  # noqa: E402
 from hrm.eval.candidate_spec import CandidateSpec  # noqa: E402
 from hrm.eval.run import evaluate  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def train_model(root: Path, steps: int) -> tuple[Path, Path]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    hrm = [sys.executable, "-m", "hrm"]
-    data, run = root / "data", root / "run"
-    subprocess.run([*hrm, "build-data", "sudoku", "--box", "2", "--blanks", "8", "--out", str(data),
-                    "--train-size", "600", "--test-size", "500", "--aug", "31", "--seed", "0", "--quiet"],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
-    subprocess.run([*hrm, "train", "--data", str(data), "--out", str(run), "--config",
-                    str(REPO / "examples" / "smoke.yaml"), "--device", "cpu", "--quiet", f"max_steps={steps}",
-                    "eval_interval=100000"], check=True, env=env, stdout=subprocess.DEVNULL)
-    return run, data
+    return smoke_model(root, ["--blanks", "8", "--train-size", "600", "--test-size", "500", "--aug", "31"],
+                       [f"max_steps={steps}", "eval_interval=100000"])
 
 
 def timed(call) -> float:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import emit  # noqa: E402
+from benchmarks._common import emit, smoke_model  # noqa: E402
 from hrm.builders.dataset import open_dataset  # noqa: E402
 from hrm.common import set_quiet  # noqa: E402
 from hrm.eval.candidate_spec import CandidateSpec  # noqa: E402
@@ -41,19 +40,10 @@ from hrm.eval.batches import as_torch, eval_batches  # noqa: E402
 from hrm.common.distributed import DistInfo  # noqa: E402
 from hrm.eval.inference import load_for_inference  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def train_model(root: Path) -> tuple[Path, Path]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    hrm = [sys.executable, "-m", "hrm"]
-    data, run = root / "data", root / "run"
-    subprocess.run([*hrm, "build-data", "sudoku", "--box", "2", "--blanks", "10", "--out", str(data),
-                    "--train-size", "400", "--test-size", "400", "--aug", "31", "--seed", "0", "--quiet"],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
-    subprocess.run([*hrm, "train", "--data", str(data), "--out", str(run), "--config",
-                    str(REPO / "examples" / "smoke.yaml"), "--device", "cpu", "--quiet", "epochs=96",
-                    "eval_interval=96"], check=True, env=env, stdout=subprocess.DEVNULL)
+    run, data = smoke_model(root, ["--blanks", "10", "--train-size", "400", "--test-size", "400", "--aug", "31"],
+                            ["epochs=96", "eval_interval=96"])
     return run / "checkpoints" / "step_300.pt", data
 
 

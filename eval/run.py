@@ -49,8 +49,7 @@ class _ModelRunner:
     and writes. torch and the model load only here, so scoring a table stays light."""
 
     def __init__(self, device: str | None, threads: int | None = None):
-        from hrm.common.distributed import setup
-        from hrm.common.distributed import apply_threads
+        from hrm.common.distributed import apply_threads, setup
 
         self.dist = setup(device or "auto")
         apply_threads(threads, self.dist.device)

@@ -42,8 +42,8 @@ from hrm.train.config import RUN_OUTPUT, TrainConfig, check_new_run_folder, is_r
 from hrm.train.run_lock import LOCK_NAME, acquire_run_lock, release_run_lock
 from hrm.train.data import TrainLoader
 from hrm.eval.batches import as_torch
-from hrm.common.distributed import (DistInfo, all_reduce_gradients, all_reduce_sum, any_rank, assign_slots,
-                               barrier, broadcast_from_main, gather_rows, setup, teardown)
+from hrm.common.distributed import (DistInfo, all_reduce_gradients, all_reduce_sum, any_rank, apply_threads,
+                                    assign_slots, barrier, broadcast_from_main, gather_rows, setup, teardown)
 from hrm.train.ema import Ema
 from hrm.models.registry import build_for_dataset
 from hrm.eval.inference import check_dataset_matches, evaluate, model_dataset_signature
@@ -52,7 +52,6 @@ from hrm.train.losses import act_loss
 from hrm.train.metrics import MetricsLog, check_logger
 from hrm.train.optim import AdamAtan2, SparseSignSGD, lr_at
 from hrm.train.table_size import table_size_line, tensor_bytes
-from hrm.common.distributed import apply_threads
 from hrm.models.depth import SCHEDULABLE_KEYS, describe_schedule, scheduled_keys, values_at_step
 from hrm.train.resources import (available_memory, check_memory, count_model, describe_model, estimate_memory,
                                  graph_blocks, meta_model, multi_gpu_recipe, peak_memory)
