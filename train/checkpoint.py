@@ -19,17 +19,7 @@ import torch
 
 from hrm.common import HrmError, atomic_file, format_bytes, storage_error
 from hrm.models.checkpoints import FORMAT, VERSION, list_checkpoints, load_checkpoint
-
-
-def state_bytes(tree: Any) -> int:
-    """The bytes of every tensor in a checkpoint's state: about its size on disk."""
-    if isinstance(tree, torch.Tensor):
-        return tree.numel() * tree.element_size()
-    if isinstance(tree, dict):
-        return sum(state_bytes(value) for value in tree.values())
-    if isinstance(tree, (list, tuple)):
-        return sum(state_bytes(value) for value in tree)
-    return 0
+from hrm.train.table_size import tensor_bytes  # about the checkpoint's size on disk
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -49,7 +39,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
             handle.flush()
             os.fsync(handle.fileno())
     except OSError as error:
-        replacement = storage_error(error, path, needed=f"~{format_bytes(state_bytes(state))}")
+        replacement = storage_error(error, path, needed=f"~{format_bytes(tensor_bytes(state))}")
         if replacement is None:
             raise
         raise replacement from None
