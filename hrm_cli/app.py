@@ -57,6 +57,7 @@ build_app.command("arc", cls=build_arc.MultiValueCommand, epilog=build_arc.EXAMP
 build_app.command("import-hrm", cls=BuildCommand, epilog=build_arc.IMPORT_EXAMPLE,
                   short_help="Convert a dataset built by the reference HRM code.")(build_arc.import_hrm_cmd)
 
+
 def _print_version(value: bool) -> None:
     if value:
         from hrm import __version__
