@@ -27,7 +27,7 @@ from torch import nn
 from hrm.common import HrmError
 from hrm.models.depth import SCHEDULABLE_KEYS, resolve_bptt
 from hrm.models.layers import (CastedEmbedding, CastedLinear, CosSin, RotaryEmbedding, SparsePuzzleEmbedding,
-                          TransformerBlock, attention_backend, trunc_normal_)
+                          TokenMlpBlock, TransformerBlock, attention_backend, trunc_normal_)
 
 Batch = dict[str, torch.Tensor]
 
@@ -54,6 +54,9 @@ class HrmConfig:
     num_heads: int = 8
     expansion: float = 4.0
     pos_encodings: str = "rope"          # "rope" | "learned"
+    # Mix positions with an MLP over the fixed grid instead of attention (TRM's mlp_t; its paper's
+    # best on 9x9 sudoku): each block's token mixer is a SwiGLU across the positions.
+    mlp_t: bool = False
     puzzle_emb_ndim: int = 512           # 0 = no puzzle embedding
     halt_max_steps: int = 16
     halt_exploration_prob: float = 0.1
@@ -151,7 +154,13 @@ def gradient_if(enabled: bool) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext() if enabled else torch.no_grad()
 
 
-def transformer_blocks(config: HrmConfig, num_layers: int) -> list[TransformerBlock]:
+def module_blocks(config: HrmConfig, num_layers: int) -> list[nn.Module]:
+    """The blocks of one module: transformer blocks (attention, then an MLP over the channels), or
+    with arch.mlp_t blocks that mix the seq_len + puzzle_emb_len positions with an MLP instead."""
+    if config.mlp_t:
+        positions = config.seq_len + config.puzzle_emb_len
+        return [TokenMlpBlock(positions, config.hidden_size, config.expansion, config.rms_norm_eps)
+                for _ in range(num_layers)]
     return [TransformerBlock(config.hidden_size, config.num_heads, config.expansion, config.rms_norm_eps)
             for _ in range(num_layers)]
 
@@ -268,8 +277,8 @@ class HrmInner(InnerModel):
     """One segment of HRM: the H/L recurrence between the embeddings and the heads."""
 
     def build_blocks(self, config: HrmConfig) -> None:
-        self.H_level = ReasoningModule(transformer_blocks(config, config.H_layers))
-        self.L_level = ReasoningModule(transformer_blocks(config, config.L_layers))
+        self.H_level = ReasoningModule(module_blocks(config, config.H_layers))
+        self.L_level = ReasoningModule(module_blocks(config, config.L_layers))
 
     def forward(self, z_high: torch.Tensor, z_low: torch.Tensor, batch: Batch):
         """-> (z_high, z_low) detached for the carry, logits [B, seq_len, vocab],

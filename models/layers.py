@@ -227,6 +227,24 @@ class TransformerBlock(nn.Module):
         return rms_norm(x + self.mlp(x), self.norm_eps)
 
 
+class TokenMlpBlock(nn.Module):
+    """A post-norm block whose token mixer is a SwiGLU MLP across positions instead of attention
+    (TRM's `mlp_t`; `arch.mlp_t` in every architecture): on a small fixed grid (a 9x9 sudoku) a
+    learned position-to-position map beats attention. As in the reference, the mixer's residual is normalised over the positions
+    of each channel (it is taken while transposed), the channel MLP's over the channels."""
+
+    def __init__(self, positions: int, hidden_size: int, expansion: float, norm_eps: float):
+        super().__init__()
+        self.mlp_t = SwiGLU(positions, expansion)
+        self.mlp = SwiGLU(hidden_size, expansion)
+        self.norm_eps = norm_eps
+
+    def forward(self, x: torch.Tensor, cos_sin: CosSin | None) -> torch.Tensor:
+        channels_first = x.transpose(1, 2)                                   # [B, hidden, positions]
+        x = rms_norm(channels_first + self.mlp_t(channels_first), self.norm_eps).transpose(1, 2)
+        return rms_norm(x + self.mlp(x), self.norm_eps)
+
+
 class SparsePuzzleEmbedding(nn.Module):
     """One vector per puzzle identifier, trained sparsely by `optim.SparseSignSGD`.
 

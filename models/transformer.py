@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from hrm.models.hrm import Batch, HrmAct, HrmConfig, InnerModel, ReasoningModule, transformer_blocks
+from hrm.models.hrm import Batch, HrmAct, HrmConfig, InnerModel, ReasoningModule, module_blocks
 
 
 @dataclass
@@ -31,7 +31,7 @@ class TransformerConfig(HrmConfig):
 
 class TransformerInner(InnerModel):
     def build_blocks(self, config: TransformerConfig) -> None:
-        self.blocks = ReasoningModule(transformer_blocks(config, config.H_layers + config.L_layers))
+        self.blocks = ReasoningModule(module_blocks(config, config.H_layers + config.L_layers))
 
     def forward(self, z_high: torch.Tensor, z_low: torch.Tensor, batch: Batch):
         """-> (state, z_low) for the carry, logits, q_halt, q_continue."""

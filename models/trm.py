@@ -22,11 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from hrm.common import HrmError
-from hrm.models.hrm import Batch, HrmAct, HrmConfig, InnerModel, ReasoningModule, gradient_if, transformer_blocks
-from hrm.models.layers import CosSin, SwiGLU, rms_norm
+from hrm.models.hrm import Batch, HrmAct, HrmConfig, InnerModel, ReasoningModule, gradient_if, module_blocks
+from hrm.models.layers import CosSin
 
 
 @dataclass
@@ -40,7 +39,6 @@ class TrmConfig(HrmConfig):
     # A field here, where HRM derives it: positions in front of the tokens that hold the puzzle
     # embedding (zero-padded; extra positions act as scratch space). 0: ceil(puzzle_emb_ndim / hidden).
     puzzle_emb_len: int = 16
-    mlp_t: bool = False           # mix positions with an MLP instead of attention (fixed small grids)
     no_ACT_continue: bool = True  # halt on q_halt alone; False: HRM's Q-learning of "continue"
     # (arch.bptt, inherited: the final recursions with gradient; 1 = TRM's rule, "all" = all T.)
 
@@ -63,35 +61,11 @@ class TrmConfig(HrmConfig):
                            f"({self.puzzle_emb_len}) positions of hidden_size {self.hidden_size}")
 
 
-class TokenMlpBlock(nn.Module):
-    """A post-norm block whose token mixer is a SwiGLU MLP across positions instead of attention
-    (TRM's `mlp_t`): on a small fixed grid (a 9x9 sudoku) a learned position-to-position map
-    beats attention. As in the reference, the mixer's residual is normalised over the positions
-    of each channel (it is taken while transposed), the channel MLP's over the channels."""
-
-    def __init__(self, positions: int, hidden_size: int, expansion: float, norm_eps: float):
-        super().__init__()
-        self.mlp_t = SwiGLU(positions, expansion)
-        self.mlp = SwiGLU(hidden_size, expansion)
-        self.norm_eps = norm_eps
-
-    def forward(self, x: torch.Tensor, cos_sin: CosSin | None) -> torch.Tensor:
-        channels_first = x.transpose(1, 2)                                   # [B, hidden, positions]
-        x = rms_norm(channels_first + self.mlp_t(channels_first), self.norm_eps).transpose(1, 2)
-        return rms_norm(x + self.mlp(x), self.norm_eps)
-
-
 class TrmInner(InnerModel):
     """One segment of TRM: T recursions of the one network between the embeddings and the heads."""
 
     def build_blocks(self, config: TrmConfig) -> None:
-        if config.mlp_t:
-            positions = config.seq_len + config.puzzle_emb_len
-            blocks = [TokenMlpBlock(positions, config.hidden_size, config.expansion, config.rms_norm_eps)
-                      for _ in range(config.L_layers)]
-        else:
-            blocks = transformer_blocks(config, config.L_layers)
-        self.L_level = ReasoningModule(blocks)  # the one network (the reference's name)
+        self.L_level = ReasoningModule(module_blocks(config, config.L_layers))  # the one network (the reference's name)
 
     def recursion(self, answer: torch.Tensor, latent: torch.Tensor, x: torch.Tensor,
                   cos_sin: CosSin | None) -> tuple[torch.Tensor, torch.Tensor]:

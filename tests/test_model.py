@@ -87,10 +87,26 @@ def h_block(x, w, prefix, heads, rope):
     return h_rmsnorm(x + mlp)
 
 
-def h_level(state, injection, w, level, num_layers, heads, rope):
+def h_swiglu(x, gate_up, down):
+    inner = gate_up.shape[0] // 2
+    gate, up = x @ gate_up[:inner].T, x @ gate_up[inner:].T
+    return (gate * torch.sigmoid(gate) * up) @ down.T
+
+
+def h_token_mlp_block(x, w, prefix):
+    """The mlp_t block (TRM's; arch.mlp_t in every architecture): an MLP across positions (normalised over positions, as the reference),
+    then the usual channel MLP."""
+    t = x.transpose(1, 2)
+    t = h_rmsnorm(t + h_swiglu(t, w[prefix + "mlp_t.gate_up_proj.weight"], w[prefix + "mlp_t.down_proj.weight"]))
+    x = t.transpose(1, 2)
+    return h_rmsnorm(x + h_swiglu(x, w[prefix + "mlp.gate_up_proj.weight"], w[prefix + "mlp.down_proj.weight"]))
+
+
+def h_level(state, injection, w, level, num_layers, heads, rope, mlp_t=False):
     x = state + injection
     for i in range(num_layers):
-        x = h_block(x, w, f"inner.{level}_level.layers.{i}.", heads, rope)
+        prefix = f"inner.{level}_level.layers.{i}."
+        x = h_token_mlp_block(x, w, prefix) if mlp_t else h_block(x, w, prefix, heads, rope)
     return x
 
 
@@ -113,9 +129,9 @@ def h_segment(w, puzzle_rows, batch, z_high, z_low, cfg, gradient="one-step"):
         if gradient == "one-step" and i == len(updates) - 2:
             z_high, z_low = z_high.detach(), z_low.detach()
         if which == "L":
-            z_low = h_level(z_low, z_high + x, w, "L", cfg["L_layers"], heads, rope)
+            z_low = h_level(z_low, z_high + x, w, "L", cfg["L_layers"], heads, rope, cfg.get("mlp_t", False))
         else:
-            z_high = h_level(z_high, z_low, w, "H", cfg["H_layers"], heads, rope)
+            z_high = h_level(z_high, z_low, w, "H", cfg["H_layers"], heads, rope, cfg.get("mlp_t", False))
     logits = (z_high @ w["inner.lm_head.weight"].T)[:, puzzle_len:]
     q = z_high[:, 0] @ w["inner.q_head.weight"].T + w["inner.q_head.bias"]
     return logits, q[:, 0], q[:, 1], z_high, z_low
@@ -124,10 +140,11 @@ def h_segment(w, puzzle_rows, batch, z_high, z_low, cfg, gradient="one-step"):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("pos_encodings", ["rope", "learned"])
-def test_one_segment_matches_hand_written_equations_and_one_step_gradient(pos_encodings):
-    model = tiny_model(pos_encodings=pos_encodings)
-    cfg = {**TINY, "pos_encodings": pos_encodings}
+@pytest.mark.parametrize("pos_encodings, mlp_t", [("rope", False), ("learned", False), ("learned", True)])
+def test_one_segment_matches_hand_written_equations_and_one_step_gradient(pos_encodings, mlp_t):
+    # mlp_t: HRM with TRM's token-MLP blocks (arch.mlp_t) instead of attention, in both modules.
+    model = tiny_model(pos_encodings=pos_encodings, mlp_t=mlp_t)
+    cfg = {**TINY, "pos_encodings": pos_encodings, "mlp_t": mlp_t}
     model.train()
     positions = SEQ_LEN + 2  # ceil(20 / 16) puzzle positions
     old_batch, new_batch = random_batch(1), random_batch(2)
@@ -182,8 +199,8 @@ def test_one_segment_matches_hand_written_equations_and_one_step_gradient(pos_en
     # The same objective with gradient through every step differs: the test can tell them apart.
     full = h_segment(weights, puzzle_rows, data, z_high, z_low, cfg, gradient="full")
     full_grads = torch.autograd.grad(objective(*full[:3]), leaves, allow_unused=True)
-    qkv = list(weights).index("inner.L_level.layers.0.self_attn.qkv_proj.weight")
-    assert not torch.allclose(full_grads[qkv], one_step[qkv], rtol=1e-3)
+    low_mlp = list(weights).index("inner.L_level.layers.0.mlp.gate_up_proj.weight")
+    assert not torch.allclose(full_grads[low_mlp], one_step[low_mlp], rtol=1e-3)
 
 
 def test_default_config_has_the_papers_27m_parameters():

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hrm.common import HrmError
-from tests.test_model import (BATCH, SEQ_LEN, h_block, h_rmsnorm, one_thread,  # noqa: F401 - fixture
+from tests.test_model import (BATCH, SEQ_LEN, h_block, h_token_mlp_block, one_thread,  # noqa: F401 - fixture
                               random_batch, tiny_model)
 from tests.test_model_act import set_q_bias
 from hrm.models.registry import build_model
@@ -30,21 +30,6 @@ def h_embed(w, puzzle_rows, inputs, hidden, puzzle_len, learned):
     if learned:
         x = (x + w["inner.embed_pos.embedding_weight"]) / math.sqrt(2)
     return x * math.sqrt(hidden)
-
-
-def h_swiglu(x, gate_up, down):
-    inner = gate_up.shape[0] // 2
-    gate, up = x @ gate_up[:inner].T, x @ gate_up[inner:].T
-    return (gate * torch.sigmoid(gate) * up) @ down.T
-
-
-def h_token_mlp_block(x, w, prefix):
-    """TRM's mlp_t block: an MLP across positions (normalised over positions, as the reference),
-    then the usual channel MLP."""
-    t = x.transpose(1, 2)
-    t = h_rmsnorm(t + h_swiglu(t, w[prefix + "mlp_t.gate_up_proj.weight"], w[prefix + "mlp_t.down_proj.weight"]))
-    x = t.transpose(1, 2)
-    return h_rmsnorm(x + h_swiglu(x, w[prefix + "mlp.gate_up_proj.weight"], w[prefix + "mlp.down_proj.weight"]))
 
 
 def h_net(a, b, w, cfg, stack="inner.L_level.layers."):
@@ -253,14 +238,15 @@ def test_transformer_has_hrms_parameter_count(arch):
     assert baseline.puzzle_emb.weights.shape == hrm.puzzle_emb.weights.shape
 
 
-def test_transformer_segment_is_one_pass_of_all_blocks_with_full_gradient():
-    model = tiny_model(**TINY_TRANSFORMER)
+@pytest.mark.parametrize("mlp_t", [False, True])
+def test_transformer_segment_is_one_pass_of_all_blocks_with_full_gradient(mlp_t):
+    model = tiny_model(**TINY_TRANSFORMER, mlp_t=mlp_t)
     puzzle_len = 2  # ceil(20 / 16)
     outputs, new_carry, (data, state, z_low) = one_segment(model, SEQ_LEN + puzzle_len)
     weights, rows = oracle_leaves(model, data)
     x = h_embed(weights, rows, data["inputs"], 16, puzzle_len, learned=False)
     # All 2 + 1 blocks as one stack, applied once.
-    state = h_net(state, x, weights, {**TINY_TRANSFORMER, "L_layers": 3}, stack="inner.blocks.layers.")
+    state = h_net(state, x, weights, {**TINY_TRANSFORMER, "L_layers": 3, "mlp_t": mlp_t}, stack="inner.blocks.layers.")
     logits = (state @ weights["inner.lm_head.weight"].T)[:, puzzle_len:]
     q = state[:, 0] @ weights["inner.q_head.weight"].T + weights["inner.q_head.bias"]
     expected = (logits, q[:, 0], q[:, 1])
