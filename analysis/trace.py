@@ -254,7 +254,10 @@ def trace(checkpoint: str | os.PathLike, data: str | os.PathLike, out: str | os.
                 "of_items": traced.of_items, "max_items": max_items, "segments": segments,
                 "updates_per_segment": len(recorder.updates) // segments, "seed": seed,
                 "untrained_seed": untrained_seed, "index": sorted({int(i) for i in index}),
-                "scored": data_split.has_solutions, "pr_sample": PR_SAMPLE}
+                "scored": data_split.has_solutions, "pr_sample": PR_SAMPLE,
+                # The traced run's training config (what `hrm compare TRACE...` tells traces apart by).
+                "run_config": json.loads(json.dumps({key: value for key, value in config.items()
+                                                     if key not in ("dataset", "step", "checkpoint")}, default=str))}
     table = pa.concat_tables(chunks)
     summary = summarise(table, pr, protocol)
     with atomic_directory(out, TRACE_OUTPUT, force=force) as tmp:
