@@ -10,8 +10,10 @@ It reads run folders only (RUN/config.yaml and RUN/metrics.jsonl, as `hrm train 
 them) and never the checkpoints, so it works on live runs and on runs whose data is gone.
 
 What each figure is:
-- the config keys shown are those whose values differ between the runs, flattened (`arch.H_cycles`);
-  a key absent from one run's config (an older hrm, another architecture) differs too.
+- the config keys shown are those whose values differ between the runs, flattened (`arch.H_cycles`).
+  A key absent from one run's config counts as the value hrm reads for it, its default (a run of
+  an older hrm, from before the key existed, ran with it); a key of another architecture, which
+  it has no default for, differs.
 - `final`: the metrics of the last test record (the evaluation with the largest step).
 - `best`: the best value of `metric` over the test records and the step of its first occurrence;
   best is the largest value, except for a loss (a name containing "loss"), where it is the smallest.
@@ -183,7 +185,41 @@ def read_runs(runs: list[str]) -> tuple[list[dict[str, Any]], list[list[dict[str
             also = f" (as {seen[resolved]} and {run})" if seen[resolved] != run else ""
             raise HrmError(f"run {seen[resolved]} is given twice{also}")
         seen[resolved] = run
-    return [read_run_config(run) for run in runs], [_read_records(run) for run in runs]
+    return fill_defaults([read_run_config(run) for run in runs]), [_read_records(run) for run in runs]
+
+
+def _default_of(key: str, config: dict[str, Any]) -> Any:
+    """What hrm reads for `key` when `config` (flattened) lacks it: the architecture's default for an
+    arch key (that architecture's; MISSING for a key it does not have), the trainer's for another."""
+    from dataclasses import MISSING as NO_DEFAULT, fields
+
+    from hrm.train.config import TrainConfig, arch_defaults  # torch, only when a key is missing
+
+    if key.startswith("arch."):
+        try:
+            return arch_defaults(str(config.get("arch.name", "hrm"))).get(key[len("arch."):], MISSING)
+        except HrmError:  # an architecture this hrm does not know
+            return MISSING
+    for field in fields(TrainConfig):
+        if field.name == key:
+            if field.default is not NO_DEFAULT:
+                return field.default
+            return field.default_factory() if field.default_factory is not NO_DEFAULT else MISSING
+    return MISSING
+
+
+def fill_defaults(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The configs with each key that another run's config has and this one lacks set to the value
+    hrm reads for it: a run written before the key existed ran with its default (a resume would
+    read the same), so it is not a difference. A key of another architecture stays missing."""
+    keys = list(dict.fromkeys(key for config in configs for key in config))
+    if all(key in config for config in configs for key in keys):
+        return configs
+    filled = []
+    for config in configs:
+        missing = {key: _default_of(key, config) for key in keys if key not in config}
+        filled.append({**config, **{key: value for key, value in missing.items() if value is not MISSING}})
+    return filled
 
 
 def compare_runs(runs: list[str], configs: list[dict[str, Any]], records: list[list[dict[str, Any]]],

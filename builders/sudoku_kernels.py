@@ -328,7 +328,6 @@ def _complete_to_unique(puzzle, solution, peers, units, n, rng, workspace) -> No
 def harden_step(puzzle, solution, peers, units, n, rng, workspace) -> np.ndarray:
     """One hill-climbing proposal: swap a random clue for a random blank cell (clue taken from
     the solution), add clues until unique, re-minimise. Returns the new minimal puzzle."""
-    size = puzzle.shape[0]
     clues = np.flatnonzero(puzzle)
     blanks = np.flatnonzero(puzzle == 0)
     proposal = puzzle.copy()

@@ -10,6 +10,10 @@
 #
 #   bash docs/make_pictures.sh                     redraw every picture (from the repository root)
 #   bash docs/make_pictures.sh keep NAME RUN...    keep the small files of RUN... as docs/data/NAME/
+#                                                  (a run's config.yaml, metrics.jsonl, metrics.json; a
+#                                                  trace folder's summary.json)
+#   bash docs/make_pictures.sh keep-steps NAME TRACE I   keep what TRACE's steps_I.png is drawn from
+#                                                  (summary.json, example I's rows of trace.parquet)
 #
 # Where each docs/data/NAME comes from (the runs take 5-60 CPU-minutes each, see docs/ablations.md):
 #   show_curves          the 4x4 sudoku smoke run: hrm build-data sudoku --out S4 --box 2 --blanks 8
@@ -21,6 +25,12 @@
 #   ablation_aug         examples/ablations/aug.sh OUT;         keep ablation_aug OUT/runs/*
 #   ablation_pool        the `hrm eval --pool 1,2,3,4,6,8 --pool-draws 70 --out EVAL` of HRM seed 2
 #                        (examples/ablations/pool.sh);        keep ablation_pool EVAL
+#   inside_sudoku4       examples/ablations/arch.sh OUT; hrm trace RUN --data OUT/data --out RUN/trace for
+#                        each RUN in OUT/runs/*/;             keep inside_sudoku4 OUT/runs/*/trace (docs/inside.md)
+#   inside_maze6         the same with TRAIN_ARGS="arch.halt_max_steps=8 epochs=2000 time_budget=720" and
+#                        OUT maze6;                           keep inside_maze6 OUT/runs/*/trace
+#   inside_steps_*       keep-steps inside_steps_RUNG_ARCH OUT/runs/ARCH_s0/trace I (the example named in
+#                        docs/inside.md), drawn on the rung's data rebuilt by examples/ladder.sh data
 #   show_predictions     the tiny ARC model (hrm train --data ARC --out RUN --config examples/smoke.yaml
 #                        max_steps=120 global_batch_size=16 epochs=80 eval_interval=20
 #                        arch.halt_max_steps=4 arch.puzzle_emb_ndim=64, ARC as built in step 2 below),
@@ -38,12 +48,31 @@ if [ "${1:-}" = keep ]; then
         run=${run%/}
         target="$data/$name/$(basename "$run")"
         mkdir -p "$target"
-        for file in config.yaml metrics.jsonl metrics.json; do
+        for file in config.yaml metrics.jsonl metrics.json summary.json; do
             [ -f "$run/$file" ] && cp "$run/$file" "$target/"
         done
-        [ -n "$(ls -A "$target")" ] || { echo "error: $run holds no config.yaml, metrics.jsonl or metrics.json" >&2; exit 1; }
+        [ -n "$(ls -A "$target")" ] || { echo "error: $run holds no config.yaml, metrics.jsonl, metrics.json or summary.json" >&2; exit 1; }
     done
     echo "kept $# folder(s) in $data/$name; now run: bash docs/make_pictures.sh"
+    exit 0
+fi
+if [ "${1:-}" = keep-steps ]; then
+    [ $# -eq 4 ] || { echo "usage: bash docs/make_pictures.sh keep-steps NAME TRACE INDEX" >&2; exit 2; }
+    mkdir -p "$data/$2"
+    python - "$3" "$4" "$data/$2" <<'PY'
+import json, shutil, sys
+import pyarrow.compute as pc, pyarrow.parquet as pq
+trace, index, target = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+table = pq.read_table(f"{trace}/trace.parquet")
+rows = table.filter(pc.equal(table["example"], index))
+if not rows.num_rows:
+    sys.exit(f"error: example {index} was not traced in {trace}")
+pq.write_table(rows, f"{target}/trace.parquet")
+summary = json.load(open(f"{trace}/summary.json"))
+summary["protocol"]["index"] = [index]
+open(f"{target}/summary.json", "w").write(json.dumps(summary, indent=2) + "\n")
+PY
+    echo "kept example $4 of $3 in $data/$2; now run: bash docs/make_pictures.sh"
     exit 0
 fi
 
@@ -114,6 +143,24 @@ summary = json.load(open(sys.argv[1]))
 plot_pool_curve(summary["accuracy_by_pool"], "docs/ablation_pool.png", title="sudoku test: vote pool", force=True)
 PY
 fi
+
+# 6. inside the recurrence (docs/inside.md): the traces of each rung compared, mean ± std over seeds,
+#    and one example's answer update by update
+for rung in sudoku4 maze6; do
+    if have "inside_$rung"; then
+        hrm compare "$data/inside_$rung"/*/ --mean-over seed --out "$work/inside_$rung" -q >/dev/null
+        cp "$work/inside_$rung/curves.png" "docs/inside_$rung.png"
+    fi
+done
+for kept in "$data"/inside_steps_*/; do
+    [ -f "$kept/summary.json" ] || continue
+    name=$(basename "$kept") rung=$(basename "$kept" | cut -d_ -f3)
+    [ -d "$work/data_$rung" ] || bash examples/ladder.sh data "$rung" "$work/data_$rung"
+    cp -r "$kept" "$work/$name"
+    index=$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["protocol"]["index"][0])' "$kept/summary.json")
+    hrm show "$work/$name" --index "$index" --data "$work/data_$rung" -q >/dev/null
+    cp "$work/$name/steps_$index.png" "docs/$name.png"
+done
 
 if [ ${#missing[@]} -gt 0 ]; then
     echo "left as they are (no data kept under $data/ yet; see the top of this script): ${missing[*]/%/.png}" >&2

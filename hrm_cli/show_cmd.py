@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from hrm.common import HrmError, UsageError, log, set_quiet
-from hrm.cli.options import Force, Json, Quiet
+from hrm.cli.options import Json, Quiet
 
 if TYPE_CHECKING:
     from hrm.show.render import Figure

@@ -164,7 +164,7 @@ def test_backpropagating_through_the_whole_segment_needs_more_memory(data, tmp_p
     peaks = {}
     for bptt in (1, "all"):
         run = tmp_path / f"bptt_{bptt}"
-        run_hrm("train", "--data", data, "--out", run, *preset, f"arch.bptt={bptt}", check=True)
+        run_hrm("train", "--data", data, "--out", run, *preset, f"arch.bptt={bptt}", check=True, process=True)
         first_line = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
         peaks[bptt] = first_line["peak_memory"]
     assert peaks["all"] > peaks[1] + 30 * 2**20, peaks

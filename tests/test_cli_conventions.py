@@ -4,8 +4,6 @@ count form of `--aug` in every builder, `--quiet` and `--json` where a user expe
 lines that do not break the progress bar, ARC `--input` given one task file."""
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 import subprocess
@@ -31,25 +29,6 @@ def small_arc(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("conventions")
     write_arc_dataset(root / "arc", random_arc_tasks(np.random.default_rng(1), num_tasks=2, versions=2))
     return root / "arc"
-
-
-def hrm_in_process(*args: str | Path) -> subprocess.CompletedProcess:
-    """`hrm ARGS` through the real entry point (hrm.cli.app.main), in this process: the cases
-    below each cost a parse, not an interpreter and torch start-up."""
-    from hrm.cli.app import main
-
-    argv, sys.argv = sys.argv, ["hrm", *map(str, args)]
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main()
-        code = 0
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 1
-    finally:
-        sys.argv = argv
-        set_quiet(False)
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 USAGE_MISTAKES = [
@@ -91,7 +70,7 @@ USAGE_MISTAKES = [
 def test_usage_mistakes_exit_2_with_one_line(tmp_path, small_arc, args):
     args = [str(small_arc) if a == "DATA" else str(tmp_path / a) if a in ("RUN", "OUT", "p.parquet", "c.pt")
             else a for a in args]
-    result = hrm_in_process(*args)
+    result = run_hrm(*args)
     assert result.returncode == 2, result.stderr
     assert_one_line_error(result)
     assert list(tmp_path.iterdir()) == []
@@ -115,10 +94,10 @@ def test_config_file_mistakes_are_usage_errors_but_a_checkpoint_config_is_bad_in
                            ("max_steps: -5\n", "'max_steps' must be positive"),
                            ("arch:\n  hidden_size: -3\n", "arch.hidden_size must be positive")):
         preset.write_text(text)
-        result = hrm_in_process("train", "--data", small_arc, "--out", tmp_path / "run", "--config", preset)
+        result = run_hrm("train", "--data", small_arc, "--out", tmp_path / "run", "--config", preset)
         assert result.returncode == 2, result.stderr
         assert_one_line_error(result, fragment)
-    result = hrm_in_process("train", "--data", small_arc, "--out", tmp_path / "run", "--config", tmp_path / "no.yaml")
+    result = run_hrm("train", "--data", small_arc, "--out", tmp_path / "run", "--config", tmp_path / "no.yaml")
     assert result.returncode == 1 and "does not exist" in result.stderr
     with pytest.raises(HrmError) as error:
         config_from_dict({"max_steps": -5})
@@ -173,7 +152,7 @@ COMMANDS = [["build-data", "sudoku"], ["build-data", "maze"], ["build-data", "ar
 
 def help_page(monkeypatch, *command: str) -> str:
     monkeypatch.setenv("COLUMNS", "80")  # what a terminal (and a pipe, by default) gives click
-    result = hrm_in_process(*command, "--help")
+    result = run_hrm(*command, "--help")
     assert result.returncode == 0 and result.stderr == "", result.stderr
     return result.stdout
 
@@ -329,7 +308,7 @@ def test_ctrl_c_in_any_command_is_one_line_and_exit_130(monkeypatch, small_arc):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(hrm.builders.inspect, "describe", interrupted)
-    result = hrm_in_process("inspect", small_arc)
+    result = run_hrm("inspect", small_arc)
     assert (result.returncode, result.stderr, result.stdout) == (130, "error: interrupted\n", "")
 
 
@@ -342,7 +321,7 @@ def test_a_second_ctrl_c_in_training_says_it_stopped_without_a_checkpoint(monkey
 
     monkeypatch.setattr(hrm.train.loop, "train", interrupted)
     data = write_sudoku4(tmp_path / "s4", train_size=20, test_size=4, blanks=6)
-    result = hrm_in_process("train", "--data", data, "--out", tmp_path / "run", "arch.hidden_size=16",
+    result = run_hrm("train", "--data", data, "--out", tmp_path / "run", "arch.hidden_size=16",
                             "arch.num_heads=2")
     assert result.returncode == 130
     assert result.stderr == "error: interrupted: stopped at once, without a checkpoint of the step in progress\n"

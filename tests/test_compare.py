@@ -66,15 +66,29 @@ def compare_json(*args) -> dict:
 
 def test_the_differing_keys_are_exactly_those_whose_values_differ(runs):
     summary = compare_json(*runs)
-    # seed and arch.H_cycles differ in b; data_path and arch.damping (absent from a, b) in c; ema
-    # and max_steps (null in a and b: absent is not null) are absent from c. lr, global_batch_size,
-    # arch.name/L_cycles/hidden_size are equal.
-    assert summary["differing_keys"] == ["data_path", "seed", "ema", "max_steps", "arch.H_cycles", "arch.damping"]
+    # seed and arch.H_cycles differ in b; data_path and arch.damping in c. c, from an older hrm,
+    # lacks ema and max_steps: it ran with their defaults (false, null), which a and b hold, so
+    # they do not differ; a and b lack arch.damping, which c sets: theirs is the default 1.0.
+    # lr, global_batch_size, arch.name/L_cycles/hidden_size are equal.
+    assert summary["differing_keys"] == ["data_path", "seed", "arch.H_cycles", "arch.damping"]
     configs = [run["config"] for run in summary["runs"]]
-    assert configs[0] == {"data_path": "data/s9", "seed": 0, "ema": False, "max_steps": None, "arch.H_cycles": 2}
-    assert configs[1] == {"data_path": "data/s9", "seed": 1, "ema": False, "max_steps": None, "arch.H_cycles": 3}
+    assert configs[0] == {"data_path": "data/s9", "seed": 0, "arch.H_cycles": 2, "arch.damping": 1.0}
+    assert configs[1] == {"data_path": "data/s9", "seed": 1, "arch.H_cycles": 3, "arch.damping": 1.0}
     assert configs[2] == {"data_path": "data/s9b", "seed": 0, "arch.H_cycles": 2, "arch.damping": 0.9}
     assert [run["run"] for run in summary["runs"]] == [str(r) for r in runs]
+
+
+def test_a_key_of_another_architecture_differs_and_a_newer_default_groups_seeds(tmp_path):
+    """TRM's puzzle_emb_len has no HRM default: missing (shown "-") for the HRM run. Seeds of one
+    setting, one run written before arch.mlp_t existed, group together under --mean-over."""
+    trm = {**BASE, "arch": {**BASE["arch"], "name": "trm", "puzzle_emb_len": 16}}
+    old = make_run(tmp_path / "hrm_s0", BASE, RECORDS_A)
+    new = make_run(tmp_path / "hrm_s1", {**BASE, "seed": 1, "arch": {**BASE["arch"], "mlp_t": False}}, RECORDS_B)
+    other = make_run(tmp_path / "trm_s0", trm, RECORDS_A)
+    summary = compare_json(old, new, other, "--mean-over", "seed")
+    assert summary["differing_keys"] == ["seed", "arch.name", "arch.puzzle_emb_len"]
+    assert "arch.puzzle_emb_len" not in summary["runs"][0]["config"]
+    assert [group["runs"] for group in summary["grouped"]["groups"]] == [[str(old), str(new)], [str(other)]]
 
 
 def test_final_and_best_metrics_steps_time_and_throughput(runs):
@@ -121,7 +135,7 @@ def table_rows(text: str) -> list[dict[str, str]]:
     return [dict(zip(header, row)) for row in rows]
 
 
-COLUMNS = ["run", "data_path", "seed", "ema", "max_steps", "arch.H_cycles", "arch.damping", "final.exact_accuracy",
+COLUMNS = ["run", "data_path", "seed", "arch.H_cycles", "arch.damping", "final.exact_accuracy",
            "final.accuracy", "final.q_halt_accuracy", "final.steps", "best.exact_accuracy", "best.step",
            "steps", "wall_time", "examples_per_s", "peak_memory"]
 
@@ -133,12 +147,11 @@ def test_the_table_shows_percentages_and_dashes(runs):
     a, b, c = rows
     assert (a["final.exact_accuracy"], a["final.accuracy"], a["best.exact_accuracy"], a["best.step"]) == \
         ("60.00%", "95.00%", "75.00%", "20")
-    assert (a["ema"], a["arch.damping"], c["ema"], c["arch.damping"]) == ("false", "-", "-", "0.9")
-    assert (a["max_steps"], c["max_steps"]) == ("null", "-")
+    assert (a["arch.damping"], c["arch.damping"]) == ("1", "0.9")  # a's: the default, which it ran with
     assert (a["wall_time"], b["wall_time"], a["examples_per_s"]) == ("15.5s", "22.0s", "200.0")
     assert (a["peak_memory"], b["peak_memory"]) == ("150MiB", "-")
     assert b["final.q_halt_accuracy"] == "-"  # b's test records have no q_halt_accuracy
-    assert all(c[k] == "-" for k in COLUMNS[7:13])  # no test record yet
+    assert all(c[k] == "-" for k in COLUMNS[5:11])  # no test record yet
     # numbers are right-aligned: the columns end at the same place on every line
     lines = result.stdout.splitlines()
     end = lines[0].index("best.exact_accuracy") + len("best.exact_accuracy")
@@ -152,9 +165,9 @@ def test_out_writes_the_csv_and_the_png(runs, tmp_path):
     with open(out / "compare.csv", newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == COLUMNS
-    assert rows[1] == [str(runs[0]), "data/s9", "0", "false", "null", "2", "", "0.6", "0.95", "0.9", "3.5", "0.75", "20",
+    assert rows[1] == [str(runs[0]), "data/s9", "0", "2", "1.0", "0.6", "0.95", "0.9", "3.5", "0.75", "20",
                        "30", "15.5", "200.0", str(150 << 20)]
-    assert rows[3] == [str(runs[2]), "data/s9b", "0", "", "", "2", "0.9", "", "", "", "", "", "", "10", "3.0", "80.0", ""]
+    assert rows[3] == [str(runs[2]), "data/s9b", "0", "2", "0.9", "", "", "", "", "", "", "10", "3.0", "80.0", ""]
     assert len(rows) == 4 and result.stdout.splitlines()[0].split() == COLUMNS
 
     from hrm.show.charts import is_hrm_picture

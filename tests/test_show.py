@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hrm.builders.dataset import DatasetWriter, atomic_directory
-from hrm.show.render import Figure, Panel, figure_text, maze_text, sudoku_text
+from hrm.show.render import Panel, figure_text, maze_text, sudoku_text
 from hrm.show.views import arc_task_figure, example_figure
 from tests.conftest import assert_one_line_error, run_hrm
 

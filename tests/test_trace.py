@@ -356,3 +356,48 @@ def test_a_split_without_solutions_is_traced_but_not_scored(trained, tmp_path):
     # and again with --force: only a trace folder is replaced
     trace(trained / "run", tmp_path / "unseen", tmp_path / "trace", force=True, device="cpu")
     assert not (tmp_path / "trace" / "steps_1.png").exists()
+
+
+def test_compare_traces_tabulates_each_trace_and_the_mean_over_seeds(trained, tmp_path):
+    """`hrm compare TRACE...`: two HRM seeds and a TRM, traced; each figure against the trace's
+    own files (the exact accuracy recomputed from trace.parquet's last update), the group means
+    and sample stds against numpy's, and the usage mistakes."""
+    from hrm.train.loop import train
+
+    train(tiny(trained / "data", "max_steps=6", "arch.H_cycles=2", "arch.L_cycles=2", "seed=1"), tmp_path / "hrm_s1")
+    train(tiny(trained / "data", "max_steps=3", "arch.name=trm", "arch.H_cycles=2", "arch.L_cycles=1"),
+          tmp_path / "trm_s0")
+    traces = []
+    for run in (trained / "run", tmp_path / "hrm_s1", tmp_path / "trm_s0"):
+        traces.append(tmp_path / f"trace_{len(traces)}")
+        run_hrm("trace", run, "--data", trained / "data", "--out", traces[-1], "--max-items", "6", "--quiet",
+                check=True)
+    result = json.loads(run_hrm("compare", *traces, "--mean-over", "seed", "--out", tmp_path / "cmp", "--json",
+                                check=True).stdout)
+    assert "arch.name" in result["differing_keys"] and "seed" in result["differing_keys"]
+    for entry, folder in zip(result["traces"], traces):
+        summary = json.loads((folder / "summary.json").read_text())
+        table = pq.read_table(folder / "trace.parquet")
+        last = table.filter(pc.equal(table["update"], pc.max(table["update"]))).column("exact").to_pylist()
+        assert entry["figures"]["exact"] == pytest.approx(np.mean(last))
+        ratio = summary["participation_ratio"]["trained"]
+        assert entry["figures"]["pr_high"] == ratio["high"] and entry["figures"]["pr_low"] == ratio["low"]
+        assert entry["figures"]["pr_ratio"] == pytest.approx(ratio["high"] / ratio["low"])
+    hrm_group, trm_group = result["grouped"]["groups"]
+    assert hrm_group["traces"] == [str(traces[0]), str(traces[1])] and trm_group["traces"] == [str(traces[2])]
+    for name in ("exact", "pr_high", "pr_low_untrained", "residual_low"):
+        values = [entry["figures"][name] for entry in result["traces"][:2]]
+        assert hrm_group["figures"][name]["mean"] == pytest.approx(np.mean(values))
+        assert hrm_group["figures"][name]["std"] == pytest.approx(np.std(values, ddof=1))
+    assert trm_group["figures"]["pr_high"]["std"] is None  # one trace: no spread
+    assert {p.name for p in (tmp_path / "cmp").iterdir()} == {"compare.csv", "curves.png"}
+    rows = (tmp_path / "cmp" / "compare.csv").read_text().splitlines()
+    assert rows[0].startswith("group,") and len(rows) == 3
+    table_text = run_hrm("compare", *traces, check=True).stdout
+    assert table_text.startswith("traces\n") and len(table_text.splitlines()) == 5
+
+    assert_one_line_error(run_hrm("compare", traces[0], trained / "run"), "not both", "is not a trace")
+    assert run_hrm("compare", traces[0], trained / "run").returncode == 2
+    assert run_hrm("compare", *traces, "--metric", "accuracy").returncode == 2
+    assert_one_line_error(run_hrm("compare", *traces, "--mean-over", "foo"), "--mean-over foo")
+    assert_one_line_error(run_hrm("compare", traces[0], traces[0]), "given twice")

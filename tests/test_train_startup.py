@@ -20,7 +20,7 @@ from conftest import REPO, assert_one_line_error, run_hrm, wait_for_lines
 from sudoku4_data import write_sudoku4
 from hrm.train import loop as loop_module
 from hrm.models.checkpoints import list_checkpoints, load_checkpoint
-from hrm.train.config import arch_defaults, load_config, resume_config
+from hrm.train.config import arch_defaults, load_config
 from hrm.common.distributed import DistInfo
 from hrm.train.loop import train
 from hrm.common import distributed
