@@ -18,10 +18,10 @@ The figures, per trace:
   `pr_ratio` = pr_high / pr_low (the paper: ~3 trained, ~1 untrained);
 - `residual_high`, `residual_low`: the forward residual (median over the examples) of the state's
   last update in the last segment: how far the recurrence still moves at the end.
-The chart (curves.png) draws by update, on a common axis of segments (update u of a segment with U
-updates at segment + (u + 1) / U, so that HRM's 6 updates, TRM's and the transformer's one per
-segment line up): the median residual of z_high (solid) and z_low (dashed), the exact accuracy
-of the decoded answer, and the participation ratios, each as the mean over a group with a band
+The chart (curves.png) draws by update, on a common axis of segments (update u, counted from 1
+over the trace, of a model with U updates per segment at u / U: segment k's updates lie in
+(k - 1, k], so that HRM's 6 updates per segment and the transformer's one line up): the median
+residual of z_high (solid) and z_low (dashed), the exact accuracy of the decoded answer, and the participation ratios, each as the mean over a group with a band
 (or error bar) of ± the sample std.
 """
 from __future__ import annotations
@@ -183,10 +183,10 @@ def write_trace_csv(result: dict[str, Any], path: str | os.PathLike) -> None:
 
 def _by_segment(summary: dict[str, Any], rows: list[dict[str, Any]], value: str,
                 state: str | None = None) -> list[tuple[float, float]]:
-    """(segment position, value) of the rows (of one state): update u of a segment with U updates
-    at segment + (u + 1) / U."""
+    """(segment position, value) of the rows (of one state): update u (from 1) at u / U, U the
+    updates per segment, so that segment k ends at k."""
     per_segment = summary["protocol"]["updates_per_segment"]
-    return [(row["update"] / per_segment + 1 / per_segment, row[value]) for row in rows
+    return [(row["update"] / per_segment, row[value]) for row in rows
             if (state is None or row.get("state") == state) and row.get(value) is not None]
 
 
@@ -234,7 +234,8 @@ def trace_comparison_figure(result: dict[str, Any], summaries: list[dict[str, An
     for i, ((label, members), style) in enumerate(zip(sets, run_styles(len(sets)))):
         values = [[t["figures"][n] for t in result["traces"] if t["trace"] in members] for n in names]
         stats = [_stats(v) for v in values]
-        pr_axis.bar([j + i * width for j in range(len(names))], [s["mean"] if s else 0 for s in stats], width,
+        # no bar where a model has no such state (the transformer's z_low is never updated)
+        pr_axis.bar([j + i * width for j in range(len(names))], [s["mean"] if s else float("nan") for s in stats], width,
                     yerr=[(s["std"] or 0) if s else 0 for s in stats], color=style["color"], label=label, capsize=3)
     pr_axis.set_xticks([j + 0.4 - width / 2 for j in range(len(names))],
                        ["z_high", "z_low", "z_high\nuntrained", "z_low\nuntrained"])
