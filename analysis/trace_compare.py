@@ -21,8 +21,8 @@ The figures, per trace:
 The chart (curves.png) draws by update, on a common axis of segments (update u, counted from 1
 over the trace, of a model with U updates per segment at u / U: segment k's updates lie in
 (k - 1, k], so that HRM's 6 updates per segment and the transformer's one line up): the median
-residual of z_high (solid) and z_low (dashed), the exact accuracy of the decoded answer, and the participation ratios, each as the mean over a group with a band
-(or error bar) of ± the sample std.
+residual of z_high (solid) and z_low (dashed), the exact accuracy of the decoded answer, and the
+participation ratios, each as the mean over a group with a band (or error bar) of ± the sample std.
 """
 from __future__ import annotations
 
