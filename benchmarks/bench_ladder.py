@@ -6,7 +6,7 @@ machine's load beside it. A rung is calibrated when the mean lies in 30-80% and 
 
 One JSON line per run, then one summary line per rung:
 
-    python benchmarks/bench_ladder.py [--rung sudoku4|maze6] [--seeds 0 1 2] [--parallel 2] [--out DIR]
+    python benchmarks/bench_ladder.py [--rung sudoku4|maze6|sudoku9] [--seeds 0 1 2] [--parallel 2] [--out DIR]
 
 --parallel N trains N seeds at a time, each on one CPU thread (`threads=1`: the trainer's default,
 the cores idle at start-up, would give runs started together every core each); the wall times then

@@ -14,9 +14,11 @@
 #   maze6     6x6 mazes whose shortest S->G path (6+ moves) is unique, 1000 train mazes x 8 dihedral
 #             versions, 300 test mazes (none a train maze up to symmetry): search-limited, the model
 #             has not yet fitted the train mazes when the run ends
+#   sudoku9   9x9 sudoku, exactly 32 of 81 cells blank, 1000 train puzzles x 101 versions, 500 distinct
+#             test puzzles: search-limited, with TRM's token-MLP mixer (arch.mlp_t) in HRM's blocks
 set -euo pipefail
 usage() {
-    echo "usage: $0 data RUNG DATADIR | $0 train RUNG OUTDIR [key=value overrides for hrm train]   (RUNG: sudoku4, maze6)" >&2
+    echo "usage: $0 data RUNG DATADIR | $0 train RUNG OUTDIR [key=value overrides for hrm train]   (RUNG: sudoku4, maze6, sudoku9)" >&2
     exit 2
 }
 [ $# -ge 3 ] || usage
@@ -38,7 +40,10 @@ build() {  # build RUNG's data into $1
         maze6)  # LADDER_AUG: K of the 7 other dihedral versions (at most 7)
             "${hrm[@]}" build-data maze --size 6 --min-path 6 --unique-path --train-size 1000 --test-size 300 \
                 --aug "${LADDER_AUG:-7}" --test-aug "${LADDER_TEST_AUG:-0}" --seed 0 --out "$1" --force --quiet > /dev/null ;;
-        *) echo "error: unknown rung '$rung' (known: sudoku4, maze6)" >&2; exit 2 ;;
+        sudoku9)
+            "${hrm[@]}" build-data sudoku --box 3 --blanks 32 --train-size 1000 --test-size 500 \
+                --aug "${LADDER_AUG:-100}" --test-aug "${LADDER_TEST_AUG:-0}" --seed 0 --out "$1" --force --quiet > /dev/null ;;
+        *) echo "error: unknown rung '$rung' (known: sudoku4, maze6, sudoku9)" >&2; exit 2 ;;
     esac
 }
 

@@ -49,17 +49,35 @@ def test_sudoku4_rung_is_what_it_says(rung_data):
     assert not set(map(bytes, inputs)) & set(map(bytes, train_inputs))  # no test puzzle among the train versions
 
 
-@pytest.mark.parametrize("rung, config_lines", [
-    ("sudoku4", ["arch:\n  name: hrm", "pos_encodings: learned"]),
-    ("maze6", ["arch:\n  name: hrm", "pos_encodings: rope", "halt_max_steps: 1"]),
+def test_sudoku9_rung_is_what_it_says(tmp_path):
+    result = _script(REPO / "examples" / "ladder.sh", "data", "sudoku9", tmp_path / "data")
+    assert result.returncode == 0, result.stderr
+    dataset = open_dataset(tmp_path / "data")
+    train_set, test_set = dataset.split("train").set(), dataset.split("test").set()
+    assert len(train_set.group_indices) - 1 == 1000 and train_set.num_examples == 1000 * 101
+    assert test_set.num_examples == 500
+    inputs, labels = test_set.rows(0, 500)
+    digits = inputs.astype(np.int64) - 1
+    assert ((digits == 0).sum(axis=1) == 32).all()
+    for row in range(0, 500, 5):  # every fifth: unique solution, equal to the label
+        count, solution = count_solutions(digits[row].tolist(), 9)
+        assert count == 1 and solution == (labels[row].astype(np.int64) - 1).tolist()
+    train_inputs, _ = train_set.rows(0, train_set.num_examples)
+    assert not set(map(bytes, inputs)) & set(map(bytes, train_inputs))
+
+
+@pytest.mark.parametrize("rung, test_count, config_lines", [
+    ("sudoku4", 300, ["arch:\n  name: hrm", "pos_encodings: learned"]),
+    ("maze6", 300, ["arch:\n  name: hrm", "pos_encodings: rope", "halt_max_steps: 1"]),
+    ("sudoku9", 500, ["arch:\n  name: hrm", "mlp_t: true", "halt_max_steps: 1"]),
 ])
-def test_rung_preset_trains(tmp_path, rung, config_lines):
+def test_rung_preset_trains(tmp_path, rung, test_count, config_lines):
     result = _script(REPO / "examples" / "ladder.sh", "train", rung, tmp_path, "max_steps=3")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1
     final = json.loads(lines[0])
-    assert final["step"] == 3 and final["split"] == "test" and final["count"] == 300
+    assert final["step"] == 3 and final["split"] == "test" and final["count"] == test_count
     config = (tmp_path / "run" / "config.yaml").read_text()
     assert all(line in config for line in config_lines)
 
@@ -84,7 +102,7 @@ def test_maze6_rung_is_what_it_says(tmp_path):
 
 def test_unknown_rung_is_one_line(tmp_path):
     result = _script(REPO / "examples" / "ladder.sh", "data", "sudoku7", tmp_path / "d")
-    assert result.returncode == 2 and result.stderr.strip().splitlines() == ["error: unknown rung 'sudoku7' (known: sudoku4, maze6)"]
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == ["error: unknown rung 'sudoku7' (known: sudoku4, maze6, sudoku9)"]
     assert not (tmp_path / "d").exists()
 
 
@@ -136,3 +154,16 @@ def test_the_gradient_depth_ablation_runs_end_to_end(tmp_path):
                         ("trm", "1", "2", 3000), ("trm", "all", "2", 3000), ("hrm", "1", "[[0, 1], [0.5, 2]]", 3000),
                         ("hrm", "1", "2", equal_time_epochs)}
     assert all(run["peak_memory"] > 0 for run in summary["runs"])
+
+
+@pytest.mark.slow
+def test_the_gradient_depth_ablation_without_the_schedule_runs(tmp_path):
+    # SCHEDULE=none (as run on maze6): the five gradient depths only, no curriculum or equal-time runs.
+    result = _script(REPO / "examples" / "ablations" / "grad.sh", tmp_path / "grad", "maze6",
+                     env={"SEEDS": "0", "SCHEDULE": "none", "TRAIN_ARGS": "max_steps=2"}, timeout=1800)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "grad" / "compare.json").read_text())
+    settings = {(g["config"]["arch.name"], str(g["config"]["arch.bptt"])) for g in summary["grouped"]["groups"]}
+    assert settings == {("hrm", "1"), ("hrm", "2"), ("hrm", "all"), ("trm", "1"), ("trm", "all")}
+    assert sorted(path.name for path in (tmp_path / "grad" / "runs").glob("*.json")) == \
+        [f"{run}_s0.json" for run in ("hrm_bptt1", "hrm_bptt2", "hrm_bpttall", "trm_bptt1", "trm_bpttall")]

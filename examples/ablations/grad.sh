@@ -14,8 +14,9 @@
 # Ends with `hrm compare --mean-over seed` writing OUTDIR/compare/ and OUTDIR/compare.json: final
 # exact accuracy ± std, best, wall time, examples/s and peak memory per setting.
 # Wall times are compared: leave PARALLEL at 1 and the machine otherwise idle.
-# Usage: examples/ablations/grad.sh OUTDIR [RUNG (default sudoku4; maze6; sudoku9 once it has a preset)]
+# Usage: examples/ablations/grad.sh OUTDIR [RUNG (default sudoku4; maze6; sudoku9)]
 #   SEEDS="0 1 2"  SCHEDULE="arch.H_cycles=[[0,1],[0.5,2]] arch.L_cycles=[[0,1],[0.25,2]]"  TRAIN_ARGS=...
+#   SCHEDULE=none: the gradient depths only, without the curriculum and equal-time runs
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 OUTDIR [RUNG]" >&2; exit 2; }
 out=$1 rung=${2:-sudoku4}
@@ -31,9 +32,15 @@ for seed in ${SEEDS:-0 1 2}; do
     for bptt in 1 all; do
         train "$out/runs/trm_bptt${bptt}_s$seed" "$rung" "$out/data" seed="$seed" "${trm[@]}" arch.bptt="$bptt"
     done
-    train "$out/runs/hrm_curriculum_s$seed" "$rung" "$out/data" seed="$seed" "${schedule[@]}"
+    if [ "${schedule[*]}" != none ]; then
+        train "$out/runs/hrm_curriculum_s$seed" "$rung" "$out/data" seed="$seed" "${schedule[@]}"
+    fi
 done
 wait
+if [ "${schedule[*]}" = none ]; then
+    compare "$out"
+    exit
+fi
 
 # Equal wall time: the fixed-depth HRM again, with as many epochs as fit in the curriculum's time.
 mean_time() {  # the mean training time (seconds) in the final metrics of the given runs
