@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hrm.analysis.compare import (COMPARE_OUTPUT, CSV_NAME, MISSING, PNG_NAME, _config_text, _csv_cell, _stats,
-                                  differing_keys, flatten_config)
+                                  differing_keys, fill_defaults, flatten_config)
 from hrm.analysis.trace import SUMMARY_FILE, _is_trace_folder
 from hrm.analysis.trace_report import read_summary
 from hrm.common import HrmError
@@ -64,13 +64,18 @@ def read_traces(folders: list[str]) -> tuple[list[dict[str, Any]], list[dict[str
         if not is_trace(folder):
             raise HrmError(f"{folder} is not a trace folder (no {SUMMARY_FILE} of `hrm trace`)")
     summaries = [read_summary(folder) for folder in folders]
+    # A key one run's config lacks is read as its default, as `hrm compare` does for runs (a trace
+    # of a run from before the key existed); a trace from before the run's config was recorded in
+    # it only knows the architecture.
+    recorded = [i for i, summary in enumerate(summaries) if summary["protocol"].get("run_config")]
+    filled = dict(zip(recorded, fill_defaults([flatten_config(summaries[i]["protocol"]["run_config"])
+                                                for i in recorded])))
     configs = []
-    for summary in summaries:
+    for i, summary in enumerate(summaries):
         protocol = summary["protocol"]
-        # Traces from before the run's config was recorded: the architecture is all that is known.
-        config = protocol.get("run_config") or {"arch": {"name": protocol["arch"]}}
-        configs.append(flatten_config({**config, "trace": {"steps": protocol["segments"], "split": protocol["split"],
-                                                          "examples": protocol["examples"]}}))
+        config = filled.get(i) or {"arch.name": protocol["arch"]}
+        configs.append({**config, "trace.steps": protocol["segments"], "trace.split": protocol["split"],
+                        "trace.examples": protocol["examples"]})
     return summaries, configs
 
 
@@ -215,20 +220,17 @@ def trace_comparison_figure(result: dict[str, Any], summaries: list[dict[str, An
         for state, dash in (("high", "-"), ("low", "--")):
             curves = [_by_segment(s, s["residual_by_update"], "residual_median", state) for s in traced]
             if any(curves):
-                drawn = mean_band(residual_axis, curves, label=f"{label} z_{state}", run=i,
-                                  **{**style, "linestyle": dash})
+                drawn = mean_band(residual_axis, curves, run=i, **{**style, "linestyle": dash})
                 residuals += [mean for _, mean, _ in drawn if mean > 0]
         mean_band(exact_axis, [_by_segment(s, s["accuracy_by_update"], "exact") for s in traced], label=label,
                   run=i, **style)
-    residual_axis.set_title("forward residual (median over examples)")
+    residual_axis.set_title("forward residual (median over examples)\nsolid: z_high, dashed: z_low", fontsize="medium")
     residual_axis.set_xlabel("segment")
     if residuals:
         residual_axis.set_yscale("log")  # as in the paper's figure, whatever the span
-    residual_axis.legend(fontsize="x-small")
     exact_axis.set_title("exact accuracy of the decoded answer")
     exact_axis.set_xlabel("segment")
     fraction_axis(exact_axis)
-    exact_axis.legend(fontsize="x-small")
     names = ("pr_high", "pr_low", "pr_high_untrained", "pr_low_untrained")
     width = 0.8 / max(1, len(sets))
     for i, ((label, members), style) in enumerate(zip(sets, run_styles(len(sets)))):
@@ -240,7 +242,11 @@ def trace_comparison_figure(result: dict[str, Any], summaries: list[dict[str, An
     pr_axis.set_xticks([j + 0.4 - width / 2 for j in range(len(names))],
                        ["z_high", "z_low", "z_high\nuntrained", "z_low\nuntrained"])
     pr_axis.set_title("participation ratio")
-    pr_axis.legend(fontsize="x-small")
+    # one legend for the three charts (a set's colour and marks are the same in each), below them
+    handles, labels = exact_axis.get_legend_handles_labels()
+    if handles:
+        figure.legend(handles, labels, loc="outside lower center", fontsize="small",
+                      ncols=max(1, min(len(labels), 160 // max(len(l) for l in labels))))
     return figure
 
 

@@ -25,6 +25,7 @@
 #                        examples/ablations/arch.sh OUT maze6; keep ablation_arch_maze6_deep OUT/runs/*
 #   ablation_grad        examples/ablations/grad.sh OUT;        keep ablation_grad OUT/runs/*
 #   ablation_grad_maze6  SCHEDULE=none examples/ablations/grad.sh OUT maze6; keep ablation_grad_maze6 OUT/runs/*
+#   ablation_grad_sudoku9  SCHEDULE=none examples/ablations/grad.sh OUT sudoku9; keep ablation_grad_sudoku9 OUT/runs/*
 #   ablation_cycles      examples/ablations/cycles.sh OUT;      keep ablation_cycles OUT/runs/*
 #   ablation_aug         examples/ablations/aug.sh OUT;         keep ablation_aug OUT/runs/*
 #   ablation_pool        the `hrm eval --pool 1,2,3,4,6,8 --pool-draws 70 --out EVAL` of HRM seed 2
@@ -133,7 +134,7 @@ if have show_curves; then
 fi
 
 # 5. the ablations (docs/ablations.md): mean ± std over the seeds of each setting
-for name in ablation_arch ablation_arch_maze6 ablation_arch_maze6_deep ablation_cycles ablation_aug ablation_grad ablation_grad_maze6; do
+for name in ablation_arch ablation_arch_maze6 ablation_arch_maze6_deep ablation_cycles ablation_aug ablation_grad ablation_grad_maze6 ablation_grad_sudoku9; do
     if have "$name"; then
         hrm compare "$data/$name"/*/ --mean-over seed --out "$work/$name" -q >/dev/null
         cp "$work/$name/curves.png" "docs/$name.png"

@@ -395,6 +395,18 @@ def test_compare_traces_tabulates_each_trace_and_the_mean_over_seeds(trained, tm
     assert rows[0].startswith("group,") and len(rows) == 3
     table_text = run_hrm("compare", *traces, check=True).stdout
     assert table_text.startswith("traces\n") and len(table_text.splitlines()) == 5
+    # a trace of a run from before a key existed: the key is read as its default (as for runs), so
+    # the seeds still group together; a value that is not the default still sets a trace apart
+    summary_path = traces[1] / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    assert summary["protocol"]["run_config"]["arch"].pop("bptt") == 1
+    summary_path.write_text(json.dumps(summary))
+    regrouped = json.loads(run_hrm("compare", *traces, "--mean-over", "seed", "--json", check=True).stdout)
+    assert [g["traces"] for g in regrouped["grouped"]["groups"]] == [[str(traces[0]), str(traces[1])], [str(traces[2])]]
+    summary["protocol"]["run_config"]["arch"]["bptt"] = 2
+    summary_path.write_text(json.dumps(summary))
+    apart = json.loads(run_hrm("compare", *traces, "--mean-over", "seed", "--json", check=True).stdout)
+    assert len(apart["grouped"]["groups"]) == 3 and "arch.bptt" in apart["differing_keys"]
 
     assert_one_line_error(run_hrm("compare", traces[0], trained / "run"), "not both", "is not a trace")
     assert run_hrm("compare", traces[0], trained / "run").returncode == 2
