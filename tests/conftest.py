@@ -145,33 +145,3 @@ def single_thread(monkeypatch):
     yield
     torch.set_num_threads(before)
 
-
-# Builds whose numba kernels most test modules need, in two groups of about equal compile time.
-_NUMBA_WARM_UP = (
-    (("build-data", "sudoku", "--box", "2", "--blanks", "6", "--train-size", "40", "--test-size", "10", "--aug", "1"),),
-    (("build-data", "sudoku", "--box", "2", "--train-size", "20", "--test-size", "5", "--aug", "1"),
-     ("build-data", "maze", "--size", "6", "--train-size", "20", "--test-size", "5", "--min-path", "4", "--aug", "2",
-      "--test-aug", "1")),
-)
-
-
-def pytest_configure(config):
-    """Under pytest-xdist, before the workers start: compile the build kernels into numba's cache
-    once, the groups in two processes side by side. Otherwise every worker compiles the same
-    kernels itself at the same time (about 60 CPU-seconds each on a fresh clone); with the cache
-    written, each loads them in a second. Fails nothing: a build that fails here fails in its test."""
-    if hasattr(config, "workerinput") or not config.getoption("numprocesses", None):
-        return
-    import shlex
-    import tempfile
-
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": "1"}
-    with tempfile.TemporaryDirectory() as tmp:
-        processes = [subprocess.Popen(
-            ["sh", "-c", " && ".join(shlex.join([sys.executable, "-m", "hrm", *args, "--out", f"{tmp}/{g}_{i}", "--quiet"])
-                                     for i, args in enumerate(group))],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-            for g, group in enumerate(_NUMBA_WARM_UP)]
-        for process in processes:
-            process.wait()
