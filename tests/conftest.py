@@ -144,4 +144,3 @@ def single_thread(monkeypatch):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
