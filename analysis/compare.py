@@ -40,7 +40,8 @@ import yaml
 from hrm.common import HrmError, format_bytes
 from hrm.common.outputs import OutputKind, atomic_directory
 from hrm.analysis.curves import METRICS, _series, is_number, last_values, read_metrics
-from hrm.show.charts import fraction_axis, mean_band, new_figure, plot_line, run_styles, save_figure, set_scale
+from hrm.show.charts import (fraction_axis, legend_below, mean_band, new_figure, plot_line, run_styles, save_figure,
+                             set_scale)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -376,10 +377,7 @@ def _finish_two_charts(figure: "Figure", axes: list, metric: str, test_values: l
     set_scale(loss_ax, loss_values)
     handles, labels = test_ax.get_legend_handles_labels()
     more = [(h, l) for h, l in zip(*loss_ax.get_legend_handles_labels()) if l not in labels]
-    handles, labels = handles + [h for h, _ in more], labels + [l for _, l in more]
-    if handles:
-        figure.legend(handles, labels, loc="outside lower center", fontsize="small",
-                      ncols=max(1, min(len(labels), 100 // max(len(l) for l in labels))))
+    legend_below(figure, handles + [h for h, _ in more], labels + [l for _, l in more])
 
 
 def comparison_figure(runs: list[str], records: list[list[dict[str, Any]]], metric: str) -> "Figure":

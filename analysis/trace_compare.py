@@ -38,7 +38,7 @@ from hrm.analysis.trace import SUMMARY_FILE, _is_trace_folder
 from hrm.analysis.trace_report import read_summary
 from hrm.common import HrmError
 from hrm.common.outputs import atomic_directory
-from hrm.show.charts import fraction_axis, mean_band, new_figure, run_styles, save_figure
+from hrm.show.charts import fraction_axis, legend_below, mean_band, new_figure, run_styles, save_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -242,11 +242,7 @@ def trace_comparison_figure(result: dict[str, Any], summaries: list[dict[str, An
     pr_axis.set_xticks([j + 0.4 - width / 2 for j in range(len(names))],
                        ["z_high", "z_low", "z_high\nuntrained", "z_low\nuntrained"])
     pr_axis.set_title("participation ratio")
-    # one legend for the three charts (a set's colour and marks are the same in each), below them
-    handles, labels = exact_axis.get_legend_handles_labels()
-    if handles:
-        figure.legend(handles, labels, loc="outside lower center", fontsize="small",
-                      ncols=max(1, min(len(labels), 160 // max(len(l) for l in labels))))
+    legend_below(figure, *exact_axis.get_legend_handles_labels())
     return figure
 
 

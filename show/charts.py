@@ -138,6 +138,15 @@ def set_scale(ax: "Axes", values: Iterable[float], axis: str = "y") -> None:
         ax.ticklabel_format(axis=axis, style="sci", scilimits=(-3, 4))  # 1e-4, not 0.00010
 
 
+def legend_below(figure: "Figure", handles: list, labels: list[str]) -> None:
+    """One legend for all of `figure`'s charts (a run's style is the same in each), below them, in
+    as many columns as the figure's width holds (about 50 characters of label per chart)."""
+    if handles:
+        line = round(50 * figure.get_figwidth() / PANEL_SIZE[0])
+        figure.legend(handles, labels, loc="outside lower center", fontsize="small",
+                      ncols=max(1, min(len(labels), line // max(len(label) for label in labels))))
+
+
 def fraction_axis(ax: "Axes") -> None:
     """An accuracy axis: 0 to 1 whatever the data (all-zero curves sit on the floor, still seen)."""
     ax.set_ylim(-0.02, 1.02)
