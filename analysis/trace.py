@@ -37,6 +37,7 @@ import pyarrow as pa
 import torch
 
 from hrm.analysis.participation import NestedSums
+from hrm.analysis.trace_files import SUMMARY_FILE, TABLE_FILE, is_trace_folder
 from hrm.builders.dataset import Dataset, Split, open_dataset
 from hrm.common import HrmError, UsageError, log, progress
 from hrm.common.outputs import OutputKind, atomic_directory, check_output
@@ -46,7 +47,6 @@ from hrm.eval.candidates import run_chunk
 from hrm.eval.inverse import SetFrames
 from hrm.eval.subset import Subset, choose_subset
 
-TABLE_FILE, SUMMARY_FILE = "trace.parquet", "summary.json"
 DEFAULT_ITEMS = 256
 # Which carried state each module's updates write (the carry's two slots; TRM carries its answer
 # y as z_high and its latent z as z_low, the transformer its one state as z_high).
@@ -56,15 +56,7 @@ PR_SAMPLE = ("one grid position's hidden vector (the seq_len token positions; th
              "of them (items x segments x updates x positions vectors of size hidden_size)")
 
 
-def _is_trace_folder(path: Path) -> bool:
-    try:
-        summary = json.loads((path / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(summary, dict) and summary.get("kind") == "hrm trace"
-
-
-TRACE_OUTPUT = OutputKind("an hrm trace folder", directory=True, written_by_hrm=_is_trace_folder)
+TRACE_OUTPUT = OutputKind("an hrm trace folder", directory=True, written_by_hrm=is_trace_folder)
 
 
 class UpdateRecorder:

@@ -34,8 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from hrm.analysis.compare import (COMPARE_OUTPUT, CSV_NAME, MISSING, PNG_NAME, _config_text, _csv_cell, _stats,
                                   differing_keys, fill_defaults, flatten_config)
-from hrm.analysis.trace import SUMMARY_FILE, _is_trace_folder
-from hrm.analysis.trace_report import read_summary
+from hrm.analysis.trace_files import SUMMARY_FILE, is_trace_folder, read_summary
 from hrm.common import HrmError
 from hrm.common.outputs import atomic_directory
 from hrm.show.charts import fraction_axis, legend_below, mean_band, new_figure, run_styles, save_figure
@@ -49,7 +48,7 @@ FIGURES = ("exact", "token_accuracy", "pr_high", "pr_low", "pr_ratio", "pr_high_
 
 def is_trace(path: str | os.PathLike) -> bool:
     """Whether `path` is a folder written by `hrm trace --out`."""
-    return Path(path).is_dir() and _is_trace_folder(Path(path))
+    return Path(path).is_dir() and is_trace_folder(path)
 
 
 def read_traces(folders: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from hrm.analysis.trace_files import TABLE_FILE, TRACE_KIND
 from hrm.builders.dataset import Dataset, Split
 from hrm.common import HrmError
 from hrm.eval.batches import EvalBatch
@@ -145,7 +146,7 @@ def summarise(table: pa.Table, pr: dict[str, dict[str, "NestedSums"]], protocol:
     participation = {which: {state: sums.total().participation_ratio() for state, sums in by_state.items()}
                      for which, by_state in pr.items()}
     return {
-        "kind": "hrm trace",
+        "kind": TRACE_KIND,
         "protocol": protocol,
         "exact_accuracy": accuracy_by_update[-1]["exact"],
         "residual_by_update": residual_by_update,
@@ -165,20 +166,9 @@ def write_table(table: pa.Table, path: str | os.PathLike, summary: dict[str, Any
     pq.write_table(table.replace_schema_metadata(metadata), path, compression="zstd")
 
 
-def read_summary(folder: str | os.PathLike) -> dict[str, Any]:
-    path = Path(folder) / "summary.json"
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise HrmError(f"cannot read {path}: {error}") from None
-    if not isinstance(summary, dict) or summary.get("kind") != "hrm trace":
-        raise HrmError(f"{path} is not the summary of an hrm trace")
-    return summary
-
-
 def read_example(folder: str | os.PathLike, set_name: str, example: int) -> pa.Table | None:
     """The rows of one traced example, in update order (None when it was not traced)."""
-    path = Path(folder) / "trace.parquet"
+    path = Path(folder) / TABLE_FILE
     try:
         table = pq.read_table(path, filters=[("set", "=", set_name), ("example", "=", int(example))])
     except (OSError, pa.ArrowException) as error:

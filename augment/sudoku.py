@@ -26,6 +26,7 @@ import numpy as np
 from numba import njit, prange
 
 from hrm.augment.random_stream import rng_below, shuffle
+from hrm.common.kernels import copy_into
 
 
 def _side(length: int) -> tuple[int, int]:
@@ -225,9 +226,9 @@ def _canonical_grids(grids, perms):
                     for k in range(size):  # keep the candidate if it is smaller
                         if candidate[k] != best[k]:
                             if candidate[k] < best[k]:
-                                best[:] = candidate
+                                copy_into(best, candidate)
                             break
-        out[b] = best
+        copy_into(out[b], best)
     return out
 
 

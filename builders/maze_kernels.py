@@ -13,6 +13,7 @@ from numba import njit, prange
 
 from hrm.augment.maze_paths import GOAL, OPEN, PATH, START, WALL, bfs, count_shortest_paths, predecessors
 from hrm.augment.random_stream import mix64
+from hrm.common.kernels import copy_into
 
 # Give up on one random wall draw after this many walling steps without success, and on a maze
 # (reporting failure) after this many draws: bounds the time an infeasible --min-path can take.
@@ -113,12 +114,12 @@ def _lengthen(state, open_cells, side, start, goal, min_path, dist, order, path,
             return -1
         cell = candidates[_below(state, n)]
         open_cells[cell] = 0
-        saved[:] = dist  # restoring is cheaper than a second BFS when the wall is undone
+        copy_into(saved, dist)  # restoring is cheaper than a second BFS when the wall is undone
         bfs(open_cells, side, start, dist, order, goal)
         if dist[goal] < 0:
             open_cells[cell] = 1
             frozen[cell] = 1
-            dist[:] = saved
+            copy_into(dist, saved)
         length = dist[goal]
     return length
 
@@ -191,7 +192,7 @@ def generate_maze(seed: np.uint64, side: int, min_path: int, density: float, uni
             inputs[i] = OPEN if open_cells[i] else WALL
         inputs[start] = START
         inputs[goal] = GOAL
-        labels[:] = inputs
+        copy_into(labels, inputs)
         for i in range(1, length):
             labels[path[i]] = PATH
         return length, count

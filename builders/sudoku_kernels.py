@@ -28,6 +28,7 @@ import numpy as np
 from numba import njit, prange
 
 from hrm.augment.random_stream import rng_below, shuffle
+from hrm.common.kernels import copy_into
 
 MAX_DIGITS = 9  # box 3; masks and tables below cover up to 9 digits
 
@@ -162,15 +163,23 @@ def new_workspace(size: int):
             np.zeros(size + 1, np.int32), np.zeros(size + 1, np.int32))
 
 
-@njit(cache=True)
+# One compiled search for every caller. Typed lazily, each call site's constant arguments (cap 1
+# or 2, randomise True or False, the exclusion given or not) would be a type of their own and
+# compile a search each: 2 s apiece on a cold cache.
+_SEARCH_SIGNATURE = ("int64(int8[::1], int16[:, ::1], int16[:, ::1], int64, int64, boolean, uint64[::1], "
+                     "Tuple((int8[:, ::1], int32[:, ::1], int32[::1], int32[::1])), int8[:, ::1], int64[::1], "
+                     "int64, int64)")
+
+
+@njit(_SEARCH_SIGNATURE, cache=True)
 def search(puzzle, peers, units, n, cap, randomise, rng, workspace, solutions, stats,
-           exclude_cell=-1, exclude_digit=0) -> int:
+           exclude_cell, exclude_digit) -> int:
     """Depth-first search; returns the number of solutions found, stopping at `cap`.
 
     The first min(cap, len(solutions)) solutions are written to `solutions` [k, N];
     `stats` int64[NUM_STATS] receives dead ends (total, before the first solution) and guesses.
     With `randomise`, digits are tried in random order (used to draw random solved grids).
-    `exclude_cell`/`exclude_digit` forbid one digit in one blank cell (used by `minimise`)."""
+    `exclude_cell`/`exclude_digit` forbid one digit in one blank cell (used by `minimise`; -1, 0: none)."""
     stack_values, stack_cand, branch_cell, branch_mask = workspace
     size = puzzle.shape[0]
     stats[:] = 0
@@ -193,7 +202,7 @@ def search(puzzle, peers, units, n, cap, randomise, rng, workspace, solutions, s
         return 0
     if status == 1:
         if solutions.shape[0] > 0:
-            solutions[0, :] = values
+            copy_into(solutions[0], values)
         return 1
     found = 0
     depth = 0
@@ -209,8 +218,8 @@ def search(puzzle, peers, units, n, cap, randomise, rng, workspace, solutions, s
         stats[STAT_GUESSES] += 1
         values = stack_values[depth + 1]
         cand = stack_cand[depth + 1]
-        values[:] = stack_values[depth]
-        cand[:] = stack_cand[depth]
+        copy_into(values, stack_values[depth])
+        copy_into(cand, stack_cand[depth])
         _assign(values, cand, branch_cell[depth], _LOWEST_DIGIT[bit], peers)
         status = _propagate(values, cand, peers, units, n)
         if status < 0:
@@ -220,7 +229,7 @@ def search(puzzle, peers, units, n, cap, randomise, rng, workspace, solutions, s
             continue
         if status == 1:
             if found < solutions.shape[0]:
-                solutions[found, :] = values
+                copy_into(solutions[found], values)
             found += 1
             if found >= cap:
                 break
@@ -245,9 +254,9 @@ def solve_batch(puzzles, peers, units, n, cap):
         workspace = new_workspace(size)
         solutions = np.zeros((1, size), np.int8)
         rng = np.zeros(1, np.uint64)
-        counts[i] = search(puzzles[i], peers, units, n, cap, False, rng, workspace, solutions, stats[i])
+        counts[i] = search(puzzles[i], peers, units, n, cap, False, rng, workspace, solutions, stats[i], -1, 0)
         if counts[i] > 0:
-            first[i] = solutions[0]
+            copy_into(first[i], solutions[0])
     return counts, first, stats
 
 
@@ -260,7 +269,7 @@ def random_solution(peers, units, n, rng, workspace) -> np.ndarray:
     size = n * n
     solutions = np.zeros((1, size), np.int8)
     stats = np.zeros(NUM_STATS, np.int64)
-    search(np.zeros(size, np.int8), peers, units, n, 1, True, rng, workspace, solutions, stats)
+    search(np.zeros(size, np.int8), peers, units, n, 1, True, rng, workspace, solutions, stats, -1, 0)
     return solutions[0].copy()
 
 
@@ -301,7 +310,7 @@ def rate(puzzle, peers, units, n, workspace) -> int:
     solutions = np.zeros((2, size), np.int8)
     stats = np.zeros(NUM_STATS, np.int64)
     rng = np.zeros(1, np.uint64)
-    if search(puzzle, peers, units, n, 2, False, rng, workspace, solutions, stats) != 1:
+    if search(puzzle, peers, units, n, 2, False, rng, workspace, solutions, stats, -1, 0) != 1:
         return -1
     return stats[STAT_DEAD_ENDS]
 
@@ -314,7 +323,7 @@ def _complete_to_unique(puzzle, solution, peers, units, n, rng, workspace) -> No
     solutions = np.zeros((2, size), np.int8)
     stats = np.zeros(NUM_STATS, np.int64)
     differing = np.zeros(size, np.int64)
-    while search(puzzle, peers, units, n, 2, False, rng, workspace, solutions, stats) != 1:
+    while search(puzzle, peers, units, n, 2, False, rng, workspace, solutions, stats, -1, 0) != 1:
         count = 0
         for cell in range(size):
             if solutions[0, cell] != solutions[1, cell]:
@@ -378,8 +387,8 @@ def generate_batch(seeds, steps, peers, units, n, min_rating, max_steps):
         workspace = new_workspace(size)
         puzzle, solution, rating, proposals = generate_one(peers, units, n, rng, workspace, steps[i],
                                                            min_rating, max_steps)
-        puzzles[i] = puzzle
-        solutions[i] = solution
+        copy_into(puzzles[i], puzzle)
+        copy_into(solutions[i], solution)
         ratings[i] = rating
         tried[i] = proposals
     return puzzles, solutions, ratings, tried
@@ -409,6 +418,6 @@ def generate_blanks_batch(seeds, blanks, peers, units, n, max_tries):
             minimise(puzzle, peers, units, n, rng, workspace, blanks)
             if (puzzle == 0).sum() == blanks:
                 ratings[i] = rate(puzzle, peers, units, n, workspace)
-            puzzles[i] = puzzle
-            solutions[i] = solution
+            copy_into(puzzles[i], puzzle)
+            copy_into(solutions[i], solution)
     return puzzles, solutions, ratings, tried

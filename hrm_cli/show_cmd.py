@@ -32,7 +32,8 @@ EXAMPLE = """Examples:
 def _kind(target: Path) -> str:
     if not target.exists():
         raise HrmError(f"{target} does not exist")
-    if (target / "summary.json").is_file() and (target / "trace.parquet").is_file():
+    from hrm.analysis.trace_files import SUMMARY_FILE, TABLE_FILE
+    if (target / SUMMARY_FILE).is_file() and (target / TABLE_FILE).is_file():
         return "trace"
     if (target / "metrics.jsonl").is_file():
         return "run"
@@ -137,7 +138,8 @@ def _segment_curve(target: Path, png: Path, as_json: bool, *, force: bool) -> No
 
 def _trace(folder: Path, index: Optional[int], data: Optional[Path], as_json: bool) -> None:
     from hrm.analysis.trace_pictures import draw_all
-    from hrm.analysis.trace_report import format_summary, read_summary
+    from hrm.analysis.trace_files import read_summary
+    from hrm.analysis.trace_report import format_summary
     summary = read_summary(folder)
     indices = [index] if index is not None else summary["protocol"]["index"]
     written = draw_all(folder, summary, indices, data=data)
