@@ -20,10 +20,14 @@ from hrm.train.config import load_config, resume_config
 from hrm.train.loop import train
 
 TABLE = "inner.puzzle_emb.weights"
+# A depth schedule, of 24 scheduled steps (48 puzzles / 8 x 4 epochs): bptt "all" from step
+# round(2.4) = 2, H_cycles 2 from round(4.8) = 5, so both switch within the 6 steps, one on each
+# side of the checkpoint at 3 (the runs below switch alike on one and two processes, and across a resume).
+SCHEDULE = ["arch.bptt=[[0, 1], [0.1, all]]", "arch.H_cycles=[[0, 1], [0.2, 2]]"]
 # Global batch 8 (4 rows per rank), 6 steps, a checkpoint at step 3, an EMA, a puzzle embedding
-# over 6 identifiers (each batch holds several, on both ranks).
-CONFIG = ["global_batch_size=8", "epochs=4", "eval_interval=4", "arch.hidden_size=16", "arch.num_heads=2",
-          "arch.H_layers=1", "arch.L_layers=1", "arch.halt_max_steps=2", "arch.puzzle_emb_ndim=16",
+# over 6 identifiers (each batch holds several, on both ranks), the schedule above.
+CONFIG = [*SCHEDULE, "global_batch_size=8", "epochs=4", "eval_interval=4", "arch.hidden_size=16",
+          "arch.num_heads=2", "arch.H_layers=1", "arch.L_layers=1", "arch.halt_max_steps=2", "arch.puzzle_emb_ndim=16",
           "log_interval=1", "eval_batch_size=8", "lr=1e-3", "lr_warmup_steps=2", "device=cpu",
           "keep_checkpoints=0", "checkpoint_interval=3", "max_steps=6", "ema=true", "ema_rate=0.9",
           "compile=false"]  # eager: long CPU runs (the endless one below) compile by default
@@ -118,6 +122,8 @@ def test_two_processes_train_the_run_of_one(one_process, two_processes):
     assert len(lines) == 6 + 1  # one train line per step, one final test line
     assert sum(r["count"] for r in lines if r["split"] == "train") >= 16  # losses on several steps
     assert sorted(p.name for p in (two_processes / "eval").iterdir()) == ["step_6.json"]
+    stages = [(r["arch.bptt"], r["arch.H_cycles"]) for r in lines if r["split"] == "train"]
+    assert stages == [(1, 1), (1, 1), ("all", 1), ("all", 1), ("all", 1), ("all", 2)]
 
 
 def resume_from_step_3(source: Path, target: Path) -> Path:
@@ -140,22 +146,6 @@ def test_a_one_process_run_continues_on_two_processes(one_process, tmp_path):
     run = resume_from_step_3(one_process, tmp_path / "run")
     torchrun(2, "--resume", str(run))
     assert_same_run(one_process, run, 6)
-
-
-# Of 24 scheduled steps (48 puzzles / 8 x 4 epochs): bptt "all" from step round(2.4) = 2, H_cycles 2
-# from round(4.8) = 5, so both switch within the 6 steps, one on each side of the checkpoint at 3.
-SCHEDULE = ["arch.bptt=[[0, 1], [0.1, all]]", "arch.H_cycles=[[0, 1], [0.2, 2]]"]
-
-
-def test_a_depth_schedule_switches_alike_on_one_and_two_processes(data, tmp_path):
-    one = tmp_path / "one"
-    train(load_config(None, [*CONFIG, *SCHEDULE, f"data_path={data}"]), one)
-    two = tmp_path / "two"
-    torchrun(2, "--data", str(data), "--out", str(two), *CONFIG, *SCHEDULE)
-    for step in (3, 6):
-        assert_same_run(one, two, step)
-    stages = [(r["arch.bptt"], r["arch.H_cycles"]) for r in records(two) if r["split"] == "train"]
-    assert stages == [(1, 1), (1, 1), ("all", 1), ("all", 1), ("all", 1), ("all", 2)]
 
 
 def segment_on_each_slice(make_model, batch: dict[str, torch.Tensor], seed: int) -> dict:
