@@ -242,7 +242,7 @@ def search(puzzle, peers, units, n, cap, randomise, rng, workspace, solutions, s
 
 @njit(cache=True, parallel=True, nogil=True)
 def solve_batch(puzzles, peers, units, n, cap):
-    """Solve every row of `puzzles` int8[B, N] (cap solutions each, in parallel).
+    """Solve every row of `puzzles` int8[B, N], C-contiguous (cap solutions each, in parallel).
 
     Returns (counts int64[B], first solution int8[B, N] (zeros when none), stats int64[B, NUM_STATS])."""
     count = puzzles.shape[0]
