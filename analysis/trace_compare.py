@@ -46,11 +46,6 @@ FIGURES = ("exact", "token_accuracy", "pr_high", "pr_low", "pr_ratio", "pr_high_
            "residual_high", "residual_low")
 
 
-def is_trace(path: str | os.PathLike) -> bool:
-    """Whether `path` is a folder written by `hrm trace --out`."""
-    return Path(path).is_dir() and is_trace_folder(path)
-
-
 def read_traces(folders: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(summaries, flattened configs) of the trace folders; one-line errors for a folder that is
     not a trace and for a trace given twice."""
@@ -60,7 +55,7 @@ def read_traces(folders: list[str]) -> tuple[list[dict[str, Any]], list[dict[str
         if resolved in seen:
             raise HrmError(f"trace {seen[resolved]} is given twice")
         seen[resolved] = folder
-        if not is_trace(folder):
+        if not is_trace_folder(folder):
             raise HrmError(f"{folder} is not a trace folder (no {SUMMARY_FILE} of `hrm trace`)")
     summaries = [read_summary(folder) for folder in folders]
     # A key one run's config lacks is read as its default, as `hrm compare` does for runs (a trace

@@ -14,14 +14,6 @@ TABLE_FILE, SUMMARY_FILE = "trace.parquet", "summary.json"
 TRACE_KIND = "hrm trace"  # summary.json's "kind"
 
 
-def is_trace_folder(path: str | os.PathLike) -> bool:
-    try:
-        summary = json.loads((Path(path) / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(summary, dict) and summary.get("kind") == TRACE_KIND
-
-
 def read_summary(folder: str | os.PathLike) -> dict[str, Any]:
     path = Path(folder) / SUMMARY_FILE
     try:
@@ -31,3 +23,12 @@ def read_summary(folder: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(summary, dict) or summary.get("kind") != TRACE_KIND:
         raise HrmError(f"{path} is not the summary of an hrm trace")
     return summary
+
+
+def is_trace_folder(path: str | os.PathLike) -> bool:
+    """Whether `path` is a folder written by `hrm trace --out` (its summary.json says so)."""
+    try:
+        read_summary(path)
+    except HrmError:
+        return False
+    return True

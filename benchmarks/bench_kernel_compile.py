@@ -21,13 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _common import timed_child
 
 # The smallest builds that reach every kernel of their path (generator, augmentation, and the
 # test split's hold-out check).
@@ -45,13 +44,7 @@ COMMANDS = {
 def timed(python: str, args: list[str], out: Path, cache: Path) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the child) of `PYTHON -m hrm ARGS --out OUT` with numba's cache in `cache`."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1"}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run([python, "-m", "hrm", *args, "--out", str(out), "--force", "--quiet"], env=env,
-                   stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, check=True)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return timed_child([python, "-m", "hrm", *args, "--out", str(out), "--force", "--quiet"], env)
 
 
 def spread(values: list[float]) -> dict:

@@ -15,12 +15,12 @@ import argparse
 import json
 import os
 import re
-import resource
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from _common import timed_child
 
 TARGET_S = 0.3
 HEAVY = ("numba", "zarr", "pyarrow", "torch", "PIL", "yaml", "tqdm", "rich", "pydantic", "numpy")
@@ -30,17 +30,6 @@ def hrm_command() -> list[str]:
     """The installed `hrm` script beside this interpreter (what a user types), else `python -m hrm`."""
     script = Path(sys.executable).parent / "hrm"
     return [str(script)] if script.exists() else [sys.executable, "-m", "hrm"]
-
-
-def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of the child) of one run."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   stdin=subprocess.DEVNULL, check=True)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def import_profile(args: list[str], env: dict[str, str]) -> dict:
@@ -66,12 +55,12 @@ def main() -> None:
              "hrm --help": [*hrm, "--help"],
              "hrm build-data sudoku --help": [*hrm, "build-data", "sudoku", "--help"]}
     for command in cases.values():  # warm the OS file cache and Python's bytecode caches
-        timed(command, env)
+        timed_child(command, env)
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
     load_before = os.getloadavg()[0]
     for _ in range(args.runs):
         for name, command in cases.items():
-            samples[name].append(timed(command, env))
+            samples[name].append(timed_child(command, env))
     load_after = os.getloadavg()[0]
     for name, runs in samples.items():
         walls, cpus = [w for w, _ in runs], [c for _, c in runs]

@@ -48,9 +48,9 @@ def compare(
     wall time, examples/s; --out adds a CSV and the test curves overlaid in one PNG. Given `hrm
     trace` folders: their accuracy, participation ratios and residuals, and a chart of them by update."""
     set_quiet(quiet)
-    from hrm.analysis.trace_compare import is_trace
+    from hrm.analysis.trace_files import is_trace_folder
 
-    traces = [is_trace(run) for run in runs]
+    traces = [is_trace_folder(run) for run in runs]
     if any(traces):
         if not all(traces):
             raise UsageError("give either run folders or trace folders (`hrm trace --out`), not both: "
